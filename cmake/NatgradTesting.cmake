@@ -1,0 +1,36 @@
+# Test registration helpers. The root/oversubscribe settings OpenMPI needs in
+# containers and on small CI machines live here, in the tests, not in users' paths.
+set(NATGRAD_TEST_MPI_ENV
+  "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;OMP_NUM_THREADS=1;OMPI_MCA_btl_vader_single_copy_mechanism=none")
+set(NATGRAD_TEST_MPIEXEC_PREFLAGS --oversubscribe)
+
+# natgrad_add_mpi_test(NAME n TARGET t RANKS 1 2 ... [ARGS ...])
+# Registers test "n.np<k>" running target t under mpiexec with k ranks, for each k.
+function(natgrad_add_mpi_test)
+  cmake_parse_arguments(A "" "NAME;TARGET" "RANKS;ARGS;LABELS" ${ARGN})
+  foreach(np IN LISTS A_RANKS)
+    set(tname ${A_NAME}.np${np})
+    add_test(NAME ${tname}
+      COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} ${NATGRAD_TEST_MPIEXEC_PREFLAGS}
+              ${MPIEXEC_PREFLAGS} $<TARGET_FILE:${A_TARGET}> ${MPIEXEC_POSTFLAGS} ${A_ARGS})
+    set_tests_properties(${tname} PROPERTIES
+      ENVIRONMENT "${NATGRAD_TEST_MPI_ENV}"
+      LABELS "mpi;${A_LABELS}"
+      PROCESSORS ${np}
+      TIMEOUT 300)
+  endforeach()
+endfunction()
+
+# End-to-end CLI tests driven by tests/cli/run_cli_tests.sh.
+function(natgrad_add_cli_tests)
+  foreach(np 1 2 3 4)
+    add_test(NAME cli.np${np}
+      COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cli/run_cli_tests.sh $<TARGET_FILE:natgrad> ${np}
+              ${CMAKE_CURRENT_BINARY_DIR}/cli-np${np} ${MPIEXEC_EXECUTABLE})
+    set_tests_properties(cli.np${np} PROPERTIES
+      ENVIRONMENT "${NATGRAD_TEST_MPI_ENV}"
+      LABELS "cli;mpi"
+      PROCESSORS ${np}
+      TIMEOUT 600)
+  endforeach()
+endfunction()

@@ -1,0 +1,46 @@
+#pragma once
+/// \file linalg.hpp
+/// LAPACK wrappers used by the solver. Local, no MPI. Matrices are column-major
+/// p x p; because they are symmetric, row-major callers can pass them unchanged.
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace natgrad {
+
+/// Result of a damped solve (F + damping I) x = b.
+struct DampedSolve {
+  double damping = 0;  ///< damping actually used
+  int attempts = 0;    ///< factorisations tried (1 = first one succeeded)
+  bool ok = false;     ///< false if every attempt failed
+};
+
+/// Solves (F + lambda I) x = b by Cholesky (dpotrf/dpotrs). On failure raises lambda to
+/// max(10 lambda, 1e-10 * max|diag F|, 1e-300) and retries, at most \p max_attempts
+/// times. \p F (p x p, symmetric) is not modified; \p factor is scratch (p x p).
+/// On success \p x holds the solution.
+DampedSolve damped_cholesky_solve(std::span<const double> F, std::int64_t p,
+                                  std::span<const double> b, double lambda,
+                                  std::span<double> x, std::vector<double>& factor,
+                                  int max_attempts = 20);
+
+/// In place Cholesky of a p x p symmetric positive-definite matrix (upper). Returns the
+/// LAPACK info (0 = success).
+int cholesky_upper(std::span<double> A, std::int64_t p);
+/// Inverse of a symmetric positive definite matrix from its upper Cholesky factor; fills
+/// both triangles. Returns LAPACK info.
+int cholesky_inverse(std::span<double> A, std::int64_t p);
+/// Eigenvalues (ascending) of a symmetric matrix (dsyev). A is copied.
+std::vector<double> symmetric_eigenvalues(std::span<const double> A, std::int64_t p);
+/// y = A x for symmetric p x p A (dsymv).
+void symv(std::span<const double> A, std::int64_t p, std::span<const double> x,
+          std::span<double> y);
+
+/// Sets the thread count of BLAS calls made outside natgrad's own parallel regions.
+void set_blas_threads(int threads);
+
+/// The linked BLAS: name, and its threading ("openmp", "pthreads", "serial").
+std::string blas_description();
+
+}  // namespace natgrad

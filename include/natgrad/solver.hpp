@@ -1,0 +1,94 @@
+#pragma once
+/// \file solver.hpp
+/// Natural-gradient fitting. fit() is collective over the communicator: every rank
+/// passes its own shard and identical options, and every rank returns the same result
+/// with bit-identical coefficients.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "natgrad/communicator.hpp"
+#include "natgrad/kernels.hpp"
+#include "natgrad/model.hpp"
+#include "natgrad/shard.hpp"
+
+namespace natgrad {
+
+enum class Method { ngd, gd, diag };
+enum class StepRule { fixed, armijo, kl };
+
+/// Why a fit stopped: positive = converged, negative = diverged or stopped early.
+enum class Reason : int {
+  running = 0,
+  converged_gradient = 1,   ///< max |gradient| <= tol
+  converged_loss = 2,       ///< relative loss change <= ftol
+  max_iterations = -1,      ///< iteration limit reached first
+  non_finite = -2,          ///< loss or gradient not finite, and step halving did not help
+  line_search_failed = -3,  ///< no decrease found along the direction
+  singular_fisher = -4,     ///< Fisher stayed singular after raising the damping
+};
+const char* to_string(Reason r);
+const char* to_string(Method m);
+const char* to_string(StepRule s);
+Method method_from_string(const std::string& s);
+StepRule step_rule_from_string(const std::string& s);
+
+/// Plain options of one fit, validated by validate().
+struct FitOptions {
+  Method method = Method::ngd;
+  FisherKind fisher = FisherKind::expected;
+  StepRule step = StepRule::armijo;
+  double lr = 1.0;           ///< learning rate / first trial step length
+  double kl = 0.1;           ///< KL radius c for StepRule::kl: 0.5 d^T F d <= c
+  double damping = 0.0;      ///< initial damping added to the Fisher diagonal
+  int max_iter = 100;
+  double tol = 1e-8;         ///< max |gradient of the mean loss|
+  double ftol = 0.0;         ///< relative loss change (0 = off)
+  double armijo_c1 = 1e-4;
+  int max_halvings = 40;
+  int threads = 1;           ///< OpenMP threads per rank
+  std::int64_t block_rows = 256;
+  std::vector<double> theta0;  ///< start (empty = zeros)
+
+  /// Throws natgrad::Error naming the first inconsistent option.
+  void validate() const;
+};
+
+/// One row of history.csv: the state after \p iter steps.
+struct IterationRecord {
+  int iter = 0;
+  double loss = 0;       ///< mean loss at theta_iter
+  double grad_norm = 0;  ///< max |gradient|
+  double step_norm = 0;  ///< ||theta_iter - theta_{iter-1}||_2
+  double kl = 0;         ///< 0.5 d^T F d of that step (model-predicted KL)
+  double damping = 0;    ///< damping used for that step
+  double step_length = 0;///< accepted multiple of the direction
+  double seconds = 0;    ///< wall time since the start of fit()
+};
+
+struct FitResult {
+  std::vector<double> theta;
+  int iterations = 0;
+  Reason reason = Reason::running;
+  double loss = 0;            ///< mean loss at theta
+  double grad_norm = 0;
+  double weight_sum = 0;
+  std::int64_t n_obs = 0;
+  std::vector<IterationRecord> history;
+  std::vector<double> fisher;  ///< p x p Fisher of the last evaluation (root only; may be empty)
+  double seconds = 0;
+  bool converged() const { return static_cast<int>(reason) > 0; }
+};
+
+/// Callbacks, invoked on the root rank only.
+struct FitObserver {
+  std::function<void(const IterationRecord&)> on_iteration;
+  std::function<void(const std::string&)> log;  ///< notes such as raised damping
+};
+
+/// Collective. Fits \p model to the union of all ranks' shards.
+FitResult fit(const Shard& shard, const Model& model, const FitOptions& options,
+              const Communicator& comm, const FitObserver& observer = {});
+
+}  // namespace natgrad

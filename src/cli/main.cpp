@@ -1,0 +1,275 @@
+// natgrad command line: parses options (Boost.Program_options, command line and an
+// optional config file), initialises MPI, and hands plain option structs to the
+// library. Usage: natgrad <fit|generate|demo|selftest> [options]; natgrad <cmd> --help.
+#include <mpi.h>
+#include <omp.h>
+
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "natgrad/app.hpp"
+#include "natgrad/demo.hpp"
+#include "natgrad/error.hpp"
+#include "natgrad/generator.hpp"
+#include "natgrad/model.hpp"
+#include "natgrad/linalg.hpp"
+#include "natgrad/selftest.hpp"
+
+namespace po = boost::program_options;
+using natgrad::CollectiveError;
+using natgrad::Communicator;
+
+namespace {
+
+constexpr const char* kUsage =
+    "natgrad: distributed natural-gradient fitting of probabilistic models\n\n"
+    "usage: natgrad <command> [options]      (under mpirun: mpirun -n P natgrad ...)\n\n"
+    "commands:\n"
+    "  fit       fit a model to a dataset (CSV file or built-in generator)\n"
+    "  generate  write a built-in dataset to CSV or NPY\n"
+    "  demo      the seed's experiment: NGD vs gradient descent on a Gaussian mixture\n"
+    "  selftest  post-install checks (gradient, Fisher, reduction, Cholesky)\n\n"
+    "'natgrad <command> --help' lists the command's options.\n";
+
+int default_threads() { return omp_get_max_threads(); }
+
+/// Options shared by every command.
+po::options_description common_options(int& threads, std::string& config) {
+  po::options_description d("common options");
+  d.add_options()
+      ("help,h", "show this help and exit")
+      ("threads", po::value<int>(&threads)->default_value(default_threads()),
+       "OpenMP threads per rank (default: OMP_NUM_THREADS or the cores available)")
+      ("config", po::value<std::string>(&config),
+       "read further options from this file (lines 'name = value'; the command line wins)");
+  return d;
+}
+
+/// Parses argv (without the command word) and the optional config file. Every rank
+/// parses the same input, so errors are collective.
+po::variables_map parse(int argc, char** argv, const po::options_description& desc,
+                        const std::string& cmd, std::string& config) {
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    if (vm.count("config")) {
+      config = vm["config"].as<std::string>();
+      std::ifstream in(config);
+      if (!in) throw CollectiveError("natgrad " + cmd + ": cannot read --config file '" + config + "'");
+      po::store(po::parse_config_file(in, desc), vm);
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw CollectiveError("natgrad " + cmd + ": " + e.what() + " (see 'natgrad " + cmd + " --help')");
+  }
+  return vm;
+}
+
+void apply_threads(int threads) {
+  if (threads < 1) throw CollectiveError("--threads must be >= 1");
+  omp_set_num_threads(threads);
+  natgrad::set_blas_threads(threads);
+}
+
+/// The options actually in force, for model.json.
+std::string options_json(const po::variables_map& vm) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  for (const auto& [name, v] : vm) {
+    const auto& a = v.value();
+    if (a.type() == typeid(std::string)) j[name] = v.as<std::string>();
+    else if (a.type() == typeid(int)) j[name] = v.as<int>();
+    else if (a.type() == typeid(double)) j[name] = v.as<double>();
+    else if (a.type() == typeid(bool)) j[name] = v.as<bool>();
+    else if (a.type() == typeid(std::int64_t)) j[name] = v.as<std::int64_t>();
+  }
+  return j.dump();
+}
+
+/// Converts errors raised while turning identical options into structs into collective
+/// ones: every rank fails the same way, so they may all exit normally.
+template <class F>
+void on_every_rank(F&& f) {
+  try {
+    f();
+  } catch (const CollectiveError&) {
+    throw;
+  } catch (const natgrad::Error& e) {
+    throw CollectiveError(e.what());
+  }
+}
+
+bool help(const po::variables_map& vm, const Communicator& comm, const std::string& usage,
+          const po::options_description& desc) {
+  if (!vm.count("help")) return false;
+  if (comm.is_root()) std::cout << usage << "\n" << desc << '\n';
+  return true;
+}
+
+int cmd_fit(int argc, char** argv, const Communicator& comm) {
+  natgrad::FitJob job;
+  int threads = 1;
+  std::string config, method, fisher, step, header, out, delim;
+  po::options_description d = common_options(threads, config);
+  po::options_description f("fit options");
+  f.add_options()
+      ("data", po::value<std::string>(&job.read.path)->required(),
+       "CSV file (label in --label-column, optional header), or a generator spec such as "
+       "gen:logit:rows=1000000,cols=64 or gen:mixture:rows=200 (see docs/cli.md)")
+      ("out", po::value<std::string>(&out), "directory for model.json and history.csv")
+      ("family", po::value<std::string>(&job.family)->default_value("binomial"), "model family: binomial")
+      ("link", po::value<std::string>(&job.link)->default_value("logit"), "link function: logit")
+      ("method", po::value<std::string>(&method)->default_value("ngd"),
+       "ngd (natural gradient, full Fisher) | gd (vanilla gradient descent) | diag (diagonal Fisher)")
+      ("fisher", po::value<std::string>(&fisher)->default_value("expected"),
+       "expected (X^T W X, Fisher scoring) | empirical (sum of score outer products) | "
+       "empirical-centered (covariance of the scores, as the seed's np.cov)")
+      ("step", po::value<std::string>(&step)->default_value("armijo"),
+       "fixed (theta -= lr * direction, the seed's rule) | armijo (backtracking from lr) | "
+       "kl (KL trust region: 0.5 d^T F d <= --kl, then backtracking)")
+      ("lr", po::value<double>(&job.fit.lr)->default_value(1.0), "learning rate / first trial step")
+      ("kl", po::value<double>(&job.fit.kl)->default_value(0.1), "KL radius c for --step kl")
+      ("damping", po::value<double>(&job.fit.damping)->default_value(0.0),
+       "added to the Fisher diagonal; raised automatically when Cholesky fails")
+      ("max-iter", po::value<int>(&job.fit.max_iter)->default_value(100), "iteration limit")
+      ("tol", po::value<double>(&job.fit.tol)->default_value(1e-8),
+       "converged when max |gradient of the mean loss| <= tol")
+      ("ftol", po::value<double>(&job.fit.ftol)->default_value(0.0),
+       "converged when the relative loss change <= ftol (0: off)")
+      ("intercept", po::bool_switch(&job.read.intercept), "add an intercept as coefficient 0")
+      ("label-column", po::value<int>(&job.read.label_column)->default_value(0),
+       "CSV: 0-based column of the label")
+      ("delimiter", po::value<std::string>(&delim)->default_value(","), "CSV field delimiter (one character)")
+      ("header", po::value<std::string>(&header)->default_value("auto"), "CSV header line: auto | yes | no")
+      ("block-rows", po::value<std::int64_t>(&job.fit.block_rows)->default_value(256),
+       "rows per block in the Fisher pass")
+      ("quiet", po::bool_switch(&job.quiet), "no per-iteration progress lines");
+  d.add(f);
+  const auto vm = parse(argc, argv, d, "fit", config);
+  if (help(vm, comm, "usage: natgrad fit --data FILE|gen:SPEC [--out DIR] [options]", d)) return 0;
+  on_every_rank([&] {
+    apply_threads(threads);
+    job.fit.threads = threads;
+    job.fit.method = natgrad::method_from_string(method);
+    job.fit.fisher = natgrad::fisher_kind_from_string(fisher);
+    job.fit.step = natgrad::step_rule_from_string(step);
+    job.fit.validate();
+    natgrad::make_model(job.family, job.link);
+    job.out_dir = out;
+    if (delim.size() != 1) throw CollectiveError("--delimiter must be one character");
+    job.read.delimiter = delim[0];
+    using H = natgrad::ReadOptions::Header;
+    if (header == "auto") job.read.header = H::auto_detect;
+    else if (header == "yes") job.read.header = H::yes;
+    else if (header == "no") job.read.header = H::no;
+    else throw CollectiveError("--header '" + header + "' is not one of: auto, yes, no");
+    job.options_json = options_json(vm);
+  });
+  const auto res = natgrad::run_fit(job, comm, std::cout);
+  return res.converged() || res.reason == natgrad::Reason::max_iterations ? 0 : 2;
+}
+
+int cmd_generate(int argc, char** argv, const Communicator& comm) {
+  natgrad::GenerateJob job;
+  int threads = 1;
+  std::string config, out, truth;
+  po::options_description d = common_options(threads, config);
+  po::options_description g("generate options");
+  g.add_options()
+      ("data", po::value<std::string>(&job.spec)->required(),
+       "generator spec: gen:mixture[:rows=,cols=,seed=] or "
+       "gen:logit[:rows=,cols=,seed=,cond=,rho=,signal=,intercept=]")
+      ("out", po::value<std::string>(&out)->required(), "output file (.csv or .npy); label in column 0")
+      ("format", po::value<std::string>(&job.format), "csv | npy (default: from the extension)")
+      ("truth", po::value<std::string>(&truth), "also write the true coefficients (JSON) here");
+  d.add(g);
+  const auto vm = parse(argc, argv, d, "generate", config);
+  if (help(vm, comm, "usage: natgrad generate --data gen:SPEC --out FILE.csv|FILE.npy", d)) return 0;
+  apply_threads(threads);
+  job.threads = threads;
+  job.out = out;
+  job.truth = truth;
+  on_every_rank([&] { natgrad::parse_generator_spec(job.spec); });
+  natgrad::run_generate(job, comm, std::cout);
+  return 0;
+}
+
+int cmd_demo(int argc, char** argv, const Communicator& comm) {
+  natgrad::DemoOptions o;
+  int threads = 1;
+  std::string config, out;
+  po::options_description d = common_options(threads, config);
+  po::options_description g("demo options");
+  g.add_options()
+      ("repetitions", po::value<int>(&o.repetitions)->default_value(100), "independent repetitions")
+      ("iterations", po::value<int>(&o.iterations)->default_value(5), "iterations per fit")
+      ("lr", po::value<double>(&o.lr)->default_value(1.0), "learning rate of both methods")
+      ("seed", po::value<std::uint64_t>(&o.seed)->default_value(2018), "random seed")
+      ("out", po::value<std::string>(&out)->default_value("natgrad-demo"),
+       "directory for curves.csv and curves.png");
+  d.add(g);
+  const auto vm = parse(argc, argv, d, "demo", config);
+  if (help(vm, comm, "usage: natgrad demo [options]", d)) return 0;
+  apply_threads(threads);
+  o.threads = threads;
+  o.out_dir = out;
+  on_every_rank([&] {
+    if (o.repetitions < 1) throw CollectiveError("--repetitions must be >= 1");
+    if (o.iterations < 1) throw CollectiveError("--iterations must be >= 1");
+    if (!(o.lr > 0)) throw CollectiveError("--lr must be positive");
+  });
+  natgrad::run_demo(o, comm, std::cout);
+  return 0;
+}
+
+int cmd_selftest(int argc, char** argv, const Communicator& comm) {
+  int threads = 1;
+  std::string config;
+  po::options_description d = common_options(threads, config);
+  const auto vm = parse(argc, argv, d, "selftest", config);
+  if (help(vm, comm, "usage: natgrad selftest [--threads N]", d)) return 0;
+  apply_threads(threads);
+  if (comm.is_root()) std::cout << "natgrad selftest: " << natgrad::describe_layout(comm, threads) << '\n';
+  else natgrad::describe_layout(comm, threads);
+  return natgrad::run_selftest(comm, threads, std::cout) == 0 ? 0 : 1;
+}
+
+int dispatch(int argc, char** argv, const Communicator& comm) {
+  const std::string cmd = argc > 1 ? argv[1] : "";
+  if (cmd.empty() || cmd == "--help" || cmd == "-h" || cmd == "help") {
+    if (comm.is_root()) std::cout << kUsage;
+    return cmd.empty() ? 1 : 0;
+  }
+  // Boost sees the arguments after the command word (argv[1] stands in for argv[0]).
+  if (cmd == "fit") return cmd_fit(argc - 1, argv + 1, comm);
+  if (cmd == "generate") return cmd_generate(argc - 1, argv + 1, comm);
+  if (cmd == "demo") return cmd_demo(argc - 1, argv + 1, comm);
+  if (cmd == "selftest") return cmd_selftest(argc - 1, argv + 1, comm);
+  throw CollectiveError("unknown command '" + cmd + "' (expected fit, generate, demo or selftest)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  const Communicator comm = Communicator::world();
+  int rc = 0;
+  try {
+    rc = dispatch(argc, argv, comm);
+  } catch (const CollectiveError& e) {
+    // Every rank holds the same error: rank 0 says it once, all exit non-zero.
+    if (comm.is_root()) std::cerr << "natgrad: error: " << e.what() << std::endl;
+    rc = 1;
+  } catch (const std::exception& e) {
+    // One rank failed on its own: say which and stop every rank now, never hang.
+    std::cerr << "natgrad: error on rank " << comm.rank() << ": " << e.what() << std::endl;
+    if (comm.size() > 1) comm.abort(1);
+    rc = 1;
+  }
+  MPI_Finalize();
+  return rc;
+}

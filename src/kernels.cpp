@@ -1,0 +1,303 @@
+#include "natgrad/kernels.hpp"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "natgrad/error.hpp"
+
+namespace natgrad {
+
+const char* to_string(FisherKind k) {
+  switch (k) {
+    case FisherKind::none: return "none";
+    case FisherKind::diagonal: return "diagonal";
+    case FisherKind::empirical: return "empirical";
+    case FisherKind::empirical_centered: return "empirical-centered";
+    case FisherKind::expected: return "expected";
+  }
+  return "?";
+}
+
+FisherKind fisher_kind_from_string(const std::string& s) {
+  if (s == "empirical") return FisherKind::empirical;
+  if (s == "empirical-centered") return FisherKind::empirical_centered;
+  if (s == "expected") return FisherKind::expected;
+  throw Error("--fisher '" + s + "' is not one of: expected, empirical, empirical-centered");
+}
+
+namespace {
+bool is_full(FisherKind k) {
+  return k == FisherKind::empirical || k == FisherKind::empirical_centered ||
+         k == FisherKind::expected;
+}
+// Above this many parameters per-thread p x p accumulators cost too much memory and
+// cache; the Fisher is then formed by one threaded SYRK per (large) row block.
+constexpr std::int64_t kPerThreadMaxP = 384;
+
+std::int64_t shared_block_rows(std::int64_t p, std::int64_t block) {
+  // Scaled block of at most 64 MiB, and tall enough for BLAS-3 efficiency.
+  return std::max<std::int64_t>(block, std::min<std::int64_t>(16384, (std::int64_t{1} << 23) / std::max<std::int64_t>(p, 1)));
+}
+}  // namespace
+
+void PackedSums::resize(std::int64_t p_, FisherKind kind_) {
+  p = p_;
+  kind = kind_;
+  buf.assign(3 + static_cast<std::size_t>(p) + fisher_size(), 0.0);
+}
+
+std::size_t PackedSums::fisher_size() const {
+  if (kind == FisherKind::diagonal) return static_cast<std::size_t>(p);
+  if (is_full(kind)) return static_cast<std::size_t>(p * (p + 1) / 2);
+  return 0;
+}
+
+void Workspace::prepare(int threads, std::int64_t p, std::int64_t block, FisherKind kind) {
+  if (threads == threads_ && p == p_ && block == block_ && kind == kind_) return;
+  threads_ = threads;
+  p_ = p;
+  block_ = block;
+  kind_ = kind;
+  const bool shared = is_full(kind) && p > kPerThreadMaxP && threads > 1;
+  const std::size_t rows = static_cast<std::size_t>(shared ? shared_block_rows(p, block) : block);
+  const std::size_t np = static_cast<std::size_t>(p);
+  const std::size_t slots = shared ? 1 : static_cast<std::size_t>(threads);
+  scaled_.assign(slots, {});
+  for (auto& s : scaled_) s.assign(is_full(kind) ? rows * np : 0, 0.0);
+  auto per_thread = [&](std::vector<std::vector<double>>& v, std::size_t n) {
+    v.assign(static_cast<std::size_t>(threads), std::vector<double>(n, 0.0));
+  };
+  per_thread(eta_, rows);
+  per_thread(nll_, rows);
+  per_thread(dnll_, rows);
+  per_thread(fw_, rows);
+  per_thread(grad_, np);
+  fisher_.assign(shared ? 0 : static_cast<std::size_t>(threads), {});
+  for (auto& f : fisher_)
+    f.assign(is_full(kind) ? np * np : (kind == FisherKind::diagonal ? np : 0), 0.0);
+  loss_.assign(static_cast<std::size_t>(threads), 0.0);
+  wsum_.assign(static_cast<std::size_t>(threads), 0.0);
+}
+
+namespace {
+
+/// Per-row work of one block: eta, model evaluation, loss/weight/gradient sums, and the
+/// per-row Fisher scale a_i (written into fw) such that the block's Fisher contribution
+/// is sum_i a_i^2 x_i x_i^T.
+void block_pass(const Shard& s, const Model& model, const double* theta, FisherKind kind,
+                std::int64_t i0, std::int64_t m, double* eta, double* nll, double* dnll,
+                double* fw, double* grad, double& loss, double& wsum) {
+  const std::int64_t p = s.n_cols;
+  const double* X = s.row(i0);
+  const int ip = static_cast<int>(p), im = static_cast<int>(m);
+  cblas_dgemv(CblasRowMajor, CblasNoTrans, im, ip, 1.0, X, ip, theta, 1, 0.0, eta, 1);
+  if (!s.offset.empty())
+    for (std::int64_t i = 0; i < m; ++i) eta[i] += s.offset[i0 + i];
+  const bool want_fw = kind == FisherKind::expected || kind == FisherKind::diagonal;
+  model.eval(static_cast<std::size_t>(m), eta, s.y.data() + i0, nll, dnll, want_fw ? fw : nullptr);
+  for (std::int64_t i = 0; i < m; ++i) {
+    const double w = s.weight.empty() ? 1.0 : s.weight[i0 + i];
+    loss += w * nll[i];
+    wsum += w;
+    switch (kind) {
+      case FisherKind::expected: fw[i] = std::sqrt(w * fw[i]); break;
+      case FisherKind::diagonal: fw[i] = w * fw[i]; break;
+      case FisherKind::empirical:
+      case FisherKind::empirical_centered: fw[i] = std::sqrt(w) * std::abs(dnll[i]); break;
+      case FisherKind::none: break;
+    }
+    dnll[i] *= w;  // gradient weight
+  }
+  cblas_dgemv(CblasRowMajor, CblasTrans, im, ip, 1.0, X, ip, dnll, 1, 1.0, grad, 1);
+}
+
+/// scaled = diag(a) X_block, row-major m x p (= column-major p x m).
+void scale_rows(const double* X, std::int64_t m, std::int64_t p, const double* a, double* scaled) {
+  for (std::int64_t i = 0; i < m; ++i) {
+    const double ai = a[i];
+    const double* xi = X + i * p;
+    double* si = scaled + i * p;
+    for (std::int64_t j = 0; j < p; ++j) si[j] = ai * xi[j];
+  }
+}
+
+void pack_upper(const double* F, std::int64_t p, double* packed, bool add) {
+  for (std::int64_t j = 0; j < p; ++j) {
+    double* col = packed + j * (j + 1) / 2;
+    const double* src = F + j * p;
+    if (add)
+      for (std::int64_t i = 0; i <= j; ++i) col[i] += src[i];
+    else
+      for (std::int64_t i = 0; i <= j; ++i) col[i] = src[i];
+  }
+}
+
+}  // namespace
+
+void accumulate(const Shard& shard, const Model& model, std::span<const double> theta,
+                FisherKind kind, int threads, Workspace& ws, PackedSums& out) {
+  const std::int64_t p = shard.n_cols, n = shard.n_rows;
+  if (static_cast<std::int64_t>(theta.size()) != p)
+    throw Error("accumulate: theta has " + std::to_string(theta.size()) + " entries, expected " +
+                std::to_string(p));
+  threads = std::max(threads, 1);
+  ws.prepare(threads, p, ws.block() > 0 ? ws.block() : 256, kind);
+  out.resize(p, kind);
+  const bool full = is_full(kind);
+  const bool shared = full && p > kPerThreadMaxP && threads > 1;
+  const std::int64_t block = shared ? shared_block_rows(p, ws.block()) : ws.block();
+  const std::int64_t nblocks = (n + block - 1) / block;
+
+  if (!shared) {
+    // Per-thread accumulators: each thread owns a static set of blocks and runs
+    // single-threaded BLAS on them (OpenBLAS does not nest inside a parallel region).
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num();
+      auto& g = ws.grad_[t];
+      auto& F = ws.fisher_[t];
+      std::fill(g.begin(), g.end(), 0.0);
+      std::fill(F.begin(), F.end(), 0.0);
+      double loss = 0, wsum = 0;
+#pragma omp for schedule(static)
+      for (std::int64_t b = 0; b < nblocks; ++b) {
+        const std::int64_t i0 = b * block, m = std::min(block, n - i0);
+        double* fw = ws.fw_[t].data();
+        block_pass(shard, model, theta.data(), kind, i0, m, ws.eta_[t].data(), ws.nll_[t].data(),
+                   ws.dnll_[t].data(), fw, g.data(), loss, wsum);
+        if (full) {
+          double* sc = ws.scaled_[t].data();
+          scale_rows(shard.row(i0), m, p, fw, sc);
+          cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(p),
+                      static_cast<int>(m), 1.0, sc, static_cast<int>(p), 1.0, F.data(),
+                      static_cast<int>(p));
+        } else if (kind == FisherKind::diagonal) {
+          const double* X = shard.row(i0);
+          for (std::int64_t i = 0; i < m; ++i)
+            for (std::int64_t j = 0; j < p; ++j) F[j] += fw[i] * X[i * p + j] * X[i * p + j];
+        }
+      }
+      ws.loss_[t] = loss;
+      ws.wsum_[t] = wsum;
+    }
+    // Combine in thread order: deterministic for a fixed thread count.
+    for (int t = 0; t < threads; ++t) {
+      out.loss_sum() += ws.loss_[t];
+      out.weight_sum() += ws.wsum_[t];
+      for (std::int64_t j = 0; j < p; ++j) out.grad()[j] += ws.grad_[t][j];
+      if (full)
+        pack_upper(ws.fisher_[t].data(), p, out.fisher(), true);
+      else if (kind == FisherKind::diagonal)
+        for (std::int64_t j = 0; j < p; ++j) out.fisher()[j] += ws.fisher_[t][j];
+    }
+  } else {
+    // Large p: rows of a tall block are prepared in parallel, then one SYRK with
+    // OpenBLAS's own OpenMP threads accumulates the block into a single p x p matrix.
+    std::vector<double> F(static_cast<std::size_t>(p * p), 0.0);
+    double* sc = ws.scaled_[0].data();
+    for (std::int64_t b = 0; b < nblocks; ++b) {
+      const std::int64_t i0 = b * block, m = std::min(block, n - i0);
+      const std::int64_t sub = (m + threads - 1) / threads;
+#pragma omp parallel num_threads(threads)
+      {
+        const int t = omp_get_thread_num();
+        const std::int64_t s0 = std::min(m, t * sub), s1 = std::min(m, s0 + sub);
+        if (b == 0) std::fill(ws.grad_[t].begin(), ws.grad_[t].end(), 0.0);
+        double loss = 0, wsum = 0;
+        if (s1 > s0) {
+          block_pass(shard, model, theta.data(), kind, i0 + s0, s1 - s0, ws.eta_[t].data(),
+                     ws.nll_[t].data(), ws.dnll_[t].data(), ws.fw_[t].data(), ws.grad_[t].data(),
+                     loss, wsum);
+          scale_rows(shard.row(i0 + s0), s1 - s0, p, ws.fw_[t].data(), sc + s0 * p);
+        }
+        ws.loss_[t] = (b == 0 ? 0.0 : ws.loss_[t]) + loss;
+        ws.wsum_[t] = (b == 0 ? 0.0 : ws.wsum_[t]) + wsum;
+      }
+      openblas_set_num_threads(threads);
+      cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(p),
+                  static_cast<int>(m), 1.0, sc, static_cast<int>(p), 1.0, F.data(),
+                  static_cast<int>(p));
+    }
+    for (int t = 0; t < threads; ++t) {
+      if (nblocks == 0) break;
+      out.loss_sum() += ws.loss_[t];
+      out.weight_sum() += ws.wsum_[t];
+      for (std::int64_t j = 0; j < p; ++j) out.grad()[j] += ws.grad_[t][j];
+    }
+    pack_upper(F.data(), p, out.fisher(), false);
+  }
+  out.rows() = static_cast<double>(n);
+}
+
+void accumulate_loss(const Shard& shard, const Model& model, std::span<const double> theta,
+                     int threads, Workspace& ws, double out[2]) {
+  const std::int64_t p = shard.n_cols, n = shard.n_rows;
+  threads = std::max(threads, 1);
+  if (ws.threads() != threads || static_cast<std::int64_t>(ws.eta_.size()) == 0)
+    ws.prepare(threads, p, ws.block() > 0 ? ws.block() : 256, FisherKind::none);
+  const std::int64_t block = static_cast<std::int64_t>(ws.eta_[0].size());
+  const std::int64_t nblocks = (n + block - 1) / block;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+    double loss = 0, wsum = 0;
+    double* eta = ws.eta_[t].data();
+    double* nll = ws.nll_[t].data();
+#pragma omp for schedule(static)
+    for (std::int64_t b = 0; b < nblocks; ++b) {
+      const std::int64_t i0 = b * block, m = std::min(block, n - i0);
+      cblas_dgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(m), static_cast<int>(p), 1.0,
+                  shard.row(i0), static_cast<int>(p), theta.data(), 1, 0.0, eta, 1);
+      if (!shard.offset.empty())
+        for (std::int64_t i = 0; i < m; ++i) eta[i] += shard.offset[i0 + i];
+      model.eval(static_cast<std::size_t>(m), eta, shard.y.data() + i0, nll, nullptr, nullptr);
+      for (std::int64_t i = 0; i < m; ++i) {
+        const double w = shard.weight.empty() ? 1.0 : shard.weight[i0 + i];
+        loss += w * nll[i];
+        wsum += w;
+      }
+    }
+    ws.loss_[t] = loss;
+    ws.wsum_[t] = wsum;
+  }
+  out[0] = out[1] = 0;
+  for (int t = 0; t < threads; ++t) {
+    out[0] += ws.loss_[t];
+    out[1] += ws.wsum_[t];
+  }
+}
+
+void finalize(PackedSums& sums, Normalized& out) {
+  const std::int64_t p = sums.p;
+  const double W = sums.weight_sum();
+  out.loss = sums.loss_sum() / W;
+  out.weight_sum = W;
+  out.rows = sums.rows();
+  out.grad.assign(sums.grad(), sums.grad() + p);
+  for (double& g : out.grad) g /= W;
+  if (sums.kind == FisherKind::diagonal) {
+    out.fisher.assign(sums.fisher(), sums.fisher() + p);
+    for (double& f : out.fisher) f /= W;
+    return;
+  }
+  if (!is_full(sums.kind)) {
+    out.fisher.clear();
+    return;
+  }
+  out.fisher.assign(static_cast<std::size_t>(p * p), 0.0);
+  const double* packed = sums.fisher();
+  const bool centered = sums.kind == FisherKind::empirical_centered;
+  const double n = sums.rows();
+  const double* gsum = sums.grad();
+  for (std::int64_t j = 0; j < p; ++j)
+    for (std::int64_t i = 0; i <= j; ++i) {
+      double v = packed[j * (j + 1) / 2 + i];
+      v = centered ? (v - gsum[i] * gsum[j] / n) / (n - 1) : v / W;
+      out.fisher[i + j * p] = out.fisher[j + i * p] = v;
+    }
+}
+
+}  // namespace natgrad

@@ -1,0 +1,117 @@
+#include "natgrad/linalg.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+
+#include "natgrad/error.hpp"
+
+// LAPACK (Fortran interface, provided by OpenBLAS). The trailing size_t arguments are
+// the hidden lengths of the character arguments (gfortran ABI).
+extern "C" {
+void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
+void dpotrs_(const char* uplo, const int* n, const int* nrhs, const double* a, const int* lda,
+             double* b, const int* ldb, int* info, std::size_t);
+void dpotri_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
+void dsyev_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda,
+            double* w, double* work, const int* lwork, int* info, std::size_t, std::size_t);
+}
+
+namespace natgrad {
+
+namespace {
+int to_int(std::int64_t p) {
+  if (p > 2147483647) throw Error("matrix dimension too large for LAPACK: " + std::to_string(p));
+  return static_cast<int>(p);
+}
+}  // namespace
+
+int cholesky_upper(std::span<double> A, std::int64_t p) {
+  const int n = to_int(p);
+  int info = 0;
+  if (n > 0) dpotrf_("U", &n, A.data(), &n, &info, 1);
+  return info;
+}
+
+int cholesky_inverse(std::span<double> A, std::int64_t p) {
+  const int n = to_int(p);
+  int info = 0;
+  if (n == 0) return 0;
+  dpotri_("U", &n, A.data(), &n, &info, 1);
+  for (std::int64_t j = 0; j < p; ++j)
+    for (std::int64_t i = j + 1; i < p; ++i) A[i + j * p] = A[j + i * p];
+  return info;
+}
+
+DampedSolve damped_cholesky_solve(std::span<const double> F, std::int64_t p,
+                                  std::span<const double> b, double lambda, std::span<double> x,
+                                  std::vector<double>& factor, int max_attempts) {
+  DampedSolve r;
+  const int n = to_int(p);
+  double max_diag = 0;
+  for (std::int64_t i = 0; i < p; ++i) max_diag = std::max(max_diag, std::abs(F[i + i * p]));
+  lambda = std::max(lambda, 0.0);
+  factor.resize(F.size());
+  for (r.attempts = 1; r.attempts <= max_attempts; ++r.attempts) {
+    std::copy(F.begin(), F.end(), factor.begin());
+    for (std::int64_t i = 0; i < p; ++i) factor[i + i * p] += lambda;
+    int info = cholesky_upper(factor, p);
+    if (info == 0) {
+      std::copy(b.begin(), b.end(), x.begin());
+      const int one = 1;
+      dpotrs_("U", &n, &one, factor.data(), &n, x.data(), &n, &info, 1);
+      bool finite = info == 0;
+      for (double v : x) finite = finite && std::isfinite(v);
+      if (finite) {
+        r.damping = lambda;
+        r.ok = true;
+        return r;
+      }
+    }
+    if (max_diag == 0 || !std::isfinite(max_diag)) break;  // nothing to damp relative to
+    lambda = std::max(10.0 * lambda, 1e-10 * max_diag);
+  }
+  r.damping = lambda;
+  r.attempts = std::min(r.attempts, max_attempts);
+  r.ok = false;
+  return r;
+}
+
+std::vector<double> symmetric_eigenvalues(std::span<const double> A, std::int64_t p) {
+  const int n = to_int(p);
+  std::vector<double> a(A.begin(), A.end()), w(static_cast<std::size_t>(p));
+  if (n == 0) return w;
+  int info = 0, lwork = -1;
+  double query = 0;
+  dsyev_("N", "U", &n, a.data(), &n, w.data(), &query, &lwork, &info, 1, 1);
+  lwork = static_cast<int>(query);
+  std::vector<double> work(static_cast<std::size_t>(std::max(lwork, 1)));
+  dsyev_("N", "U", &n, a.data(), &n, w.data(), work.data(), &lwork, &info, 1, 1);
+  if (info != 0) throw Error("dsyev failed with info " + std::to_string(info));
+  return w;
+}
+
+void symv(std::span<const double> A, std::int64_t p, std::span<const double> x, std::span<double> y) {
+  const int n = to_int(p);
+  if (n == 0) return;
+  cblas_dsymv(CblasColMajor, CblasUpper, n, 1.0, A.data(), n, x.data(), 1, 0.0, y.data(), 1);
+}
+
+void set_blas_threads(int threads) { openblas_set_num_threads(threads < 1 ? 1 : threads); }
+
+std::string blas_description() {
+  std::string threading;
+  switch (openblas_get_parallel()) {
+    case 0: threading = "serial"; break;
+    case 1: threading = "pthreads"; break;
+    case 2: threading = "openmp"; break;
+    default: threading = "unknown";
+  }
+  std::string config = openblas_get_config();
+  while (!config.empty() && config.back() == ' ') config.pop_back();
+  return "OpenBLAS (" + config + "), threading " + threading;
+}
+
+}  // namespace natgrad

@@ -1,0 +1,289 @@
+#include "natgrad/solver.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <sstream>
+
+#include "natgrad/error.hpp"
+#include "natgrad/linalg.hpp"
+
+namespace natgrad {
+
+const char* to_string(Reason r) {
+  switch (r) {
+    case Reason::running: return "running";
+    case Reason::converged_gradient: return "converged: gradient max-norm below tol";
+    case Reason::converged_loss: return "converged: relative loss change below ftol";
+    case Reason::max_iterations: return "stopped: iteration limit reached";
+    case Reason::non_finite: return "diverged: loss or gradient not finite";
+    case Reason::line_search_failed: return "diverged: line search found no decrease";
+    case Reason::singular_fisher: return "diverged: Fisher singular after raising the damping";
+  }
+  return "?";
+}
+const char* to_string(Method m) {
+  switch (m) {
+    case Method::ngd: return "ngd";
+    case Method::gd: return "gd";
+    case Method::diag: return "diag";
+  }
+  return "?";
+}
+const char* to_string(StepRule s) {
+  switch (s) {
+    case StepRule::fixed: return "fixed";
+    case StepRule::armijo: return "armijo";
+    case StepRule::kl: return "kl";
+  }
+  return "?";
+}
+Method method_from_string(const std::string& s) {
+  if (s == "ngd") return Method::ngd;
+  if (s == "gd") return Method::gd;
+  if (s == "diag") return Method::diag;
+  throw Error("--method '" + s + "' is not one of: ngd, gd, diag");
+}
+StepRule step_rule_from_string(const std::string& s) {
+  if (s == "fixed") return StepRule::fixed;
+  if (s == "armijo") return StepRule::armijo;
+  if (s == "kl") return StepRule::kl;
+  throw Error("--step '" + s + "' is not one of: fixed, armijo, kl");
+}
+
+void FitOptions::validate() const {
+  auto bad = [](const std::string& m) { throw Error(m); };
+  if (!(lr > 0) || !std::isfinite(lr)) bad("--lr must be a positive number");
+  if (!(kl > 0) || !std::isfinite(kl)) bad("--kl must be a positive number");
+  if (!(damping >= 0) || !std::isfinite(damping)) bad("--damping must be >= 0");
+  if (max_iter < 0) bad("--max-iter must be >= 0");
+  if (!(tol >= 0)) bad("--tol must be >= 0");
+  if (!(ftol >= 0)) bad("--ftol must be >= 0");
+  if (threads < 1) bad("--threads must be >= 1");
+  if (block_rows < 1) bad("block rows must be >= 1");
+  if (step == StepRule::kl && method == Method::gd)
+    bad("--step kl needs a Fisher metric: use --method ngd or diag");
+}
+
+namespace {
+
+enum Control : int { kContinue = 0, kHalve = 100 };
+
+double max_abs(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v) m = std::max(m, std::isnan(x) ? INFINITY : std::abs(x));
+  return m;
+}
+bool all_finite(const std::vector<double>& v) {
+  return std::all_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); });
+}
+
+/// Root-only state of the iteration: the last normalised sums and the direction.
+struct RootState {
+  Normalized nz;
+  std::vector<double> factor, Fd;
+  double prev_loss = NAN;
+};
+
+/// Direction d and its model KL 0.5 d^T F d (per unit step). Root only.
+Reason direction(const FitOptions& o, RootState& st, std::int64_t p, std::vector<double>& d,
+                 double& damping, double& kl_unit, const FitObserver& obs, int iter) {
+  const auto& g = st.nz.grad;
+  const auto& F = st.nz.fisher;
+  kl_unit = 0;
+  switch (o.method) {
+    case Method::gd:
+      for (std::int64_t j = 0; j < p; ++j) d[j] = -g[j];
+      return Reason::running;
+    case Method::diag: {
+      double floor = 0;
+      for (double f : F) floor = std::max(floor, f);
+      floor = std::max(1e-12 * floor, 1e-300);
+      for (std::int64_t j = 0; j < p; ++j) {
+        const double h = std::max(F[j] + damping, floor);
+        d[j] = -g[j] / h;
+        kl_unit += 0.5 * F[j] * d[j] * d[j];
+      }
+      return Reason::running;
+    }
+    case Method::ngd: {
+      DampedSolve s = damped_cholesky_solve(F, p, g, damping, d, st.factor);
+      if (s.attempts > 1 && obs.log) {
+        std::ostringstream m;
+        m << "iteration " << iter << ": Cholesky of F + " << damping << " I failed; damping raised to "
+          << s.damping << (s.ok ? "" : " without success") << " after " << s.attempts << " attempts";
+        obs.log(m.str());
+      }
+      if (!s.ok) return Reason::singular_fisher;
+      damping = s.damping;
+      for (double& v : d) v = -v;
+      st.Fd.resize(static_cast<std::size_t>(p));
+      symv(F, p, d, st.Fd);
+      double q = 0;
+      for (std::int64_t j = 0; j < p; ++j) q += d[j] * st.Fd[j];
+      kl_unit = 0.5 * q;
+      return Reason::running;
+    }
+  }
+  return Reason::running;
+}
+
+}  // namespace
+
+FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const Communicator& comm,
+              const FitObserver& obs) {
+  o.validate();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+
+  // Every rank must agree on the parameter count.
+  std::int64_t pr[2] = {shard.n_cols, -shard.n_cols};
+  comm.allreduce_max(pr, 2);
+  comm.check(pr[0] == -pr[1], "ranks disagree on the number of columns (" + std::to_string(pr[0]) +
+                                  " vs " + std::to_string(-pr[1]) + ")");
+  const std::int64_t p = shard.n_cols;
+  const std::size_t np = static_cast<std::size_t>(p);
+  if (!o.theta0.empty() && o.theta0.size() != np)
+    throw Error("initial coefficients have " + std::to_string(o.theta0.size()) +
+                " entries, the model has " + std::to_string(p));
+
+  const FisherKind kind = o.method == Method::ngd    ? o.fisher
+                          : o.method == Method::diag ? FisherKind::diagonal
+                                                     : FisherKind::none;
+  FitResult res;
+  res.theta = o.theta0.empty() ? std::vector<double>(np, 0.0) : o.theta0;
+  comm.broadcast(res.theta.data(), np);  // identical start on every rank
+
+  Workspace ws;
+  ws.prepare(o.threads, p, o.block_rows, kind);
+  PackedSums sums;
+  RootState st;
+  std::vector<double> d(np, 0.0), prev_theta(np), trial(np);
+  // Control message from root: [status, step length, damping, kl_unit, loss, grad_norm] + d.
+  constexpr std::size_t kHdr = 6;
+  std::vector<double> ctl(kHdr + np, 0.0);
+  double damping = o.damping, t_prev = 0, kl_prev = 0, damp_prev = 0, step_norm_prev = 0;
+  int halvings_nonfinite = 0;
+
+  for (int k = 0;; ++k) {
+    accumulate(shard, model, res.theta, kind, o.threads, ws, sums);
+    comm.reduce_sum(sums.buf.data(), sums.buf.size());
+    if (comm.is_root()) {
+      Reason status = Reason::running;
+      int control = kContinue;
+      finalize(sums, st.nz);
+      const double gnorm = max_abs(st.nz.grad);
+      const bool finite = std::isfinite(st.nz.loss) && all_finite(st.nz.grad) && all_finite(st.nz.fisher);
+      double t = 0, kl_unit = 0;
+      if (!finite) {
+        // A step that left the finite region: halve it (fixed rule) or give up.
+        if (k > 0 && halvings_nonfinite < o.max_halvings) {
+          control = kHalve;
+          ++halvings_nonfinite;
+          if (obs.log) obs.log("iteration " + std::to_string(k) + ": non-finite loss; halving the step");
+        } else {
+          status = Reason::non_finite;
+        }
+      } else {
+        halvings_nonfinite = 0;
+        IterationRecord rec{k, st.nz.loss, gnorm, step_norm_prev, kl_prev, damp_prev, t_prev, elapsed()};
+        res.history.push_back(rec);
+        if (obs.on_iteration) obs.on_iteration(rec);
+        if (gnorm <= o.tol)
+          status = Reason::converged_gradient;
+        else if (k > 0 && o.ftol > 0 &&
+                 std::abs(st.nz.loss - st.prev_loss) <= o.ftol * std::max(1.0, std::abs(st.nz.loss)))
+          status = Reason::converged_loss;
+        else if (k >= o.max_iter)
+          status = Reason::max_iterations;
+        else
+          status = direction(o, st, p, d, damping, kl_unit, obs, k);
+        st.prev_loss = st.nz.loss;
+        if (status == Reason::running) {
+          t = o.lr;
+          if (o.step == StepRule::kl && kl_unit > 0) t = std::min(o.lr, std::sqrt(o.kl / kl_unit));
+        }
+      }
+      ctl[0] = control == kHalve ? double{kHalve} : static_cast<double>(static_cast<int>(status));
+      ctl[1] = t;
+      ctl[2] = damping;
+      ctl[3] = kl_unit;
+      ctl[4] = st.nz.loss;
+      ctl[5] = gnorm;
+      std::copy(d.begin(), d.end(), ctl.begin() + kHdr);
+    }
+    comm.broadcast(ctl.data(), ctl.size());
+    const int code = static_cast<int>(ctl[0]);
+    res.loss = ctl[4];
+    res.grad_norm = ctl[5];
+    res.iterations = k;
+    if (code == kHalve) {
+      // Every rank retreats identically from the same previous point.
+      t_prev *= 0.5;
+      kl_prev *= 0.25;
+      step_norm_prev *= 0.5;
+      for (std::size_t j = 0; j < np; ++j) res.theta[j] = prev_theta[j] + t_prev * d[j];
+      --k;
+      continue;
+    }
+    if (code != 0) {
+      res.reason = static_cast<Reason>(code);
+      break;
+    }
+    std::copy(ctl.begin() + kHdr, ctl.end(), d.begin());
+    double t = ctl[1];
+    const double kl_unit = ctl[3];
+    prev_theta = res.theta;
+
+    if (o.step == StepRule::fixed) {
+      for (std::size_t j = 0; j < np; ++j) res.theta[j] = prev_theta[j] + t * d[j];
+    } else {
+      // Backtracking: loss-only trials, decided on root, decision broadcast.
+      double slope = 0;
+      if (comm.is_root())
+        for (std::size_t j = 0; j < np; ++j) slope += st.nz.grad[j] * d[j];
+      bool accepted = false;
+      for (int h = 0; h <= o.max_halvings && !accepted; ++h) {
+        for (std::size_t j = 0; j < np; ++j) trial[j] = prev_theta[j] + t * d[j];
+        double lw[2];
+        accumulate_loss(shard, model, trial, o.threads, ws, lw);
+        comm.reduce_sum(lw, 2);
+        double decision = 0;
+        if (comm.is_root()) {
+          const double f = lw[0] / lw[1];
+          decision = (std::isfinite(f) && f <= res.loss + o.armijo_c1 * t * slope) ? 1.0 : 0.0;
+        }
+        comm.broadcast(&decision, 1);
+        if (decision == 1.0) {
+          accepted = true;
+          res.theta = trial;
+        } else {
+          t *= 0.5;
+        }
+      }
+      if (!accepted) {
+        res.theta = prev_theta;
+        res.reason = Reason::line_search_failed;
+        break;
+      }
+    }
+    t_prev = t;
+    kl_prev = t * t * kl_unit;
+    damp_prev = ctl[2];
+    double s2 = 0;
+    for (std::size_t j = 0; j < np; ++j) s2 += (t * d[j]) * (t * d[j]);
+    step_norm_prev = std::sqrt(s2);
+    damping = o.damping;  // a raised damping holds for one iteration only
+  }
+  res.weight_sum = st.nz.weight_sum;
+  std::int64_t nobs = shard.n_rows;
+  comm.allreduce_sum(&nobs, 1);
+  res.n_obs = nobs;
+  if (comm.is_root()) res.fisher = std::move(st.nz.fisher);
+  res.seconds = elapsed();
+  return res;
+}
+
+}  // namespace natgrad
