@@ -26,6 +26,35 @@ int to_int(std::int64_t p) {
   if (p > 2147483647) throw Error("matrix dimension too large for LAPACK: " + std::to_string(p));
   return static_cast<int>(p);
 }
+/// Cholesky "succeeds" on numerically singular matrices with tiny pivots; the ratio of
+/// the factor's diagonal bounds the condition number from below: cond >= (max/min)^2.
+bool well_conditioned_factor(const std::vector<double>& R, std::int64_t p) {
+  double lo = INFINITY, hi = 0;
+  for (std::int64_t i = 0; i < p; ++i) {
+    lo = std::min(lo, std::abs(R[i + i * p]));
+    hi = std::max(hi, std::abs(R[i + i * p]));
+  }
+  return p == 0 || (hi > 0 && std::isfinite(hi) && (lo / hi) * (lo / hi) > 1e-15);
+}
+
+/// Normwise backward error of (F + lambda I) x = b below 1e-8 (one dsymv).
+bool small_residual(std::span<const double> F, std::int64_t p, double lambda, std::span<const double> x,
+                    std::span<const double> b) {
+  std::vector<double> fx(static_cast<std::size_t>(p));
+  cblas_dsymv(CblasColMajor, CblasUpper, static_cast<int>(p), 1.0, F.data(), static_cast<int>(p),
+              x.data(), 1, 0.0, fx.data(), 1);
+  double r = 0, xn = 0, bn = 0, fn = 0;
+  for (std::int64_t i = 0; i < p; ++i) {
+    const double v = fx[i] + lambda * x[i];
+    if (!std::isfinite(v)) return false;
+    r = std::max(r, std::abs(v - b[i]));
+    xn = std::max(xn, std::abs(x[i]));
+    bn = std::max(bn, std::abs(b[i]));
+    fn = std::max(fn, std::abs(F[i + i * p]));  // max |F_ij| is on the diagonal for PSD F
+  }
+  return r <= 1e-8 * ((fn + lambda) * xn * static_cast<double>(p) + bn);
+}
+
 }  // namespace
 
 int cholesky_upper(std::span<double> A, std::int64_t p) {
@@ -58,13 +87,11 @@ DampedSolve damped_cholesky_solve(std::span<const double> F, std::int64_t p,
     std::copy(F.begin(), F.end(), factor.begin());
     for (std::int64_t i = 0; i < p; ++i) factor[i + i * p] += lambda;
     int info = cholesky_upper(factor, p);
-    if (info == 0) {
+    if (info == 0 && well_conditioned_factor(factor, p)) {
       std::copy(b.begin(), b.end(), x.begin());
       const int one = 1;
       dpotrs_("U", &n, &one, factor.data(), &n, x.data(), &n, &info, 1);
-      bool finite = info == 0;
-      for (double v : x) finite = finite && std::isfinite(v);
-      if (finite) {
+      if (info == 0 && small_residual(F, p, lambda, x, b)) {
         r.damping = lambda;
         r.ok = true;
         return r;

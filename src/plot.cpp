@@ -385,9 +385,9 @@ int decimals_for(double step) {
 std::string format_fixed(double v, int decimals) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  std::string s = buf;
-  if (s.find_first_not_of("-0.") == std::string::npos) s = "0";  // "-0.00" -> "0"
-  return s;
+  const std::string_view digits(buf);
+  if (digits.find_first_not_of("-0.") == std::string_view::npos) return "0";  // "-0.00"
+  return std::string(digits);
 }
 
 std::string format_linear_tick(double v, double step, double max_abs) {
@@ -449,12 +449,15 @@ void linear_ticks(Axis& axis, double lo, double hi) {
 }
 
 /// Ticks on a log10 axis spanning [lo, hi] (exponents). Prefers powers of ten (every
-/// k-th decade when there are many), then 1-2-5 and 1..9 multiples for short ranges,
-/// and falls back to linear ticks in value space for ranges within a decade.
+/// k-th decade when there are many, with unlabelled minor ticks at 2..9); for short
+/// ranges adds 1-3, 1-2-5, ... multiples, and for ranges too narrow for those falls
+/// back to linear "nice" ticks in value space.
 void log_ticks(Axis& axis, double lo, double hi) {
-  const int e_lo = static_cast<int>(std::floor(lo)) - 1, e_hi = static_cast<int>(std::ceil(hi)) + 1;
+  using Candidate = std::vector<std::pair<int, int>>;  // (mantissa, exponent)
+  const int e_lo = static_cast<int>(std::floor(lo)) - 1;
+  const int e_hi = static_cast<int>(std::ceil(hi)) + 1;
   const auto collect = [&](std::initializer_list<int> mantissas, int stride) {
-    std::vector<std::pair<int, int>> out;  // (mantissa, exponent)
+    Candidate out;
     for (int e = e_lo; e <= e_hi; ++e) {
       if (stride > 1 && e % stride != 0) continue;
       for (int m : mantissas) {
@@ -464,47 +467,47 @@ void log_ticks(Axis& axis, double lo, double hi) {
     }
     return out;
   };
-  std::vector<std::pair<int, int>> chosen;
-  bool decades_only = false;
-  for (int stride : {1, 2, 3, 5, 10, 20, 50, 100}) {
-    auto c = collect({1}, stride);
-    if (c.size() <= 8) {
-      chosen = std::move(c);
-      decades_only = true;
-      if (stride == 1 && chosen.size() >= 2) {
-        for (int e = e_lo; e <= e_hi; ++e)
-          for (int m = 2; m <= 9; ++m) {
-            const double v = std::log10(static_cast<double>(m)) + e;
-            if (v > lo && v < hi) axis.minor.push_back(v);
-          }
+  const auto score = [](const Candidate& c) {  // 0 inside [4, 8], else the distance
+    const int n = static_cast<int>(c.size());
+    return n < 4 ? 4 - n : (n > 8 ? n - 8 : 0);
+  };
+
+  // Decades: the smallest stride giving at most 8 ticks.
+  int stride = 1;
+  Candidate best = collect({1}, 1);
+  for (int k : {2, 3, 5, 10, 20, 50, 100}) {
+    if (best.size() <= 8) break;
+    stride = k;
+    best = collect({1}, k);
+  }
+  bool decades = true;
+  if (score(best) > 0) {
+    for (auto mantissas : {std::initializer_list<int>{1, 3}, {1, 2, 5}, {1, 2, 3, 5},
+                           {1, 2, 3, 5, 7}, {1, 2, 3, 4, 5, 6, 7, 8, 9}}) {
+      Candidate c = collect(mantissas, 1);
+      if (score(c) < score(best)) {
+        best = std::move(c);
+        decades = false;
       }
-      break;
+      if (score(best) == 0) break;
     }
   }
-  if (chosen.size() < 4) {
-    auto c = collect({1, 2, 5}, 1);
-    if (c.size() >= 4 && c.size() <= 8) {
-      chosen = std::move(c);
-      decades_only = false;
-    } else if (c.size() < 4) {
-      auto c9 = collect({1, 2, 3, 4, 5, 6, 7, 8, 9}, 1);
-      if (c9.size() >= 4 && c9.size() <= 9) {
-        chosen = std::move(c9);
-        decades_only = false;
-      } else if (c9.size() < 4) {
-        // Narrow range: nice linear ticks in value space, placed on the log axis.
-        Axis lin;
-        linear_ticks(lin, std::pow(10.0, lo), std::pow(10.0, hi));
-        for (auto& t : lin.ticks)
-          if (t.value > 0) axis.ticks.push_back({std::log10(t.value), std::move(t.label)});
-        axis.minor.clear();
-        return;
-      }
-    }
+  if (best.size() < 4) {
+    // Narrow range: nice linear ticks in value space, placed on the log axis.
+    Axis lin;
+    linear_ticks(lin, std::pow(10.0, lo), std::pow(10.0, hi));
+    for (Tick& t : lin.ticks)
+      if (t.value > 0) axis.ticks.push_back({std::log10(t.value), std::move(t.label)});
+    return;
   }
-  if (!decades_only) axis.minor.clear();
-  for (const auto& [m, e] : chosen)
+  for (const auto& [m, e] : best)
     axis.ticks.push_back({std::log10(static_cast<double>(m)) + e, format_log_tick(m, e)});
+  if (decades && stride == 1)
+    for (int e = e_lo; e <= e_hi; ++e)
+      for (int m = 2; m <= 9; ++m) {
+        const double v = std::log10(static_cast<double>(m)) + e;
+        if (v > lo && v < hi) axis.minor.push_back(v);
+      }
 }
 
 /// Builds an axis from the finite data extent [lo, hi] (already log10 for a log axis;

@@ -1,0 +1,30 @@
+#pragma once
+// Naive reference implementations: loops over rows with rank-1 updates, written for
+// clarity, independent of the BLAS kernels they check.
+#include <cstdint>
+#include <vector>
+
+#include "natgrad/kernels.hpp"
+#include "natgrad/model.hpp"
+#include "natgrad/shard.hpp"
+
+namespace natgrad::ref {
+
+struct Sums {
+  double loss = 0;             // mean loss
+  std::vector<double> grad;    // p
+  std::vector<double> fisher;  // p x p (full) or p (diagonal)
+};
+
+/// Loss, gradient and Fisher of \p kind at theta over all rows of \p s. The centred
+/// empirical Fisher is computed in two passes (mean score first), as numpy.cov does.
+Sums naive_sums(const Shard& s, const Model& m, const std::vector<double>& theta, FisherKind kind);
+
+/// max |a - b| / max |b|.
+double rel_diff(const std::vector<double>& a, const std::vector<double>& b);
+
+/// A random shard: n rows, p columns, optional weights and offsets, labels from the
+/// logistic model at a random coefficient vector.
+Shard random_shard(std::int64_t n, std::int64_t p, std::uint64_t seed, bool weights, bool offsets);
+
+}  // namespace natgrad::ref
