@@ -32,8 +32,16 @@ if(NatgradOpenBLAS_FOUND AND NOT TARGET NatgradOpenBLAS::OpenBLAS)
   set_target_properties(NatgradOpenBLAS::OpenBLAS PROPERTIES
     IMPORTED_LOCATION "${NatgradOpenBLAS_LIBRARY}"
     INTERFACE_INCLUDE_DIRECTORIES "${NatgradOpenBLAS_INCLUDE_DIR}")
+  # Debian's libopenblas.so.0 is an alternatives link that may point at the pthreads
+  # build; a run path to the chosen variant's directory makes the loader take that one.
+  get_filename_component(_ng_blas_dir "${NatgradOpenBLAS_LIBRARY}" DIRECTORY)
+  if(NOT NatgradOpenBLAS_VARIANT STREQUAL "unknown")
+    set_property(TARGET NatgradOpenBLAS::OpenBLAS PROPERTY
+      INTERFACE_LINK_OPTIONS "LINKER:-rpath,${_ng_blas_dir}")
+  endif()
   message(STATUS "natgrad: OpenBLAS (${NatgradOpenBLAS_VARIANT}) at ${NatgradOpenBLAS_LIBRARY}")
-  if(NatgradOpenBLAS_VARIANT STREQUAL "pthread")
-    message(WARNING "pthread OpenBLAS: BLAS threads may multiply with OpenMP threads")
+  if(NatgradOpenBLAS_VARIANT STREQUAL "unknown")
+    message(WARNING "OpenBLAS variant unknown: if it is the pthreads build, BLAS threads may "
+                    "multiply with OpenMP threads ('natgrad selftest' checks this)")
   endif()
 endif()

@@ -69,12 +69,18 @@ FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out
   if (comm.is_root()) out << "natgrad fit: " << layout << '\n';
   Shard shard = load_shard(job.read, comm);
   check_labels(shard, *model, comm);
+  if (!shard.weight.empty() && job.fit.method == Method::ngd && job.fit.fisher == FisherKind::empirical_centered)
+    throw CollectiveError("--fisher empirical-centered is defined for unweighted rows; drop the weights or use "
+                          "--fisher empirical or expected");
   std::int64_t rows[2] = {shard.n_rows, -shard.n_rows};
   comm.allreduce_max(rows, 2);
   if (comm.is_root())
     out << "data: " << shard.source << ", " << shard.n_global << " rows x " << shard.n_cols
         << " columns; rows per rank " << -rows[1] << " to " << rows[0] << "; model " << model->name()
-        << "; method " << to_string(job.fit.method) << ", Fisher " << to_string(job.fit.fisher)
+        << "; method " << to_string(job.fit.method) << ", Fisher "
+        << (job.fit.method == Method::ngd  ? to_string(job.fit.fisher)
+            : job.fit.method == Method::diag ? "diagonal of expected"
+                                             : "none")
         << ", step " << to_string(job.fit.step) << '\n';
 
   // Output directory first: a bad --out fails before the fit, on every rank.

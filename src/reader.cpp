@@ -243,7 +243,8 @@ std::string read_header(File& f, const ReadOptions& opts, HeaderInfo& h) {
   if (!found) return opts.path + ": no data rows (the file is empty)";
   for (std::string_view s : split(line, opts.delimiter)) h.fields.push_back(unquote(s));
   using H = ReadOptions::Header;
-  h.is_header = opts.header == H::yes || (opts.header == H::auto_detect && looks_like_header(h.fields));
+  h.is_header =
+      opts.header == H::yes || (opts.header == H::auto_detect && looks_like_header(h.fields));
   h.body_begin = h.is_header ? next : pos;
   h.lines_before_body = h.is_header ? lineno : lineno - 1;
   const auto n = static_cast<std::int64_t>(h.fields.size());

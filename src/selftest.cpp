@@ -142,6 +142,14 @@ int run_selftest(const Communicator& comm, int threads, std::ostream& out) {
     if (!ds.ok) checks.back().ok = false;
   }
 
+  // 5. BLAS threads come from the OpenMP runtime (or none): they cannot multiply.
+  if (comm.is_root()) {
+    const std::string blas = blas_description();
+    const bool ok = blas.find("threading openmp") != std::string::npos ||
+                    blas.find("threading serial") != std::string::npos;
+    checks.push_back({"BLAS threading does not multiply with OpenMP", ok, blas});
+  }
+
   std::int64_t failed = 0;
   if (comm.is_root()) {
     for (const auto& c : checks) {

@@ -18,10 +18,10 @@
 
 namespace {
 
+using Catch::Matchers::Contains;
 using natgrad::Communicator;
 using natgrad::ReadOptions;
 using natgrad::Shard;
-using Catch::Matchers::Contains;
 
 /// Rank 0 writes \p content to a fresh file under the test folder; every rank waits.
 std::string write_file(const Communicator& comm, const std::string& name,
@@ -64,7 +64,8 @@ struct Csv {
   std::vector<std::int64_t> line_of;
 };
 
-Csv make_csv(std::int64_t rows, const Style& st, const std::map<std::int64_t, std::string>& replace = {}) {
+Csv make_csv(std::int64_t rows, const Style& st,
+             const std::map<std::int64_t, std::string>& replace = {}) {
   Csv c;
   std::int64_t line = 0;
   if (st.bom) c.text += "\xEF\xBB\xBF";
@@ -153,8 +154,8 @@ TEST_CASE("csv: every row is read once, in order, at any rank count", "[csv]") {
     // 1001 rows are enough for every rank of up to 4 to get some.
     CHECK(s.n_rows > 0);
     CHECK(s.source == opts.path);
-    const std::vector<std::string> names =
-        st.header ? std::vector<std::string>{"a", "b", "c"} : std::vector<std::string>{"x1", "x2", "x3"};
+    const std::vector<std::string> names = st.header ? std::vector<std::string>{"a", "b", "c"}
+                                                     : std::vector<std::string>{"x1", "x2", "x3"};
     CHECK(s.names == names);
     CHECK(s.weight.empty());
     CHECK(s.offset.empty());
@@ -192,7 +193,8 @@ TEST_CASE("csv: lines longer than a scan block", "[csv]") {
   text += "\n";
   for (std::int64_t i = 0; i < rows; ++i) {
     text += std::to_string(i);
-    for (std::int64_t j = 0; j < cols; ++j) text += "," + num(static_cast<double>(i) + 0.5 * static_cast<double>(j));
+    for (std::int64_t j = 0; j < cols; ++j)
+      text += "," + num(static_cast<double>(i) + 0.5 * static_cast<double>(j));
     text += "\n";
   }
   ReadOptions opts;
@@ -273,7 +275,8 @@ TEST_CASE("csv: label column other than 0, other delimiters", "[csv]") {
   opts.delimiter = ',';
   opts.label_column = 7;
   opts.path = write_file(comm, "label7.csv", make_csv(10, {}).text);
-  CHECK_THAT(read_error(opts, comm), Contains("--label-column 7 but " + opts.path + " has 4 columns"));
+  CHECK_THAT(read_error(opts, comm),
+             Contains("--label-column 7 but " + opts.path + " has 4 columns"));
 }
 
 TEST_CASE("csv: bad input stops every rank with file and line", "[csv]") {
@@ -293,18 +296,19 @@ TEST_CASE("csv: bad input stops every rank with file and line", "[csv]") {
   CHECK_THAT(read_error(opts, comm), Contains("ragged.csv:997: expected 4 fields, found 3"));
 
   c = bad_file("too_many.csv", {"", true, "\r\n", true, 4}, {{700, "1,2,3,4,5"}});
-  CHECK_THAT(read_error(opts, comm),
-             Contains("too_many.csv:" + std::to_string(c.line_of[700]) + ": expected 4 fields, found 5"));
+  CHECK_THAT(read_error(opts, comm), Contains("too_many.csv:" + std::to_string(c.line_of[700]) +
+                                              ": expected 4 fields, found 5"));
 
   c = bad_file("not_a_number.csv", {}, {{500, "0,1,abc,3"}});
-  CHECK_THAT(read_error(opts, comm), Contains("not_a_number.csv:502: field 3 'abc' is not a number"));
+  CHECK_THAT(read_error(opts, comm),
+             Contains("not_a_number.csv:502: field 3 'abc' is not a number"));
 
   c = bad_file("empty_field.csv", {"", false}, {{20, "0,1,,3"}});
   CHECK_THAT(read_error(opts, comm), Contains("empty_field.csv:21: field 3 '' is not a number"));
 
   c = bad_file("nan.csv", {"", true, "\n", true, 6}, {{300, "0, nan ,2,3"}});
-  CHECK_THAT(read_error(opts, comm),
-             Contains("nan.csv:" + std::to_string(c.line_of[300]) + ": field 2 is not finite (nan)"));
+  CHECK_THAT(read_error(opts, comm), Contains("nan.csv:" + std::to_string(c.line_of[300]) +
+                                              ": field 2 is not finite (nan)"));
 
   c = bad_file("inf_label.csv", {"", true, "\n", false}, {{1000, "-inf,1,2,3"}});
   CHECK_THAT(read_error(opts, comm), Contains("inf_label.csv:1002: field 1 is not finite (-inf)"));

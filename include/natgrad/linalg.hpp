@@ -16,9 +16,11 @@ struct DampedSolve {
   bool ok = false;     ///< false if every attempt failed
 };
 
-/// Solves (F + lambda I) x = b by Cholesky (dpotrf/dpotrs). On failure raises lambda to
-/// max(10 lambda, 1e-10 * max|diag F|, 1e-300) and retries, at most \p max_attempts
-/// times. \p F (p x p, symmetric) is not modified; \p factor is scratch (p x p).
+/// Solves (F + lambda I) x = b by Cholesky (dpotrf/dpotrs). An attempt fails if dpotrf
+/// fails, if the factor's diagonal shows a condition number above ~1e15, or if the
+/// solution's normwise backward error exceeds 1e-8; then lambda is raised to
+/// max(10 lambda, 1e-10 * max|diag F|) and the solve retried, at most \p max_attempts
+/// times (none if F's diagonal is all zero). \p F (p x p, symmetric) is not modified; \p factor is scratch (p x p).
 /// On success \p x holds the solution.
 DampedSolve damped_cholesky_solve(std::span<const double> F, std::int64_t p,
                                   std::span<const double> b, double lambda,

@@ -10,6 +10,9 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
+#include <algorithm>
+#include <cstdlib>
 
 #include "natgrad/app.hpp"
 #include "natgrad/demo.hpp"
@@ -35,15 +38,30 @@ constexpr const char* kUsage =
     "  selftest  post-install checks (gradient, Fisher, reduction, Cholesky)\n\n"
     "'natgrad <command> --help' lists the command's options.\n";
 
-int default_threads() { return omp_get_max_threads(); }
+/// Threads per rank when neither --threads nor OMP_NUM_THREADS says: the cores this
+/// process is bound to, or, if it is not bound, the node's cores shared among the ranks
+/// on the node, so that ranks x threads never exceeds the cores.
+int default_threads(const Communicator& comm) {
+  if (std::getenv("OMP_NUM_THREADS") != nullptr) return omp_get_max_threads();
+  MPI_Comm node;
+  MPI_Comm_split_type(comm.handle(), MPI_COMM_TYPE_SHARED, comm.rank(), MPI_INFO_NULL, &node);
+  int local = 1;
+  MPI_Comm_size(node, &local);
+  MPI_Comm_free(&node);
+  const int bound = omp_get_num_procs();  // honours the affinity mask
+  const int total = static_cast<int>(std::thread::hardware_concurrency());
+  if (total > 0 && bound < total) return std::max(1, bound);
+  return std::max(1, (total > 0 ? total : bound) / std::max(local, 1));
+}
 
 /// Options shared by every command.
-po::options_description common_options(int& threads, std::string& config) {
+po::options_description common_options(int& threads, std::string& config, const Communicator& comm) {
   po::options_description d("common options");
   d.add_options()
       ("help,h", "show this help and exit")
-      ("threads", po::value<int>(&threads)->default_value(default_threads()),
-       "OpenMP threads per rank (default: OMP_NUM_THREADS or the cores available)")
+      ("threads", po::value<int>(&threads)->default_value(default_threads(comm)),
+       "OpenMP threads per rank (default: OMP_NUM_THREADS, else the cores this rank is "
+       "bound to, else the node's cores divided by the ranks on the node)")
       ("config", po::value<std::string>(&config),
        "read further options from this file (lines 'name = value'; the command line wins)");
   return d;
@@ -56,6 +74,7 @@ po::variables_map parse(int argc, char** argv, const po::options_description& de
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    if (vm.count("help")) return vm;  // --help needs no required option
     if (vm.count("config")) {
       config = vm["config"].as<std::string>();
       std::ifstream in(config);
@@ -113,7 +132,7 @@ int cmd_fit(int argc, char** argv, const Communicator& comm) {
   natgrad::FitJob job;
   int threads = 1;
   std::string config, method, fisher, step, header, out, delim;
-  po::options_description d = common_options(threads, config);
+  po::options_description d = common_options(threads, config, comm);
   po::options_description f("fit options");
   f.add_options()
       ("data", po::value<std::string>(&job.read.path)->required(),
@@ -158,6 +177,7 @@ int cmd_fit(int argc, char** argv, const Communicator& comm) {
     job.fit.step = natgrad::step_rule_from_string(step);
     job.fit.validate();
     natgrad::make_model(job.family, job.link);
+    if (natgrad::is_generator_spec(job.read.path)) natgrad::parse_generator_spec(job.read.path);
     job.out_dir = out;
     if (delim.size() != 1) throw CollectiveError("--delimiter must be one character");
     job.read.delimiter = delim[0];
@@ -176,7 +196,7 @@ int cmd_generate(int argc, char** argv, const Communicator& comm) {
   natgrad::GenerateJob job;
   int threads = 1;
   std::string config, out, truth;
-  po::options_description d = common_options(threads, config);
+  po::options_description d = common_options(threads, config, comm);
   po::options_description g("generate options");
   g.add_options()
       ("data", po::value<std::string>(&job.spec)->required(),
@@ -201,7 +221,7 @@ int cmd_demo(int argc, char** argv, const Communicator& comm) {
   natgrad::DemoOptions o;
   int threads = 1;
   std::string config, out;
-  po::options_description d = common_options(threads, config);
+  po::options_description d = common_options(threads, config, comm);
   po::options_description g("demo options");
   g.add_options()
       ("repetitions", po::value<int>(&o.repetitions)->default_value(100), "independent repetitions")
@@ -228,7 +248,7 @@ int cmd_demo(int argc, char** argv, const Communicator& comm) {
 int cmd_selftest(int argc, char** argv, const Communicator& comm) {
   int threads = 1;
   std::string config;
-  po::options_description d = common_options(threads, config);
+  po::options_description d = common_options(threads, config, comm);
   const auto vm = parse(argc, argv, d, "selftest", config);
   if (help(vm, comm, "usage: natgrad selftest [--threads N]", d)) return 0;
   apply_threads(threads);

@@ -45,8 +45,11 @@ run() {
   OUT=$LOGS/$name.out
   ERR=$LOGS/$name.err
   ALL=$LOGS/$name.all
+  local t0
+  t0=$(date +%s.%N)
   timeout -k 10 120 "$MPIEXEC" -n "$NP" --oversubscribe "$EXE" "$@" >"$OUT" 2>"$ERR" </dev/null
   RC=$?
+  echo "$name rc=$RC $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2fs", b - a }')" >>"$LOGS/timings.txt"
   cat "$OUT" "$ERR" >"$ALL"
 }
 
@@ -107,7 +110,10 @@ less_than() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
 
 # need_help TOPIC-WORDS...: the last run printed help once (rank 0 only), exit 0.
 need_help() {
-  need_rc0
+  if [ "$RC" -ne 0 ]; then
+    need_rc0
+    return
+  fi
   local w missing=""
   for w in "$@"; do contains "$OUT" "$w" || missing="$missing $w"; done
   [ -z "$missing" ] || fail "help lacks:$missing"
@@ -139,8 +145,8 @@ bad_run() {
   fi
   local n msg
   n=$(grep -o 'natgrad: error' "$ALL" | wc -l)
-  [ "$n" -eq 1 ] || fail "'natgrad: error' printed $n times (expected once)"
   msg=$(grep -m1 'natgrad: error' "$ALL")
+  [ "$n" -eq 1 ] || fail "'natgrad: error' printed $n times (expected once; first: $msg)"
   if [ -z "$msg" ]; then
     fail "no error message (stderr: $(tail_of "$ERR"))"
   else

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages natgrad builds and tests with. Uses sudo when not root.
+# The OpenMP build of OpenBLAS is chosen on purpose: BLAS threads then come from the same
+# OpenMP runtime as natgrad's, and never multiply with them.
+set -euo pipefail
+pkgs=(
+  build-essential cmake pkg-config
+  openmpi-bin libopenmpi-dev
+  libopenblas-openmp-dev
+  libboost-program-options-dev
+  catch2 nlohmann-json3-dev libpng-dev
+)
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${pkgs[@]}"
