@@ -388,7 +388,7 @@ Shard read_csv(const ReadOptions& opts, const Communicator& comm) {
   const Range mine = partition(file.size() - head.body_begin, comm.rank(), comm.size());
   const Layout lay{static_cast<std::int64_t>(head.fields.size()), opts.label_column,
                    opts.delimiter};
-  BodyReader body(file, lay, head.body_begin + mine.end, omp_get_max_threads());
+  BodyReader body(file, lay, head.body_begin + mine.end, std::max(opts.threads, 1));
   if (mine.size() > 0) {
     const std::int64_t b = head.body_begin + mine.begin;
     const std::int64_t start = mine.begin == 0 ? b : first_line_start(file, b);
@@ -425,7 +425,7 @@ Shard load_shard(const ReadOptions& opts, const Communicator& comm) {
   if (is_generator_spec(opts.path)) {
     const GeneratorSpec spec = parse_generator_spec(opts.path);
     const Range r = partition(spec.rows, comm.rank(), comm.size());
-    shard = generate_rows(spec, r.begin, r.end, omp_get_max_threads());
+    shard = generate_rows(spec, r.begin, r.end, std::max(opts.threads, 1));
     shard.first_row = r.begin;
     shard.n_global = spec.rows;
     if (shard.source.empty()) shard.source = opts.path;

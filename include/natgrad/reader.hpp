@@ -15,6 +15,7 @@ struct ReadOptions {
   char delimiter = ',';
   enum class Header { auto_detect, yes, no } header = Header::auto_detect;
   bool intercept = false;     ///< prepend a column of ones
+  int threads = 1;            ///< OpenMP threads for parsing / generating
 };
 
 /// Collective. Reads (or generates) this rank's rows: generator specs and CSV files.

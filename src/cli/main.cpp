@@ -172,6 +172,7 @@ int cmd_fit(int argc, char** argv, const Communicator& comm) {
   on_every_rank([&] {
     apply_threads(threads);
     job.fit.threads = threads;
+    job.read.threads = threads;
     job.fit.method = natgrad::method_from_string(method);
     job.fit.fisher = natgrad::fisher_kind_from_string(fisher);
     job.fit.step = natgrad::step_rule_from_string(step);
