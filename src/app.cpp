@@ -1,6 +1,7 @@
 #include "natgrad/app.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -14,6 +15,10 @@
 #include "natgrad/linalg.hpp"
 #include "natgrad/npy.hpp"
 #include "natgrad/output.hpp"
+#include "natgrad/report.hpp"
+#include "natgrad/inference.hpp"
+#include "natgrad/kernels.hpp"
+#include "natgrad/glm.hpp"
 
 namespace natgrad {
 
@@ -46,28 +51,93 @@ void check_labels(const Shard& s, const Model& m, const Communicator& comm) {
   comm.check(msg.empty(), msg);
 }
 
-void print_summary(std::ostream& out, const FitResult& r, const std::vector<std::string>& names) {
-  out << "\n" << to_string(r.reason) << " after " << r.iterations << " iteration(s), "
-      << std::setprecision(6) << r.seconds << " s\n";
-  out << "mean loss " << std::setprecision(12) << r.loss << ", max |gradient| " << std::setprecision(3)
-      << r.grad_norm << ", n_obs " << r.n_obs << "\n\n";
-  std::size_t w = 12;
-  for (const auto& n : names) w = std::max(w, n.size() + 2);
-  out << std::left << std::setw(static_cast<int>(w)) << "coefficient" << std::right << std::setw(22)
-      << "estimate" << '\n';
-  for (std::size_t j = 0; j < r.theta.size(); ++j)
-    out << std::left << std::setw(static_cast<int>(w)) << (j < names.size() ? names[j] : "?")
-        << std::right << std::setw(22) << std::setprecision(12) << r.theta[j] << '\n';
+}  // namespace
+
+namespace {
+
+/// The largest label over all ranks (multinomial: K = 1 + max), collective.
+int count_classes(const Shard& s, const Communicator& comm) {
+  std::int64_t mx = 0;
+  for (double y : s.y)
+    if (std::isfinite(y) && y >= 0 && y < 1e6) mx = std::max<std::int64_t>(mx, static_cast<std::int64_t>(y));
+  comm.allreduce_max(&mx, 1);
+  return static_cast<int>(mx) + 1;
+}
+
+/// Collective: indices of linearly dependent design columns (R's QR rule, tol 1e-11 on
+/// the squared residual in correlation scaling), from X^T W X.
+std::vector<std::int64_t> dependent_design_columns(const Shard& s, const Communicator& comm, int threads) {
+  const Glm gram(Family::gaussian, Link::identity);  // expected Fisher = X^T W X
+  Workspace ws;
+  ws.prepare(threads, s.n_cols, 256, FisherKind::expected);
+  PackedSums sums;
+  accumulate(s, gram, std::vector<double>(static_cast<std::size_t>(s.n_cols), 0.0), FisherKind::expected,
+             threads, ws, sums);
+  comm.reduce_sum(sums.buf.data(), sums.buf.size());
+  std::vector<std::int64_t> dep;
+  if (comm.is_root()) {
+    Normalized nz;
+    finalize(sums, nz);
+    dep = dependent_columns(nz.fisher, s.n_cols, 1e-11);
+  }
+  std::int64_t n = static_cast<std::int64_t>(dep.size());
+  comm.broadcast(&n, 1);
+  dep.resize(static_cast<std::size_t>(n));
+  comm.broadcast(dep.data(), dep.size());
+  return dep;
+}
+
+/// Removes columns from the row-major design in place (no second copy of X).
+void drop_columns(Shard& s, const std::vector<std::int64_t>& cols) {
+  std::vector<char> keep(static_cast<std::size_t>(s.n_cols), 1);
+  for (auto c : cols) keep[static_cast<std::size_t>(c)] = 0;
+  const std::int64_t d = s.n_cols, nd = d - static_cast<std::int64_t>(cols.size());
+  for (std::int64_t i = 0; i < s.n_rows; ++i) {
+    std::int64_t o = 0;
+    for (std::int64_t j = 0; j < d; ++j)
+      if (keep[j]) s.x[i * nd + o++] = s.x[i * d + j];
+  }
+  s.x.resize(static_cast<std::size_t>(s.n_rows * nd));
+  std::vector<std::string> names;
+  for (std::int64_t j = 0; j < d; ++j)
+    if (keep[j]) names.push_back(s.names[j]);
+  s.names = names;
+  s.n_cols = nd;
+}
+
+/// Collective: a classifier's coefficients run away when the loss still falls far along
+/// the last step's direction (a recession direction: separation). A finite optimum
+/// makes the loss rise steeply there instead.
+bool separated(const Shard& s, const Model& m, const FitResult& r, const FitOptions& o, const Communicator& comm) {
+  if (!m.is_classifier() || r.last_step.empty()) return false;
+  double norm = 0, big = 1;
+  for (double v : r.last_step) norm += v * v;
+  for (double v : r.theta) big = std::max(big, std::abs(v));
+  norm = std::sqrt(norm);
+  if (!(norm > 0)) return false;
+  std::vector<double> far(r.theta);
+  for (std::size_t j = 0; j < far.size(); ++j) far[j] += 10 * big * r.last_step[j] / norm;
+  const double f0 = global_loss(s, m, r.theta, o, comm), f1 = global_loss(s, m, far, o, comm);
+  return std::isfinite(f1) && f1 < f0 * (1 - 1e-9);
+}
+
+void print_progress(std::ostream& out, const IterationRecord& r) {
+  char line[200];
+  std::snprintf(line, sizeof line,
+                "iter %4d  loss %.10e  |g| %.3e  |step| %.3e  kl %.3e  damping %.1e  t %.3g  %.2fs\n", r.iter,
+                r.loss, r.grad_norm, r.step_norm, r.kl, r.damping, r.step_length, r.seconds);
+  out << line << std::flush;
 }
 
 }  // namespace
 
 FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out) {
-  const auto model = make_model(job.family, job.link);
   job.fit.validate();
   const std::string layout = describe_layout(comm, job.fit.threads);
   if (comm.is_root()) out << "natgrad fit: " << layout << '\n';
   Shard shard = load_shard(job.read, comm);
+  const int classes = job.family == "multinomial" ? (job.classes > 0 ? job.classes : count_classes(shard, comm)) : 0;
+  const auto model = make_model(job.family, job.link, classes);
   check_labels(shard, *model, comm);
   if (!shard.weight.empty() && job.fit.method == Method::ngd && job.fit.fisher == FisherKind::empirical_centered)
     throw CollectiveError("--fisher empirical-centered is defined for unweighted rows; drop the weights or use "
@@ -83,6 +153,23 @@ FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out
                                              : "none")
         << ", step " << to_string(job.fit.step) << '\n';
 
+  // Linearly dependent (collinear or constant) columns: name them, fail or drop.
+  const std::vector<std::string> all_columns = shard.names;
+  std::vector<std::string> dropped;
+  const auto dep = dependent_design_columns(shard, comm, job.fit.threads);
+  if (!dep.empty()) {
+    std::string list;
+    for (auto c : dep) list += (list.empty() ? "" : ", ") + shard.names[static_cast<std::size_t>(c)];
+    if (!job.drop_collinear)
+      throw CollectiveError(std::string("column") + (dep.size() > 1 ? "s " : " ") + list +
+                            (dep.size() > 1 ? " are" : " is") +
+                            " linearly dependent on earlier columns (collinear, constant or all zero); "
+                            "remove them or pass --drop-collinear (their coefficients are then reported as NA, as R does)");
+    for (auto c : dep) dropped.push_back(shard.names[static_cast<std::size_t>(c)]);
+    drop_columns(shard, dep);
+    if (comm.is_root()) out << "note: dropped linearly dependent column(s): " << list << '\n';
+  }
+
   // Output directory first: a bad --out fails before the fit, on every rank.
   std::string err;
   if (comm.is_root() && !job.out_dir.empty()) {
@@ -92,33 +179,61 @@ FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out
   }
   comm.check(err.empty(), err);
 
+  FitOptions fo = job.fit;
+  const bool intercept = !shard.names.empty() && shard.names[0] == "(Intercept)";
+  if (fo.l2 > 0 && intercept && !job.penalize_intercept) {
+    fo.penalized.assign(static_cast<std::size_t>(shard.n_cols * model->n_outputs()), 1);
+    for (int k = 0; k < model->n_outputs(); ++k) fo.penalized[static_cast<std::size_t>(k * shard.n_cols)] = 0;
+  }
+  if (fo.theta0.empty() && job.start == "irls") fo.theta0 = irls_start(shard, *model, fo, comm);
+
   FitObserver obs;
   if (comm.is_root()) {
-    if (!job.quiet)
-      obs.on_iteration = [&out](const IterationRecord& r) {
-        char line[200];
-        std::snprintf(line, sizeof line,
-                      "iter %4d  loss %.10e  |g| %.3e  |step| %.3e  kl %.3e  damping %.1e  t %.3g  %.2fs\n",
-                      r.iter, r.loss, r.grad_norm, r.step_norm, r.kl, r.damping, r.step_length, r.seconds);
-        out << line << std::flush;
-      };
+    if (!job.quiet) obs.on_iteration = [&out](const IterationRecord& r) { print_progress(out, r); };
     obs.log = [&out](const std::string& m) { out << "note: " << m << '\n' << std::flush; };
   }
-  FitResult res = fit(shard, *model, job.fit, comm, obs);
+  FitResult res = fit(shard, *model, fo, comm, obs);
+  if ((res.converged() || res.reason == Reason::max_iterations || res.reason == Reason::line_search_failed) &&
+      separated(shard, *model, res, fo, comm))
+    res.reason = Reason::separation;
+
+  Inference inf;
+  const bool with_inference = job.inference && res.reason != Reason::non_finite &&
+                              res.reason != Reason::separation && res.reason != Reason::singular_fisher;
+  if (with_inference) {
+    InferenceOptions io;
+    io.threads = fo.threads;
+    io.block_rows = fo.block_rows;
+    io.l2 = fo.l2;
+    io.penalized = fo.penalized;
+    inf = infer(shard, *model, res.theta, comm, io);
+  }
 
   if (comm.is_root()) {
-    print_summary(out, res, shard.names);
+    FitReport rep;
+    rep.model_name = model->name();
+    rep.family = job.family == "logistic" ? "binomial" : job.family;
+    rep.link = model->name().substr(model->name().find('/') + 1);
+    rep.classes = classes;
+    rep.columns = shard.names;
+    rep.all_columns = all_columns;
+    rep.dropped = dropped;
+    rep.intercept = intercept;
+    rep.fit = &res;
+    rep.inference = with_inference ? &inf : nullptr;
+    rep.command = job.command;
+    rep.options_json = job.options_json;
+    rep.data = job.read.path;
+    rep.ranks = comm.size();
+    rep.threads = fo.threads;
+    rep.covariance = job.covariance;
+    const std::string text = summary_text(rep);
+    out << '\n' << text;
     if (!job.out_dir.empty()) {
-      RunInfo info;
-      info.options_json = job.options_json;
-      info.model_name = model->name();
-      info.data = job.read.path;
-      info.ranks = comm.size();
-      info.threads = job.fit.threads;
-      write_model_json(job.out_dir / "model.json", res, shard.names, info);
+      write_model_json(job.out_dir / "model.json", rep);
       write_history_csv(job.out_dir / "history.csv", res);
-      out << "wrote " << (job.out_dir / "model.json").string() << " and "
-          << (job.out_dir / "history.csv").string() << '\n';
+      write_atomically(job.out_dir / "summary.txt", [&](std::ostream& os) { os << text; });
+      out << "wrote " << (job.out_dir / "model.json").string() << ", history.csv and summary.txt\n";
     }
   }
   return res;
@@ -181,6 +296,91 @@ void run_generate(const GenerateJob& job, const Communicator& comm, std::ostream
     }
   }
   comm.check(err.empty(), err);
+}
+
+}  // namespace natgrad
+
+namespace natgrad {
+
+void run_predict(const PredictJob& job, const Communicator& comm, std::ostream& out) {
+  // Every rank reads the (small) model file; failures are agreed on.
+  nlohmann::json m;
+  std::string err;
+  try {
+    std::ifstream in(job.model);
+    if (!in) throw Error(job.model.string() + ": cannot open the model file");
+    m = nlohmann::json::parse(in);
+    for (const char* key : {"family", "link", "columns", "coefficients"})
+      if (!m.contains(key)) throw Error(job.model.string() + ": not a natgrad model.json (no \"" + key + "\")");
+  } catch (const nlohmann::json::exception& e) {
+    err = job.model.string() + ": invalid JSON: " + e.what();
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  comm.check(err.empty(), err);
+  const int classes = m.value("n_classes", 0);
+  const std::string link = m["link"] == "softmax" ? "" : m["link"].get<std::string>();
+  const auto model = make_model(m["family"], link, classes);
+  const auto columns = m["columns"].get<std::vector<std::string>>();
+  std::vector<double> theta;
+  for (const auto& v : m["coefficients"]) theta.push_back(v.is_null() ? 0.0 : v.get<double>());  // NA: dropped
+
+  ReadOptions ro = job.read;
+  ro.intercept = m.value("intercept", false);
+  const Shard s = load_shard(ro, comm);
+  comm.check(s.names == columns, "the data's columns do not match the model's: the model was fitted on " +
+                                     std::to_string(columns.size()) + " column(s) (" +
+                                     (columns.empty() ? "" : columns.front() + ", ...") + "), the data has " +
+                                     std::to_string(s.names.size()));
+  const std::int64_t d = s.n_cols, K = model->n_outputs();
+  std::vector<double> cov;
+  if (job.se) {
+    comm.check(m.contains("covariance") && model->n_outputs() == 1,
+               job.model.string() + ": --se needs a scalar GLM fitted with --covariance");
+    for (const auto& row : m["covariance"])
+      for (const auto& v : row) cov.push_back(v.is_null() ? NAN : v.get<double>());
+  }
+  comm.check(cov.empty() || cov.size() == theta.size() * theta.size(),
+             job.model.string() + ": the covariance does not match the coefficients (dropped columns?)");
+
+  std::ostringstream body;
+  body << std::setprecision(17);
+  std::vector<double> eta(static_cast<std::size_t>(K)), p(static_cast<std::size_t>(classes > 0 ? classes : 1));
+  const auto* mn = dynamic_cast<const MultinomialModel*>(model.get());
+  for (std::int64_t i = 0; i < s.n_rows; ++i) {
+    const double* x = s.row(i);
+    for (std::int64_t k = 0; k < K; ++k) {
+      double e = s.offset.empty() ? 0.0 : s.offset[i];
+      for (std::int64_t j = 0; j < d; ++j) e += x[j] * theta[j + d * k];
+      eta[k] = e;
+    }
+    if (mn) {
+      mn->probabilities(eta.data(), p.data());
+      for (std::int64_t k = 0; k < K; ++k) body << eta[k] << ',';
+      for (int c = 0; c < classes; ++c) body << p[c] << ',';
+      body << (std::max_element(p.begin(), p.end()) - p.begin()) << '\n';
+    } else {
+      body << eta[0] << ',' << model->mean(eta[0]);
+      if (job.se) {
+        double q = 0;
+        for (std::int64_t a = 0; a < d; ++a)
+          for (std::int64_t b = 0; b < d; ++b) q += x[a] * cov[a * d + b] * x[b];
+        body << ',' << std::sqrt(q);
+      }
+      body << '\n';
+    }
+  }
+  std::string header;
+  if (mn) {
+    for (std::int64_t k = 1; k <= K; ++k) header += "eta" + std::to_string(k) + ",";
+    for (int c = 0; c < classes; ++c) header += "p" + std::to_string(c) + ",";
+    header += "class\n";
+  } else {
+    header = job.se ? "eta,mu,se_eta\n" : "eta,mu\n";
+  }
+  write_collectively(job.out, header, body.str(), comm);
+  if (comm.is_root())
+    out << "wrote " << job.out.string() << ": " << s.n_global << " predictions (" << model->name() << ")\n";
 }
 
 }  // namespace natgrad

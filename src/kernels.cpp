@@ -17,6 +17,7 @@ const char* to_string(FisherKind k) {
     case FisherKind::empirical: return "empirical";
     case FisherKind::empirical_centered: return "empirical-centered";
     case FisherKind::expected: return "expected";
+    case FisherKind::meat: return "meat";
   }
   return "?";
 }
@@ -31,7 +32,7 @@ FisherKind fisher_kind_from_string(const std::string& s) {
 namespace {
 bool is_full(FisherKind k) {
   return k == FisherKind::empirical || k == FisherKind::empirical_centered ||
-         k == FisherKind::expected;
+         k == FisherKind::expected || k == FisherKind::meat;
 }
 // Above this many parameters per-thread p x p accumulators cost too much memory and
 // cache; the Fisher is then formed by one threaded SYRK per (large) row block.
@@ -55,25 +56,32 @@ std::size_t PackedSums::fisher_size() const {
   return 0;
 }
 
-void Workspace::prepare(int threads, std::int64_t p, std::int64_t block, FisherKind kind) {
-  if (threads == threads_ && p == p_ && block == block_ && kind == kind_) return;
+void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherKind kind, int outputs,
+                        int factors) {
+  if (threads == threads_ && d == p_ && block == block_ && kind == kind_ && outputs == outputs_ &&
+      factors == factors_)
+    return;
   threads_ = threads;
-  p_ = p;
+  p_ = d;
   block_ = block;
   kind_ = kind;
-  const bool shared = is_full(kind) && p > kPerThreadMaxP && threads > 1;
+  outputs_ = outputs;
+  factors_ = factors;
+  const std::int64_t p = d * outputs;  // parameters
+  const bool shared = outputs == 1 && is_full(kind) && p > kPerThreadMaxP && threads > 1;
   const std::size_t rows = static_cast<std::size_t>(shared ? shared_block_rows(p, block) : block);
-  const std::size_t np = static_cast<std::size_t>(p);
+  const std::size_t np = static_cast<std::size_t>(p), m = static_cast<std::size_t>(outputs);
+  const std::size_t q = kind == FisherKind::expected ? static_cast<std::size_t>(factors) : 1;
   const std::size_t slots = shared ? 1 : static_cast<std::size_t>(threads);
   scaled_.assign(slots, {});
-  for (auto& s : scaled_) s.assign(is_full(kind) ? rows * np : 0, 0.0);
+  for (auto& s : scaled_) s.assign(is_full(kind) ? rows * q * np : 0, 0.0);
   auto per_thread = [&](std::vector<std::vector<double>>& v, std::size_t n) {
     v.assign(static_cast<std::size_t>(threads), std::vector<double>(n, 0.0));
   };
-  per_thread(eta_, rows);
+  per_thread(eta_, rows * m);
   per_thread(nll_, rows);
-  per_thread(dnll_, rows);
-  per_thread(fw_, rows);
+  per_thread(dnll_, rows * m);
+  per_thread(fw_, outputs > 1 ? rows * m * static_cast<std::size_t>(factors) : rows);
   per_thread(grad_, np);
   fisher_.assign(shared ? 0 : static_cast<std::size_t>(threads), {});
   for (auto& f : fisher_)
@@ -107,6 +115,7 @@ void block_pass(const Shard& s, const Model& model, const double* theta, FisherK
       case FisherKind::diagonal: fw[i] = w * fw[i]; break;
       case FisherKind::empirical:
       case FisherKind::empirical_centered: fw[i] = std::sqrt(w) * std::abs(dnll[i]); break;
+      case FisherKind::meat: fw[i] = w * std::abs(dnll[i]); break;
       case FisherKind::none: break;
     }
     dnll[i] *= w;  // gradient weight
@@ -137,13 +146,153 @@ void pack_upper(const double* F, std::int64_t p, double* packed, bool add) {
 
 }  // namespace
 
+namespace {
+
+/// Multi-output models (multinomial): eta_k = X theta_k for k < m, per-row m x q Fisher
+/// factors, and for each row q scaled copies of x, one per factor column, so that the
+/// Fisher is still one SYRK per block: sum over rows and columns c of
+/// (M_i[:, c] (x) x_i)(M_i[:, c] (x) x_i)^T.
+void accumulate_multi(const Shard& s, const Model& model, std::span<const double> theta,
+                      FisherKind kind, int threads, Workspace& ws, PackedSums& out) {
+  const std::int64_t d = s.n_cols, n = s.n_rows, m = model.n_outputs();
+  const std::int64_t P = d * m;
+  const bool full = is_full(kind);
+  const std::int64_t q = kind == FisherKind::expected ? model.n_factors() : 1;
+  ws.prepare(threads, d, ws.block() > 0 ? ws.block() : 256, kind, static_cast<int>(m), model.n_factors());
+  out.resize(P, kind);
+  const std::int64_t block = ws.block();
+  const std::int64_t nblocks = (n + block - 1) / block;
+  const bool want_factor = kind == FisherKind::expected || kind == FisherKind::diagonal;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+    auto& g = ws.grad_[t];
+    auto& F = ws.fisher_[t];
+    std::fill(g.begin(), g.end(), 0.0);
+    std::fill(F.begin(), F.end(), 0.0);
+    std::vector<double> wd(static_cast<std::size_t>(block));
+    double loss = 0, wsum = 0;
+#pragma omp for schedule(static)
+    for (std::int64_t b = 0; b < nblocks; ++b) {
+      const std::int64_t i0 = b * block, rows = std::min(block, n - i0);
+      const double* X = s.row(i0);
+      double* eta = ws.eta_[t].data();
+      double* dn = ws.dnll_[t].data();
+      double* fac = ws.fw_[t].data();
+      for (std::int64_t k = 0; k < m; ++k)
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(rows), static_cast<int>(d), 1.0, X,
+                    static_cast<int>(d), theta.data() + k * d, 1, 0.0, eta + k, static_cast<int>(m));
+      if (!s.offset.empty())
+        for (std::int64_t i = 0; i < rows; ++i)
+          for (std::int64_t k = 0; k < m; ++k) eta[i * m + k] += s.offset[i0 + i];
+      model.eval_multi(static_cast<std::size_t>(rows), eta, s.y.data() + i0, ws.nll_[t].data(), dn,
+                       want_factor ? fac : nullptr);
+      for (std::int64_t i = 0; i < rows; ++i) {
+        const double w = s.weight.empty() ? 1.0 : s.weight[i0 + i];
+        loss += w * ws.nll_[t][i];
+        wsum += w;
+      }
+      for (std::int64_t k = 0; k < m; ++k) {
+        for (std::int64_t i = 0; i < rows; ++i)
+          wd[i] = (s.weight.empty() ? 1.0 : s.weight[i0 + i]) * dn[i * m + k];
+        cblas_dgemv(CblasRowMajor, CblasTrans, static_cast<int>(rows), static_cast<int>(d), 1.0, X,
+                    static_cast<int>(d), wd.data(), 1, 1.0, g.data() + k * d, 1);
+      }
+      if (kind == FisherKind::diagonal) {
+        for (std::int64_t i = 0; i < rows; ++i) {
+          const double w = s.weight.empty() ? 1.0 : s.weight[i0 + i];
+          for (std::int64_t k = 0; k < m; ++k) {
+            double f = 0;
+            for (std::int64_t c = 0; c < model.n_factors(); ++c) {
+              const double v = fac[(i * m + k) * model.n_factors() + c];
+              f += v * v;
+            }
+            for (std::int64_t j = 0; j < d; ++j) F[k * d + j] += w * f * X[i * d + j] * X[i * d + j];
+          }
+        }
+      } else if (full) {
+        double* sc = ws.scaled_[t].data();
+        for (std::int64_t i = 0; i < rows; ++i) {
+          const double w = s.weight.empty() ? 1.0 : s.weight[i0 + i];
+          const double* x = X + i * d;
+          for (std::int64_t c = 0; c < q; ++c) {
+            double* u = sc + (i * q + c) * P;
+            for (std::int64_t k = 0; k < m; ++k) {
+              double a;
+              if (kind == FisherKind::expected) a = std::sqrt(w) * fac[(i * m + k) * q + c];
+              else if (kind == FisherKind::meat) a = w * dn[i * m + k];
+              else a = std::sqrt(w) * dn[i * m + k];
+              for (std::int64_t j = 0; j < d; ++j) u[k * d + j] = a * x[j];
+            }
+          }
+        }
+        cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(P), static_cast<int>(rows * q),
+                    1.0, sc, static_cast<int>(P), 1.0, F.data(), static_cast<int>(P));
+      }
+    }
+    ws.loss_[t] = loss;
+    ws.wsum_[t] = wsum;
+  }
+  for (int t = 0; t < threads; ++t) {
+    out.loss_sum() += ws.loss_[t];
+    out.weight_sum() += ws.wsum_[t];
+    for (std::int64_t j = 0; j < P; ++j) out.grad()[j] += ws.grad_[t][j];
+    if (full)
+      pack_upper(ws.fisher_[t].data(), P, out.fisher(), true);
+    else if (kind == FisherKind::diagonal)
+      for (std::int64_t j = 0; j < P; ++j) out.fisher()[j] += ws.fisher_[t][j];
+  }
+  out.rows() = static_cast<double>(n);
+}
+
+void accumulate_loss_multi(const Shard& s, const Model& model, std::span<const double> theta, int threads,
+                           Workspace& ws, double out[2]) {
+  const std::int64_t d = s.n_cols, n = s.n_rows, m = model.n_outputs();
+  ws.prepare(threads, d, ws.block() > 0 ? ws.block() : 256, FisherKind::none, static_cast<int>(m),
+             model.n_factors());
+  const std::int64_t block = ws.block();
+  const std::int64_t nblocks = (n + block - 1) / block;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+    double loss = 0, wsum = 0;
+#pragma omp for schedule(static)
+    for (std::int64_t b = 0; b < nblocks; ++b) {
+      const std::int64_t i0 = b * block, rows = std::min(block, n - i0);
+      double* eta = ws.eta_[t].data();
+      for (std::int64_t k = 0; k < m; ++k)
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(rows), static_cast<int>(d), 1.0, s.row(i0),
+                    static_cast<int>(d), theta.data() + k * d, 1, 0.0, eta + k, static_cast<int>(m));
+      if (!s.offset.empty())
+        for (std::int64_t i = 0; i < rows; ++i)
+          for (std::int64_t k = 0; k < m; ++k) eta[i * m + k] += s.offset[i0 + i];
+      model.eval_multi(static_cast<std::size_t>(rows), eta, s.y.data() + i0, ws.nll_[t].data(), nullptr, nullptr);
+      for (std::int64_t i = 0; i < rows; ++i) {
+        const double w = s.weight.empty() ? 1.0 : s.weight[i0 + i];
+        loss += w * ws.nll_[t][i];
+        wsum += w;
+      }
+    }
+    ws.loss_[t] = loss;
+    ws.wsum_[t] = wsum;
+  }
+  out[0] = out[1] = 0;
+  for (int t = 0; t < threads; ++t) {
+    out[0] += ws.loss_[t];
+    out[1] += ws.wsum_[t];
+  }
+}
+
+}  // namespace
+
 void accumulate(const Shard& shard, const Model& model, std::span<const double> theta,
                 FisherKind kind, int threads, Workspace& ws, PackedSums& out) {
   const std::int64_t p = shard.n_cols, n = shard.n_rows;
-  if (static_cast<std::int64_t>(theta.size()) != p)
+  if (static_cast<std::int64_t>(theta.size()) != p * model.n_outputs())
     throw Error("accumulate: theta has " + std::to_string(theta.size()) + " entries, expected " +
-                std::to_string(p));
+                std::to_string(p * model.n_outputs()));
   threads = std::max(threads, 1);
+  if (model.n_outputs() > 1) return accumulate_multi(shard, model, theta, kind, threads, ws, out);
   ws.prepare(threads, p, ws.block() > 0 ? ws.block() : 256, kind);
   out.resize(p, kind);
   const bool full = is_full(kind);
@@ -236,6 +385,7 @@ void accumulate_loss(const Shard& shard, const Model& model, std::span<const dou
                      int threads, Workspace& ws, double out[2]) {
   const std::int64_t p = shard.n_cols, n = shard.n_rows;
   threads = std::max(threads, 1);
+  if (model.n_outputs() > 1) return accumulate_loss_multi(shard, model, theta, threads, ws, out);
   if (ws.threads() != threads || static_cast<std::int64_t>(ws.eta_.size()) == 0)
     ws.prepare(threads, p, ws.block() > 0 ? ws.block() : 256, FisherKind::none);
   const std::int64_t block = static_cast<std::int64_t>(ws.eta_[0].size());

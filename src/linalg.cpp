@@ -106,6 +106,51 @@ DampedSolve damped_cholesky_solve(std::span<const double> F, std::int64_t p,
   return r;
 }
 
+std::vector<std::int64_t> dependent_columns(std::span<const double> A, std::int64_t p, double tol) {
+  // Correlation scaling; zero columns are dependent outright.
+  std::vector<std::int64_t> out, live;
+  for (std::int64_t j = 0; j < p; ++j) (A[j + j * p] > 0 ? live : out).push_back(j);
+  const auto m = static_cast<std::int64_t>(live.size());
+  std::vector<double> C(static_cast<std::size_t>(m * m));
+  for (std::int64_t b = 0; b < m; ++b)
+    for (std::int64_t a = 0; a < m; ++a) {
+      const std::int64_t i = live[a], j = live[b];
+      C[a + b * m] = A[i + j * p] / std::sqrt(A[i + i * p] * A[j + j * p]);
+    }
+  // Fast path: a well-conditioned Cholesky (BLAS-3) means full rank.
+  std::vector<double> L = C;
+  if (cholesky_upper(L, m) == 0) {
+    double lo = INFINITY;
+    for (std::int64_t i = 0; i < m; ++i) lo = std::min(lo, L[i + i * m] * L[i + i * m]);
+    if (lo > tol) return out;
+  }
+  // Slow path, as R's QR: walk the columns in order and call a column dependent when
+  // its squared residual on the kept earlier columns is below tol. U holds the rows of
+  // the Cholesky factor of the kept columns (upper, C = U^T U).
+  std::vector<std::int64_t> kept;
+  std::vector<double> U(static_cast<std::size_t>(m * m), 0.0);
+  for (std::int64_t j = 0; j < m; ++j) {
+    // u_kj = (C_kj - sum_{l<k} U_lk U_lj) / U_kk over kept k, in order
+    double r = C[j + j * m];
+    for (std::size_t a = 0; a < kept.size(); ++a) {
+      const std::int64_t k = kept[a];
+      double v = C[k + j * m];
+      for (std::size_t b = 0; b < a; ++b) v -= U[kept[b] + k * m] * U[kept[b] + j * m];
+      v /= U[k + k * m];
+      U[k + j * m] = v;
+      r -= v * v;
+    }
+    if (r > tol) {
+      U[j + j * m] = std::sqrt(r);
+      kept.push_back(j);
+    } else {
+      out.push_back(live[j]);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 std::vector<double> symmetric_eigenvalues(std::span<const double> A, std::int64_t p) {
   const int n = to_int(p);
   std::vector<double> a(A.begin(), A.end()), w(static_cast<std::size_t>(p));

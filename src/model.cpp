@@ -1,46 +1,376 @@
-#include "natgrad/model.hpp"
-
+#include <algorithm>
+#include <boost/math/distributions/normal.hpp>
 #include <cmath>
 
 #include "natgrad/error.hpp"
+#include "natgrad/model.hpp"
 
 namespace natgrad {
 
 namespace {
+constexpr double kInvSqrt2Pi = 0.3989422804014327;
+constexpr double kSqrt1_2 = 0.7071067811865476;
+
 // log(1 + exp(x)) without overflow or loss of precision for large |x|.
 inline double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
-inline double sigmoid(double x) {
-  if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
-  const double e = std::exp(x);
-  return e / (1.0 + e);
+inline double xlogy(double x, double y) { return x == 0 ? 0.0 : x * std::log(y); }
+
+/// Binomial mean, its logs and dmu/deta for one link, computed without cancellation.
+struct BinomialRow {
+  double mu, log_mu, log_1mmu, dmu;
+};
+BinomialRow binomial_row(Link link, double eta) {
+  BinomialRow r{};
+  switch (link) {
+    case Link::probit: {
+      const double e = std::clamp(eta, -37.0, 37.0);  // Phi(-37) ~ 6e-300 stays normal
+      r.mu = 0.5 * std::erfc(-e * kSqrt1_2);
+      r.log_mu = std::log(r.mu);
+      r.log_1mmu = std::log(0.5 * std::erfc(e * kSqrt1_2));
+      r.dmu = kInvSqrt2Pi * std::exp(-0.5 * e * e);
+      break;
+    }
+    case Link::cloglog: {
+      const double e = std::clamp(eta, -700.0, 700.0);
+      const double ex = std::exp(e);
+      r.mu = -std::expm1(-ex);
+      r.log_mu = std::log(r.mu);
+      r.log_1mmu = -ex;
+      r.dmu = std::exp(e - ex);
+      break;
+    }
+    default: {  // logit
+      r.log_mu = -softplus(-eta);
+      r.log_1mmu = -softplus(eta);
+      r.mu = std::exp(r.log_mu);
+      r.dmu = std::exp(r.log_mu + r.log_1mmu);
+      break;
+    }
+  }
+  return r;
+}
+
+double linkinv(Link l, double eta) {
+  switch (l) {
+    case Link::logit:
+    case Link::probit:
+    case Link::cloglog: return binomial_row(l, eta).mu;
+    case Link::log: return std::exp(std::min(eta, 700.0));
+    case Link::identity: return eta;
+    case Link::inverse: return 1.0 / eta;
+  }
+  return NAN;
+}
+
+double linkfun(Link l, double mu) {
+  switch (l) {
+    case Link::logit: return std::log(mu / (1 - mu));
+    case Link::probit: return boost::math::quantile(boost::math::normal(), mu);
+    case Link::cloglog: return std::log(-std::log1p(-mu));
+    case Link::log: return std::log(mu);
+    case Link::identity: return mu;
+    case Link::inverse: return 1.0 / mu;
+  }
+  return NAN;
+}
+
+const char* family_name(Family f) {
+  switch (f) {
+    case Family::binomial: return "binomial";
+    case Family::poisson: return "poisson";
+    case Family::gaussian: return "gaussian";
+    case Family::gamma: return "gamma";
+  }
+  return "?";
+}
+const char* link_name(Link l) {
+  switch (l) {
+    case Link::logit: return "logit";
+    case Link::probit: return "probit";
+    case Link::cloglog: return "cloglog";
+    case Link::log: return "log";
+    case Link::identity: return "identity";
+    case Link::inverse: return "inverse";
+  }
+  return "?";
 }
 }  // namespace
 
-std::string LogisticModel::check_label(double y) const {
-  if (std::isfinite(y) && y >= 0.0 && y <= 1.0) return {};
-  return "a binomial label in {0, 1} (or a proportion in [0, 1])";
+void Model::eval_multi(std::size_t n, const double* eta, const double* y, double* nll, double* dnll,
+                       double* factor) const {
+  eval(n, eta, y, nll, dnll, factor);
+  if (factor)
+    for (std::size_t i = 0; i < n; ++i) factor[i] = std::sqrt(factor[i]);
 }
 
-void LogisticModel::eval(std::size_t n, const double* eta, const double* y, double* nll,
-                         double* dnll, double* fisher) const {
+// ---------------------------------------------------------------- Glm
+
+Glm::Glm(Family f, Link l) : family_(f), link_(l) {}
+
+std::string Glm::name() const { return std::string(family_name(family_)) + "/" + link_name(link_); }
+
+std::string Glm::check_label(double y) const {
+  if (!std::isfinite(y)) return "a finite label";
+  switch (family_) {
+    case Family::binomial:
+      return y >= 0 && y <= 1 ? "" : "a binomial label in {0, 1} (or a proportion in [0, 1])";
+    case Family::poisson: return y >= 0 ? "" : "a non-negative count";
+    case Family::gaussian: return "";
+    case Family::gamma: return y > 0 ? "" : "a positive value";
+  }
+  return "";
+}
+
+void Glm::eval(std::size_t n, const double* eta, const double* y, double* nll, double* dnll,
+               double* fisher) const {
   for (std::size_t i = 0; i < n; ++i) {
-    const double e = eta[i];
-    if (nll) nll[i] = softplus(e) - y[i] * e;
-    if (dnll || fisher) {
-      const double p = sigmoid(e);
-      if (dnll) dnll[i] = p - y[i];
-      if (fisher) fisher[i] = p * (1.0 - p);
+    const double e = eta[i], yi = y[i];
+    double l = 0, d = 0, f = 0;
+    switch (family_) {
+      case Family::binomial: {
+        if (link_ == Link::logit) {  // canonical: the simplest stable forms
+          const double p = 1.0 / (1.0 + std::exp(-e));
+          l = yi * softplus(-e) + (1 - yi) * softplus(e);
+          d = p - yi;
+          f = p * (1 - p);
+        } else {
+          const BinomialRow r = binomial_row(link_, e);
+          l = -(yi * r.log_mu + (1 - yi) * r.log_1mmu);
+          const double a = r.dmu / r.mu, b = r.dmu / (1 - r.mu);  // dmu/mu, dmu/(1-mu)
+          d = -(yi * a - (1 - yi) * b);
+          f = a * b;
+        }
+        break;
+      }
+      case Family::poisson: {  // log link
+        const double mu = std::exp(std::min(e, 700.0));
+        l = mu - yi * e;
+        d = mu - yi;
+        f = mu;
+        break;
+      }
+      case Family::gaussian: {
+        if (link_ == Link::identity) {
+          l = 0.5 * (yi - e) * (yi - e);
+          d = e - yi;
+          f = 1.0;
+        } else {  // log
+          const double mu = std::exp(std::min(e, 700.0));
+          l = 0.5 * (yi - mu) * (yi - mu);
+          d = -(yi - mu) * mu;
+          f = mu * mu;
+        }
+        break;
+      }
+      case Family::gamma: {
+        if (link_ == Link::inverse) {
+          if (e > 0) {  // mu = 1/eta must be positive
+            l = yi * e - std::log(e);
+            d = yi - 1.0 / e;
+            f = 1.0 / (e * e);
+          } else {
+            l = INFINITY;  // outside the model: the solver backs off
+            d = 0;
+            f = 0;
+          }
+        } else {  // log
+          const double ie = std::exp(-std::max(e, -700.0));
+          l = yi * ie + e;
+          d = 1.0 - yi * ie;
+          f = 1.0;
+        }
+        break;
+      }
+    }
+    if (nll) nll[i] = l;
+    if (dnll) dnll[i] = d;
+    if (fisher) fisher[i] = f;
+  }
+}
+
+double Glm::mean(double eta) const { return linkinv(link_, eta); }
+
+double Glm::unit_deviance(const double* eta, double y) const {
+  const double mu = mean(*eta);
+  switch (family_) {
+    case Family::binomial: {
+      const BinomialRow r = binomial_row(link_, *eta);
+      return 2 * (xlogy(y, y) - y * r.log_mu + xlogy(1 - y, 1 - y) - (1 - y) * r.log_1mmu);
+    }
+    case Family::poisson: return 2 * (xlogy(y, y / mu) - (y - mu));
+    case Family::gaussian: return (y - mu) * (y - mu);
+    case Family::gamma: return -2 * (std::log(y / mu) - (y - mu) / mu);
+  }
+  return NAN;
+}
+
+double Glm::pearson(const double* eta, double y) const {
+  const double mu = mean(*eta);
+  double v = 1;
+  switch (family_) {
+    case Family::binomial: v = mu * (1 - mu); break;
+    case Family::poisson: v = mu; break;
+    case Family::gaussian: v = 1; break;
+    case Family::gamma: v = mu * mu; break;
+  }
+  return (y - mu) * (y - mu) / v;
+}
+
+double Glm::loglik(const double* eta, double y, double w, double phi) const {
+  if (w <= 0) return 0.0;
+  const double mu = mean(*eta);
+  switch (family_) {
+    case Family::binomial: {  // R: dbinom(round(w y), round(w), mu), w = trials
+      const BinomialRow r = binomial_row(link_, *eta);
+      const double m = std::round(w), s = std::round(w * y);
+      return std::lgamma(m + 1) - std::lgamma(s + 1) - std::lgamma(m - s + 1) + s * r.log_mu +
+             (m - s) * r.log_1mmu;
+    }
+    case Family::poisson: return w * (xlogy(y, mu) - mu - std::lgamma(y + 1));
+    case Family::gaussian:
+      return 0.5 * std::log(w) - 0.5 * std::log(2 * M_PI * phi) - w * (y - mu) * (y - mu) / (2 * phi);
+    case Family::gamma: {  // dgamma(y; shape 1/phi, scale mu phi), weighted
+      const double k = 1 / phi, s = mu * phi;
+      return w * (-std::lgamma(k) - k * std::log(s) + (k - 1) * std::log(y) - y / s);
     }
   }
+  return NAN;
 }
 
-std::unique_ptr<Model> make_model(const std::string& family, const std::string& link) {
+double Glm::loglik_dispersion(double deviance, double nobs, double wsum) const {
+  if (family_ == Family::gaussian) return deviance / nobs;  // R: gaussian()$aic
+  if (family_ == Family::gamma) return deviance / wsum;     // R: Gamma()$aic
+  return 1.0;
+}
+
+std::vector<double> Glm::null_eta(const std::vector<double>& label_sums, double wsum) const {
+  return {linkfun(link_, label_sums.at(0) / wsum)};
+}
+
+double Glm::start_eta(double y) const {
+  switch (family_) {  // R's mustart, with unit weights
+    case Family::binomial: return linkfun(link_, (y + 0.5) / 2);
+    case Family::poisson: return linkfun(link_, y + 0.1);
+    case Family::gaussian: return link_ == Link::log ? std::log(std::max(y, 0.1)) : y;
+    case Family::gamma: return linkfun(link_, y);
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------- Multinomial
+
+MultinomialModel::MultinomialModel(int classes) : classes_(classes) {
+  if (classes < 2) throw Error("multinomial needs at least 2 classes, found " + std::to_string(classes));
+}
+
+std::string MultinomialModel::check_label(double y) const {
+  if (std::isfinite(y) && y >= 0 && y < classes_ && y == std::floor(y)) return {};
+  return "a class id in 0.." + std::to_string(classes_ - 1);
+}
+
+void MultinomialModel::probabilities(const double* eta, double* p) const {
+  double mx = 0;
+  for (int k = 1; k < classes_; ++k) mx = std::max(mx, eta[k - 1]);
+  double s = std::exp(-mx);
+  p[0] = s;
+  for (int k = 1; k < classes_; ++k) s += (p[k] = std::exp(eta[k - 1] - mx));
+  for (int k = 0; k < classes_; ++k) p[k] /= s;
+}
+
+void MultinomialModel::eval(std::size_t n, const double*, const double*, double* nll, double* dnll,
+                            double* fisher) const {
+  // Scalar interface is meaningless for K-1 outputs; the kernels use eval_multi.
+  for (std::size_t i = 0; i < n; ++i) {
+    if (nll) nll[i] = NAN;
+    if (dnll) dnll[i] = NAN;
+    if (fisher) fisher[i] = NAN;
+  }
+}
+
+void MultinomialModel::eval_multi(std::size_t n, const double* eta, const double* y, double* nll,
+                                  double* dnll, double* factor) const {
+  const int K = classes_, m = K - 1;
+  std::vector<double> p(static_cast<std::size_t>(K));
+  for (std::size_t i = 0; i < n; ++i) {
+    const double* e = eta + i * m;
+    const int c = static_cast<int>(y[i]);
+    double mx = 0;
+    for (int k = 0; k < m; ++k) mx = std::max(mx, e[k]);
+    double s = std::exp(-mx);
+    for (int k = 0; k < m; ++k) s += std::exp(e[k] - mx);
+    const double lse = mx + std::log(s);
+    if (nll) nll[i] = lse - (c == 0 ? 0.0 : e[c - 1]);
+    p[0] = std::exp(-lse);
+    for (int k = 1; k < K; ++k) p[k] = std::exp(e[k - 1] - lse);
+    if (dnll)
+      for (int k = 1; k < K; ++k) dnll[i * m + k - 1] = p[k] - (c == k ? 1.0 : 0.0);
+    if (factor)  // M[k][c] = sqrt(p_c) (delta_kc - p_k): M M^T = diag(p) - p p^T
+      for (int k = 1; k < K; ++k)
+        for (int cc = 0; cc < K; ++cc)
+          factor[(i * m + k - 1) * K + cc] = std::sqrt(p[cc]) * ((k == cc ? 1.0 : 0.0) - p[k]);
+  }
+}
+
+double MultinomialModel::unit_deviance(const double* eta, double y) const {
+  return -2 * loglik(eta, y, 1.0, 1.0);
+}
+
+double MultinomialModel::pearson(const double* eta, double y) const {
+  std::vector<double> p(static_cast<std::size_t>(classes_));
+  probabilities(eta, p.data());
+  double s = 0;
+  for (int k = 0; k < classes_; ++k) {
+    const double r = (static_cast<int>(y) == k ? 1.0 : 0.0) - p[k];
+    s += r * r / p[k];
+  }
+  return s;
+}
+
+double MultinomialModel::loglik(const double* eta, double y, double w, double) const {
+  double nll = 0;
+  eval_multi(1, eta, &y, &nll, nullptr, nullptr);
+  return -w * nll;
+}
+
+std::vector<double> MultinomialModel::null_eta(const std::vector<double>& class_sums, double) const {
+  std::vector<double> e(static_cast<std::size_t>(classes_ - 1));
+  for (int k = 1; k < classes_; ++k) e[k - 1] = std::log(class_sums.at(k) / class_sums.at(0));
+  return e;
+}
+
+double MultinomialModel::mean(double) const { return NAN; }
+
+// ---------------------------------------------------------------- factory
+
+std::unique_ptr<Model> make_model(const std::string& family, const std::string& link, int classes) {
+  auto bad_link = [&](const char* allowed) {
+    return Error("--link " + link + " is not available for family " + family + " (expected: " + allowed + ")");
+  };
   if (family == "binomial" || family == "logistic") {
     if (link.empty() || link == "logit") return std::make_unique<LogisticModel>();
-    throw Error("--link " + link + " is not available for family " + family +
-                " (expected: logit)");
+    if (link == "probit") return std::make_unique<Glm>(Family::binomial, Link::probit);
+    if (link == "cloglog") return std::make_unique<Glm>(Family::binomial, Link::cloglog);
+    throw bad_link("logit, probit, cloglog");
   }
-  throw Error("unknown --family '" + family + "' (expected: binomial)");
+  if (family == "poisson") {
+    if (link.empty() || link == "log") return std::make_unique<Glm>(Family::poisson, Link::log);
+    throw bad_link("log");
+  }
+  if (family == "gaussian") {
+    if (link.empty() || link == "identity") return std::make_unique<Glm>(Family::gaussian, Link::identity);
+    if (link == "log") return std::make_unique<Glm>(Family::gaussian, Link::log);
+    throw bad_link("identity, log");
+  }
+  if (family == "gamma") {
+    if (link.empty() || link == "inverse") return std::make_unique<Glm>(Family::gamma, Link::inverse);
+    if (link == "log") return std::make_unique<Glm>(Family::gamma, Link::log);
+    throw bad_link("inverse, log");
+  }
+  if (family == "multinomial") {
+    if (!link.empty() && link != "softmax" && link != "logit") throw bad_link("softmax");
+    return std::make_unique<MultinomialModel>(classes < 2 ? 2 : classes);
+  }
+  throw Error("unknown --family '" + family + "' (expected: binomial, poisson, gaussian, gamma, multinomial)");
 }
 
 }  // namespace natgrad

@@ -1,12 +1,12 @@
 #include "natgrad/output.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iomanip>
-#include <nlohmann/json.hpp>
 
 #include "natgrad/error.hpp"
 
@@ -34,6 +34,46 @@ void write_atomically(const std::filesystem::path& path,
   }
 }
 
+void write_collectively(const std::filesystem::path& path, const std::string& header,
+                        const std::string& local_text, const Communicator& comm) {
+  namespace fs = std::filesystem;
+  std::string tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  comm.broadcast(tmp);  // rank 0's name
+  std::string err;
+  if (comm.is_root()) {
+    std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
+    os << header;
+    if (!os) err = path.string() + ": cannot write: " + std::strerror(errno);
+  }
+  comm.check(err.empty(), err);
+  const auto offset = static_cast<std::int64_t>(header.size()) +
+                      comm.exscan_sum(static_cast<std::int64_t>(local_text.size()));
+  if (!local_text.empty()) {
+    const int fd = ::open(tmp.c_str(), O_WRONLY);
+    std::size_t done = 0;
+    while (fd >= 0 && done < local_text.size()) {
+      const ssize_t w = ::pwrite(fd, local_text.data() + done, local_text.size() - done,
+                                 static_cast<off_t>(offset) + static_cast<off_t>(done));
+      if (w <= 0) break;
+      done += static_cast<std::size_t>(w);
+    }
+    if (fd < 0 || done < local_text.size()) err = path.string() + ": write failed: " + std::strerror(errno);
+    if (fd >= 0 && ::close(fd) != 0 && err.empty()) err = path.string() + ": close failed: " + std::strerror(errno);
+  }
+  try {
+    comm.check(err.empty(), err);
+  } catch (...) {
+    if (comm.is_root()) fs::remove(tmp);
+    throw;
+  }
+  if (comm.is_root()) {
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    if (ec) err = path.string() + ": cannot rename temporary file: " + ec.message();
+  }
+  comm.check(err.empty(), err);
+}
+
 void write_history_csv(const std::filesystem::path& path, const FitResult& r) {
   write_atomically(path, [&](std::ostream& os) {
     os << "iter,loss,grad_norm,step_norm,kl,damping,step_length,seconds\n";
@@ -42,28 +82,6 @@ void write_history_csv(const std::filesystem::path& path, const FitResult& r) {
       os << h.iter << ',' << h.loss << ',' << h.grad_norm << ',' << h.step_norm << ',' << h.kl << ','
          << h.damping << ',' << h.step_length << ',' << h.seconds << '\n';
   });
-}
-
-void write_model_json(const std::filesystem::path& path, const FitResult& r,
-                      const std::vector<std::string>& names, const RunInfo& info) {
-  nlohmann::ordered_json j;
-  j["natgrad_version"] = 1;
-  j["model"] = info.model_name;
-  j["names"] = names;
-  j["coefficients"] = r.theta;
-  j["n_params"] = r.theta.size();
-  j["n_obs"] = r.n_obs;
-  j["iterations"] = r.iterations;
-  j["converged"] = r.converged();
-  j["reason_code"] = static_cast<int>(r.reason);
-  j["reason"] = to_string(r.reason);
-  j["loss"] = r.loss;
-  j["log_likelihood"] = -r.loss * r.weight_sum;
-  j["grad_norm"] = r.grad_norm;
-  j["seconds"] = r.seconds;
-  j["run"] = {{"data", info.data}, {"ranks", info.ranks}, {"threads_per_rank", info.threads}};
-  j["options"] = nlohmann::ordered_json::parse(info.options_json);
-  write_atomically(path, [&](std::ostream& os) { os << j.dump(2) << '\n'; });
 }
 
 }  // namespace natgrad

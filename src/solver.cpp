@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 #include "natgrad/error.hpp"
@@ -19,6 +20,9 @@ const char* to_string(Reason r) {
     case Reason::non_finite: return "diverged: loss or gradient not finite";
     case Reason::line_search_failed: return "diverged: line search found no decrease";
     case Reason::singular_fisher: return "diverged: Fisher singular after raising the damping";
+    case Reason::separation:
+      return "diverged: separation: the loss keeps decreasing along the last step, the "
+             "coefficients run away (no finite maximum-likelihood estimate)";
   }
   return "?";
 }
@@ -63,6 +67,7 @@ void FitOptions::validate() const {
   if (block_rows < 1) bad("block rows must be >= 1");
   if (step == StepRule::kl && method == Method::gd)
     bad("--step kl needs a Fisher metric: use --method ngd or diag");
+  if (!(l2 >= 0) || !std::isfinite(l2)) bad("--l2 must be >= 0");
 }
 
 namespace {
@@ -76,6 +81,29 @@ double max_abs(const std::vector<double>& v) {
 }
 bool all_finite(const std::vector<double>& v) {
   return std::all_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); });
+}
+
+/// The ridge term l2/2 sum_j theta_j^2 over penalised parameters.
+double penalty(const FitOptions& o, std::span<const double> theta) {
+  if (o.l2 == 0) return 0;
+  double s = 0;
+  for (std::size_t j = 0; j < theta.size(); ++j)
+    if (o.penalized.empty() || o.penalized[j]) s += theta[j] * theta[j];
+  return 0.5 * o.l2 * s;
+}
+
+/// Adds the ridge term to normalised sums (root): loss, gradient, Fisher diagonal.
+void add_penalty(const FitOptions& o, std::span<const double> theta, Normalized& nz) {
+  if (o.l2 == 0) return;
+  const double W = nz.weight_sum;
+  const std::size_t p = theta.size();
+  nz.loss += penalty(o, theta) / W;
+  for (std::size_t j = 0; j < p; ++j) {
+    if (!(o.penalized.empty() || o.penalized[j])) continue;
+    nz.grad[j] += o.l2 * theta[j] / W;
+    if (nz.fisher.size() == p) nz.fisher[j] += o.l2 / W;
+    else if (nz.fisher.size() == p * p) nz.fisher[j + j * p] += o.l2 / W;
+  }
 }
 
 /// Root-only state of the iteration: the last normalised sums and the direction.
@@ -143,7 +171,7 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
   comm.allreduce_max(pr, 2);
   comm.check(pr[0] == -pr[1], "ranks disagree on the number of columns (" + std::to_string(pr[0]) +
                                   " vs " + std::to_string(-pr[1]) + ")");
-  const std::int64_t p = shard.n_cols;
+  const std::int64_t p = shard.n_cols * model.n_outputs();  // class-major parameters
   const std::size_t np = static_cast<std::size_t>(p);
   if (!o.theta0.empty() && o.theta0.size() != np)
     throw Error("initial coefficients have " + std::to_string(o.theta0.size()) +
@@ -157,7 +185,7 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
   comm.broadcast(res.theta.data(), np);  // identical start on every rank
 
   Workspace ws;
-  ws.prepare(o.threads, p, o.block_rows, kind);
+  ws.prepare(o.threads, shard.n_cols, o.block_rows, kind, model.n_outputs(), model.n_factors());
   PackedSums sums;
   RootState st;
   std::vector<double> d(np, 0.0), prev_theta(np), trial(np);
@@ -174,6 +202,7 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
       Reason status = Reason::running;
       int control = kContinue;
       finalize(sums, st.nz);
+      add_penalty(o, res.theta, st.nz);
       const double gnorm = max_abs(st.nz.grad);
       const bool finite = std::isfinite(st.nz.loss) && all_finite(st.nz.grad) && all_finite(st.nz.fisher);
       double t = 0, kl_unit = 0;
@@ -252,8 +281,11 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
         comm.reduce_sum(lw, 2);
         double decision = 0;
         if (comm.is_root()) {
-          const double f = lw[0] / lw[1];
-          decision = (std::isfinite(f) && f <= res.loss + o.armijo_c1 * t * slope) ? 1.0 : 0.0;
+          const double f = (lw[0] + penalty(o, trial)) / lw[1];
+          // Armijo, with an allowance of a few ulps of the loss: near the optimum the
+          // predicted decrease falls below the loss's rounding and could never be seen.
+          const double noise = 16 * std::numeric_limits<double>::epsilon() * std::abs(res.loss);
+          decision = (std::isfinite(f) && f <= res.loss + o.armijo_c1 * t * slope + noise) ? 1.0 : 0.0;
         }
         comm.broadcast(&decision, 1);
         if (decision == 1.0) {
@@ -270,6 +302,8 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
       }
     }
     t_prev = t;
+    res.last_step.resize(np);
+    for (std::size_t j = 0; j < np; ++j) res.last_step[j] = t * d[j];
     kl_prev = t * t * kl_unit;
     damp_prev = ctl[2];
     double s2 = 0;
@@ -278,12 +312,81 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
     damping = o.damping;  // a raised damping holds for one iteration only
   }
   res.weight_sum = st.nz.weight_sum;
+  comm.broadcast(&res.weight_sum, 1);
   std::int64_t nobs = shard.n_rows;
   comm.allreduce_sum(&nobs, 1);
   res.n_obs = nobs;
   if (comm.is_root()) res.fisher = std::move(st.nz.fisher);
   res.seconds = elapsed();
   return res;
+}
+
+}  // namespace natgrad
+
+namespace natgrad {
+
+double global_loss(const Shard& shard, const Model& model, std::span<const double> theta,
+                   const FitOptions& o, const Communicator& comm) {
+  Workspace ws;
+  ws.prepare(o.threads, shard.n_cols, o.block_rows, FisherKind::none, model.n_outputs(), model.n_factors());
+  double lw[2];
+  accumulate_loss(shard, model, theta, o.threads, ws, lw);
+  comm.allreduce_sum(lw, 2);
+  return (lw[0] + penalty(o, theta)) / lw[1];
+}
+
+namespace {
+/// The working-response model of R's first IRLS step: a quadratic in eta around
+/// eta0 = g(mustart(y)) with the family's Fisher weight at eta0.
+class StartModel final : public Model {
+ public:
+  explicit StartModel(const Model& m) : m_(m) {}
+  std::string name() const override { return "start/" + m_.name(); }
+  std::string check_label(double y) const override { return m_.check_label(y); }
+  void eval(std::size_t n, const double* eta, const double* y, double* nll, double* dnll,
+            double* fisher) const override {
+    for (std::size_t i = 0; i < n; ++i) {
+      const double e0 = m_.start_eta(y[i]);
+      double w0 = 0;
+      m_.eval(1, &e0, &y[i], nullptr, nullptr, &w0);
+      if (!std::isfinite(w0) || !std::isfinite(e0)) w0 = 0;
+      const double r = std::isfinite(e0) ? e0 - eta[i] : 0.0;
+      if (nll) nll[i] = 0.5 * w0 * r * r;
+      if (dnll) dnll[i] = -w0 * r;
+      if (fisher) fisher[i] = w0;
+    }
+  }
+  double unit_deviance(const double*, double) const override { return 0; }
+  double pearson(const double*, double) const override { return 0; }
+  double loglik(const double*, double, double, double) const override { return 0; }
+  std::vector<double> null_eta(const std::vector<double>&, double) const override { return {0}; }
+  double mean(double eta) const override { return eta; }
+  double start_eta(double y) const override { return m_.start_eta(y); }
+
+ private:
+  const Model& m_;
+};
+}  // namespace
+
+std::vector<double> irls_start(const Shard& shard, const Model& model, const FitOptions& options,
+                               const Communicator& comm) {
+  const std::size_t p = static_cast<std::size_t>(shard.n_cols * model.n_outputs());
+  if (model.n_outputs() != 1) return std::vector<double>(p, 0.0);
+  StartModel start(model);
+  FitOptions o = options;
+  o.method = Method::ngd;
+  o.fisher = FisherKind::expected;
+  o.step = StepRule::fixed;
+  o.lr = 1;
+  o.max_iter = 1;
+  o.tol = 0;
+  o.ftol = 0;
+  o.theta0.assign(p, 0.0);
+  const FitResult r = fit(shard, start, o, comm);
+  std::vector<double> theta = r.theta;
+  for (double v : theta)
+    if (!std::isfinite(v)) return std::vector<double>(p, 0.0);
+  return theta;
 }
 
 }  // namespace natgrad

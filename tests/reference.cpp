@@ -7,54 +7,66 @@
 
 namespace natgrad::ref {
 
-Sums naive_sums(const Shard& s, const Model& m, const std::vector<double>& theta, FisherKind kind) {
-  const std::int64_t n = s.n_rows, p = s.n_cols;
+Sums naive_sums(const Shard& s, const Model& model, const std::vector<double>& theta, FisherKind kind) {
+  const std::int64_t n = s.n_rows, d = s.n_cols, m = model.n_outputs(), q = model.n_factors();
+  const std::int64_t p = d * m;
   Sums out;
   out.grad.assign(p, 0.0);
   std::vector<double> F(kind == FisherKind::diagonal ? p : p * p, 0.0);
-  std::vector<double> score(p), mean_score(p, 0.0);
+  std::vector<double> eta(m), dnll(m), fac(m * q), score(p), mean_score(p, 0.0);
   double W = 0;
-  auto row_eval = [&](std::int64_t i, double& nll, double& dnll, double& fw) {
-    double eta = s.offset.empty() ? 0.0 : s.offset[i];
-    for (std::int64_t j = 0; j < p; ++j) eta += s.row(i)[j] * theta[j];
-    m.eval(1, &eta, &s.y[i], &nll, &dnll, &fw);
+  // One row: eta (class-major theta), nll, dnll, and the m x m expected-Fisher weight.
+  auto row_eval = [&](std::int64_t i, double& nll, std::vector<double>& fw) {
+    for (std::int64_t k = 0; k < m; ++k) {
+      eta[k] = s.offset.empty() ? 0.0 : s.offset[i];
+      for (std::int64_t j = 0; j < d; ++j) eta[k] += s.row(i)[j] * theta[j + d * k];
+    }
+    model.eval_multi(1, eta.data(), &s.y[i], &nll, dnll.data(), fac.data());
+    fw.assign(m * m, 0.0);
+    for (std::int64_t k = 0; k < m; ++k)
+      for (std::int64_t l = 0; l < m; ++l)
+        for (std::int64_t c = 0; c < q; ++c) fw[k * m + l] += fac[k * q + c] * fac[l * q + c];
   };
+  std::vector<double> fw;
   for (std::int64_t i = 0; i < n; ++i) {
-    double nll, dnll, fw;
-    row_eval(i, nll, dnll, fw);
+    double nll;
+    row_eval(i, nll, fw);
     const double w = s.weight.empty() ? 1.0 : s.weight[i];
     W += w;
     out.loss += w * nll;
-    for (std::int64_t j = 0; j < p; ++j) {
-      out.grad[j] += w * dnll * s.row(i)[j];
-      mean_score[j] += -dnll * s.row(i)[j] / static_cast<double>(n);
-    }
+    for (std::int64_t k = 0; k < m; ++k)
+      for (std::int64_t j = 0; j < d; ++j) {
+        out.grad[j + d * k] += w * dnll[k] * s.row(i)[j];
+        mean_score[j + d * k] += -dnll[k] * s.row(i)[j] / static_cast<double>(n);
+      }
   }
   for (std::int64_t i = 0; i < n; ++i) {
-    double nll, dnll, fw;
-    row_eval(i, nll, dnll, fw);
+    double nll;
+    row_eval(i, nll, fw);
     const double w = s.weight.empty() ? 1.0 : s.weight[i];
     const double* x = s.row(i);
-    for (std::int64_t j = 0; j < p; ++j) score[j] = -dnll * x[j];
-    switch (kind) {
-      case FisherKind::expected:
-        for (std::int64_t a = 0; a < p; ++a)
-          for (std::int64_t b = 0; b < p; ++b) F[a + b * p] += w * fw * x[a] * x[b] / 1.0;
-        break;
-      case FisherKind::empirical:
-        for (std::int64_t a = 0; a < p; ++a)
-          for (std::int64_t b = 0; b < p; ++b) F[a + b * p] += w * score[a] * score[b];
-        break;
-      case FisherKind::empirical_centered:
-        for (std::int64_t a = 0; a < p; ++a)
-          for (std::int64_t b = 0; b < p; ++b)
-            F[a + b * p] += (score[a] - mean_score[a]) * (score[b] - mean_score[b]);
-        break;
-      case FisherKind::diagonal:
-        for (std::int64_t a = 0; a < p; ++a) F[a] += w * fw * x[a] * x[a];
-        break;
-      case FisherKind::none:
-        break;
+    for (std::int64_t k = 0; k < m; ++k)
+      for (std::int64_t j = 0; j < d; ++j) score[j + d * k] = -dnll[k] * x[j];
+    for (std::int64_t a = 0; a < p; ++a) {
+      const std::int64_t ka = a / d, ja = a % d;
+      if (kind == FisherKind::diagonal) {
+        F[a] += w * fw[ka * m + ka] * x[ja] * x[ja];
+        continue;
+      }
+      for (std::int64_t b = 0; b < p; ++b) {
+        const std::int64_t kb = b / d, jb = b % d;
+        double v = 0;
+        switch (kind) {
+          case FisherKind::expected: v = w * fw[ka * m + kb] * x[ja] * x[jb]; break;
+          case FisherKind::empirical: v = w * score[a] * score[b]; break;
+          case FisherKind::meat: v = w * w * score[a] * score[b]; break;
+          case FisherKind::empirical_centered:
+            v = (score[a] - mean_score[a]) * (score[b] - mean_score[b]);
+            break;
+          default: break;
+        }
+        F[a + b * p] += v;
+      }
     }
   }
   out.loss /= W;
@@ -95,6 +107,18 @@ Shard random_shard(std::int64_t n, std::int64_t p, std::uint64_t seed, bool weig
     s.y[i] = rng::uniform(seed, 2, i, 0) < 1 / (1 + std::exp(-eta)) ? 1.0 : 0.0;
   }
   for (std::int64_t j = 0; j < p; ++j) s.names.push_back("x" + std::to_string(j + 1));
+  return s;
+}
+
+Shard relabel(Shard s, const std::string& family, int classes, std::uint64_t seed) {
+  for (std::int64_t i = 0; i < s.n_rows; ++i) {
+    const double u = rng::uniform(seed, 21, i, 0);
+    const double e = s.row(i)[0] * 0.3;
+    if (family == "poisson") s.y[i] = std::floor(-std::log(u) * std::exp(e) * 2);
+    else if (family == "gaussian") s.y[i] = e + rng::normal(seed, 22, i, 0);
+    else if (family == "gamma") s.y[i] = std::exp(e) * (-std::log(u) + 0.05);
+    else if (family == "multinomial") s.y[i] = std::floor(u * classes);
+  }
   return s;
 }
 

@@ -2,6 +2,7 @@
 // Naive reference implementations: loops over rows with rank-1 updates, written for
 // clarity, independent of the BLAS kernels they check.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "natgrad/kernels.hpp"
@@ -26,5 +27,9 @@ double rel_diff(const std::vector<double>& a, const std::vector<double>& b);
 /// A random shard: n rows, p columns, optional weights and offsets, labels from the
 /// logistic model at a random coefficient vector.
 Shard random_shard(std::int64_t n, std::int64_t p, std::uint64_t seed, bool weights, bool offsets);
+
+/// The same shard with labels drawn for another family ("poisson", "gaussian", "gamma",
+/// "multinomial" with \p classes classes).
+Shard relabel(Shard s, const std::string& family, int classes, std::uint64_t seed);
 
 }  // namespace natgrad::ref

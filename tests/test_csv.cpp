@@ -253,7 +253,7 @@ TEST_CASE("csv: label column other than 0, other delimiters", "[csv]") {
   }
   ReadOptions opts;
   opts.delimiter = ';';
-  opts.label_column = 2;
+  opts.label_column = "2";
   opts.path = write_file(comm, "label2.csv", text);
   const Shard s = natgrad::read_csv(opts, comm);
   check_test_rows(s, comm, 301, 10);
@@ -266,14 +266,14 @@ TEST_CASE("csv: label column other than 0, other delimiters", "[csv]") {
     tsv += num(f[0]) + "\t" + num(f[1]) + "\t" + num(f[2]) + "\t" + num(label_of(i)) + "\r\n";
   }
   opts.delimiter = '\t';
-  opts.label_column = 3;
+  opts.label_column = "3";
   opts.path = write_file(comm, "last_label.tsv", tsv);
   const Shard t = natgrad::read_csv(opts, comm);
   check_test_rows(t, comm, 77);
   CHECK(t.names == std::vector<std::string>{"x1", "x2", "x3"});
 
   opts.delimiter = ',';
-  opts.label_column = 7;
+  opts.label_column = "7";
   opts.path = write_file(comm, "label7.csv", make_csv(10, {}).text);
   CHECK_THAT(read_error(opts, comm),
              Contains("--label-column 7 but " + opts.path + " has 4 columns"));

@@ -16,15 +16,36 @@ struct FitJob {
   ReadOptions read;
   std::string family = "binomial";
   std::string link;
+  int classes = 0;                ///< multinomial K (0: 1 + the largest label)
   FitOptions fit;
+  std::string start = "irls";     ///< "irls" (R's starting values) or "zero"
+  bool drop_collinear = false;    ///< drop linearly dependent columns instead of failing
+  bool penalize_intercept = false;
+  bool covariance = false;        ///< store the covariance matrix in model.json
+  bool inference = true;          ///< standard errors, deviances, AIC/BIC
   std::filesystem::path out_dir;  ///< empty: write nothing
   std::string options_json = "{}";
+  std::string command;            ///< the command line, for the summary's "Call:"
   bool quiet = false;             ///< no per-iteration progress lines
 };
 
-/// Collective. Loads the data, fits, prints progress and a summary on root, and writes
-/// out_dir/model.json and out_dir/history.csv. Returns the fit.
+/// Collective. Loads the data, checks it (labels, linearly dependent columns), fits,
+/// checks for separation, computes inference, prints progress and an R-style summary on
+/// root, and writes out_dir/{model.json,history.csv,summary.txt}. Throws CollectiveError
+/// for bad data or options; a diverged fit is returned with its reason.
 FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out);
+
+struct PredictJob {
+  std::filesystem::path model;    ///< model.json of a fit
+  ReadOptions read;               ///< the data; label column may be "none"
+  std::filesystem::path out;      ///< CSV of predictions
+  bool se = false;                ///< standard errors of the linear predictor
+  int threads = 1;
+};
+
+/// Collective. Linear predictor, mean (class probabilities and class for multinomial)
+/// and optionally se(eta) for each row, written in row order by all ranks into one file.
+void run_predict(const PredictJob& job, const Communicator& comm, std::ostream& out);
 
 struct GenerateJob {
   std::string spec;               ///< "gen:..."

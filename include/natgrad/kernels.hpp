@@ -19,6 +19,7 @@ enum class FisherKind {
   empirical,           ///< sum_i w_i s_i s_i^T (uncentered; BHHH)
   empirical_centered,  ///< covariance of the scores, N-1 normalisation (the seed's np.cov)
   expected,            ///< X^T diag(w fisher) X (Fisher scoring / IRLS)
+  meat,                ///< sum_i (w_i dnll_i)^2 x_i x_i^T: the middle of the HC0 sandwich
 };
 
 const char* to_string(FisherKind k);
@@ -49,8 +50,10 @@ struct PackedSums {
 class Workspace {
  public:
   Workspace() = default;
-  /// Sets sizes for \p threads threads, \p p parameters, row blocks of \p block rows.
-  void prepare(int threads, std::int64_t p, std::int64_t block, FisherKind kind);
+  /// Sets sizes for \p threads threads, \p d columns, row blocks of \p block rows, for
+  /// a model with \p outputs linear predictors and \p factors Fisher factor columns.
+  void prepare(int threads, std::int64_t d, std::int64_t block, FisherKind kind, int outputs = 1,
+               int factors = 1);
   int threads() const { return threads_; }
   std::int64_t block() const { return block_; }
 
@@ -60,14 +63,14 @@ class Workspace {
   std::vector<double> loss_, wsum_;
 
  private:
-  int threads_ = 0;
+  int threads_ = 0, outputs_ = 1, factors_ = 1;
   std::int64_t p_ = 0, block_ = 0;
   FisherKind kind_ = FisherKind::none;
 };
 
 /// One fused pass over this rank's rows: loss, gradient and the chosen Fisher sum at
-/// \p theta, written into \p out (resized). Deterministic for a fixed thread count.
-/// Local; uses \p threads OpenMP threads.
+/// \p theta (d * model.n_outputs() values, class-major), written into \p out (resized).
+/// Deterministic for a fixed thread count. Local; uses \p threads OpenMP threads.
 void accumulate(const Shard& shard, const Model& model, std::span<const double> theta,
                 FisherKind kind, int threads, Workspace& ws, PackedSums& out);
 

@@ -33,6 +33,12 @@ int cholesky_upper(std::span<double> A, std::int64_t p);
 /// Inverse of a symmetric positive definite matrix from its upper Cholesky factor; fills
 /// both triangles. Returns LAPACK info.
 int cholesky_inverse(std::span<double> A, std::int64_t p);
+/// Linearly dependent columns of a Gram matrix A = X^T W X (p x p), found as R's QR
+/// does: in column order, a column whose squared residual on the kept earlier columns,
+/// in correlation scaling, is at most \p tol is dependent. Columns with a zero diagonal
+/// are always dependent. Returns 0-based indices, ascending; empty = full rank. A
+/// well-conditioned Cholesky answers the common full-rank case at BLAS-3 speed.
+std::vector<std::int64_t> dependent_columns(std::span<const double> A, std::int64_t p, double tol);
 /// Eigenvalues (ascending) of a symmetric matrix (dsyev). A is copied.
 std::vector<double> symmetric_eigenvalues(std::span<const double> A, std::int64_t p);
 /// y = A x for symmetric p x p A (dsymv).

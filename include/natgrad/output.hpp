@@ -7,6 +7,7 @@
 #include <ostream>
 #include <string>
 
+#include "natgrad/communicator.hpp"
 #include "natgrad/solver.hpp"
 
 namespace natgrad {
@@ -16,20 +17,14 @@ namespace natgrad {
 void write_atomically(const std::filesystem::path& path,
                       const std::function<void(std::ostream&)>& write);
 
+/// Collective. Writes a text file whose body is the concatenation of every rank's
+/// \p local_text in rank order, after \p header: rank 0 creates a temporary file, each
+/// rank writes its part at its offset (pwrite), and rank 0 renames it over \p path. An
+/// I/O failure on any rank fails every rank (CollectiveError) and removes the temp file.
+void write_collectively(const std::filesystem::path& path, const std::string& header,
+                        const std::string& local_text, const Communicator& comm);
+
 /// history.csv: iter,loss,grad_norm,step_norm,kl,damping,step_length,seconds
 void write_history_csv(const std::filesystem::path& path, const FitResult& result);
-
-/// Free-form description of the run stored in model.json under "options" and "run".
-struct RunInfo {
-  std::string options_json = "{}";  ///< serialized options (JSON object)
-  std::string model_name;
-  std::string data;
-  int ranks = 1;
-  int threads = 1;
-};
-/// model.json with coefficients, names, iterations, converged, reason, loss, n_obs,
-/// n_params, options.
-void write_model_json(const std::filesystem::path& path, const FitResult& result,
-                      const std::vector<std::string>& names, const RunInfo& info);
 
 }  // namespace natgrad

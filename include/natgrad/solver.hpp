@@ -5,6 +5,7 @@
 /// with bit-identical coefficients.
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@ enum class Reason : int {
   non_finite = -2,          ///< loss or gradient not finite, and step halving did not help
   line_search_failed = -3,  ///< no decrease found along the direction
   singular_fisher = -4,     ///< Fisher stayed singular after raising the damping
+  separation = -5,          ///< (quasi-)separation: the loss decreases without bound
 };
 const char* to_string(Reason r);
 const char* to_string(Method m);
@@ -50,6 +52,8 @@ struct FitOptions {
   int threads = 1;           ///< OpenMP threads per rank
   std::int64_t block_rows = 256;
   std::vector<double> theta0;  ///< start (empty = zeros)
+  double l2 = 0;               ///< ridge penalty: objective sum_i w_i nll_i + l2/2 ||theta||^2
+  std::vector<char> penalized; ///< per parameter, whether l2 applies (empty = all)
 
   /// Throws natgrad::Error naming the first inconsistent option.
   void validate() const;
@@ -77,6 +81,7 @@ struct FitResult {
   std::int64_t n_obs = 0;
   std::vector<IterationRecord> history;
   std::vector<double> fisher;  ///< p x p Fisher of the last evaluation (root only; may be empty)
+  std::vector<double> last_step;  ///< theta_k - theta_{k-1} of the last accepted step
   double seconds = 0;
   bool converged() const { return static_cast<int>(reason) > 0; }
 };
@@ -86,6 +91,15 @@ struct FitObserver {
   std::function<void(const IterationRecord&)> on_iteration;
   std::function<void(const std::string&)> log;  ///< notes such as raised damping
 };
+
+/// Collective. Mean loss (objective / weight sum, penalty included) at \p theta.
+double global_loss(const Shard& shard, const Model& model, std::span<const double> theta,
+                   const FitOptions& options, const Communicator& comm);
+
+/// Collective. R's starting values: one weighted least-squares step from theta = 0 towards
+/// the working response eta0_i = g(mustart(y_i)) (identity: the exact least-squares fit).
+std::vector<double> irls_start(const Shard& shard, const Model& model, const FitOptions& options,
+                               const Communicator& comm);
 
 /// Collective. Fits \p model to the union of all ranks' shards.
 FitResult fit(const Shard& shard, const Model& model, const FitOptions& options,

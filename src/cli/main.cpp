@@ -33,6 +33,7 @@ constexpr const char* kUsage =
     "usage: natgrad <command> [options]      (under mpirun: mpirun -n P natgrad ...)\n\n"
     "commands:\n"
     "  fit       fit a model to a dataset (CSV file or built-in generator)\n"
+    "  predict   apply a fitted model.json to data\n"
     "  generate  write a built-in dataset to CSV or NPY\n"
     "  demo      the seed's experiment: NGD vs gradient descent on a Gaussian mixture\n"
     "  selftest  post-install checks (gradient, Fisher, reduction, Cholesky)\n\n"
@@ -139,8 +140,11 @@ int cmd_fit(int argc, char** argv, const Communicator& comm) {
        "CSV file (label in --label-column, optional header), or a generator spec such as "
        "gen:logit:rows=1000000,cols=64 or gen:mixture:rows=200 (see docs/cli.md)")
       ("out", po::value<std::string>(&out), "directory for model.json and history.csv")
-      ("family", po::value<std::string>(&job.family)->default_value("binomial"), "model family: binomial")
-      ("link", po::value<std::string>(&job.link)->default_value("logit"), "link function: logit")
+      ("family", po::value<std::string>(&job.family)->default_value("binomial"),
+       "binomial | poisson | gaussian | gamma | multinomial (labels 0..K-1, class 0 the reference)")
+      ("link", po::value<std::string>(&job.link)->default_value(""),
+       "link function (default: the family's canonical one; binomial: logit | probit | cloglog; "
+       "poisson: log; gaussian: identity | log; gamma: inverse | log; multinomial: softmax)")
       ("method", po::value<std::string>(&method)->default_value("ngd"),
        "ngd (natural gradient, full Fisher) | gd (vanilla gradient descent) | diag (diagonal Fisher)")
       ("fisher", po::value<std::string>(&fisher)->default_value("expected"),
@@ -159,12 +163,31 @@ int cmd_fit(int argc, char** argv, const Communicator& comm) {
       ("ftol", po::value<double>(&job.fit.ftol)->default_value(0.0),
        "converged when the relative loss change <= ftol (0: off)")
       ("intercept", po::bool_switch(&job.read.intercept), "add an intercept as coefficient 0")
-      ("label-column", po::value<int>(&job.read.label_column)->default_value(0),
-       "CSV: 0-based column of the label")
+      ("label-column", po::value<std::string>(&job.read.label_column)->default_value("0"),
+       "column of the label: 0-based index or header name")
+      ("weight-column", po::value<std::string>(&job.read.weight_column),
+       "column of prior weights (index or name); binomial: trial counts with a proportion label")
+      ("offset-column", po::value<std::string>(&job.read.offset_column),
+       "column added to the linear predictor (index or name), e.g. log exposure for poisson")
+      ("columns", po::value<std::string>(&job.read.columns),
+       "comma-separated feature columns (indices or names; default: all other columns)")
+      ("format", po::value<std::string>(&job.read.format),
+       "csv | libsvm | npy | hdf5 (default: from the file extension)")
       ("delimiter", po::value<std::string>(&delim)->default_value(","), "CSV field delimiter (one character)")
       ("header", po::value<std::string>(&header)->default_value("auto"), "CSV header line: auto | yes | no")
       ("block-rows", po::value<std::int64_t>(&job.fit.block_rows)->default_value(256),
        "rows per block in the Fisher pass")
+      ("l2", po::value<double>(&job.fit.l2)->default_value(0.0),
+       "ridge penalty: minimise sum_i w_i nll_i + l2/2 ||theta||^2 (intercept not penalised)")
+      ("penalize-intercept", po::bool_switch(&job.penalize_intercept), "apply --l2 to the intercept too")
+      ("classes", po::value<int>(&job.classes)->default_value(0),
+       "multinomial: number of classes K (default: 1 + the largest label)")
+      ("start", po::value<std::string>(&job.start)->default_value("irls"),
+       "irls (R's starting values: one weighted least-squares step) | zero")
+      ("drop-collinear", po::bool_switch(&job.drop_collinear),
+       "drop linearly dependent columns (reported as NA) instead of stopping with an error")
+      ("covariance", po::bool_switch(&job.covariance), "store the covariance matrix in model.json")
+      ("no-inference", "skip standard errors, deviances and AIC/BIC")
       ("quiet", po::bool_switch(&job.quiet), "no per-iteration progress lines");
   d.add(f);
   const auto vm = parse(argc, argv, d, "fit", config);
@@ -177,7 +200,11 @@ int cmd_fit(int argc, char** argv, const Communicator& comm) {
     job.fit.fisher = natgrad::fisher_kind_from_string(fisher);
     job.fit.step = natgrad::step_rule_from_string(step);
     job.fit.validate();
-    natgrad::make_model(job.family, job.link);
+    natgrad::make_model(job.family, job.link, 2);
+    if (job.start != "irls" && job.start != "zero")
+      throw CollectiveError("--start '" + job.start + "' is not one of: irls, zero");
+    if (job.classes == 1 || job.classes < 0) throw CollectiveError("--classes must be >= 2");
+    job.inference = !vm.count("no-inference");
     if (natgrad::is_generator_spec(job.read.path)) natgrad::parse_generator_spec(job.read.path);
     job.out_dir = out;
     if (delim.size() != 1) throw CollectiveError("--delimiter must be one character");
@@ -189,8 +216,11 @@ int cmd_fit(int argc, char** argv, const Communicator& comm) {
     else throw CollectiveError("--header '" + header + "' is not one of: auto, yes, no");
     job.options_json = options_json(vm);
   });
+  for (int i = 0; i < argc; ++i) job.command += (i ? " " : "natgrad ") + std::string(argv[i]);
   const auto res = natgrad::run_fit(job, comm, std::cout);
-  return res.converged() || res.reason == natgrad::Reason::max_iterations ? 0 : 2;
+  if (res.converged() || res.reason == natgrad::Reason::max_iterations) return 0;
+  if (comm.is_root()) std::cerr << "natgrad: fit " << natgrad::to_string(res.reason) << std::endl;
+  return 2;
 }
 
 int cmd_generate(int argc, char** argv, const Communicator& comm) {
@@ -215,6 +245,61 @@ int cmd_generate(int argc, char** argv, const Communicator& comm) {
   job.truth = truth;
   on_every_rank([&] { natgrad::parse_generator_spec(job.spec); });
   natgrad::run_generate(job, comm, std::cout);
+  return 0;
+}
+
+int cmd_predict(int argc, char** argv, const Communicator& comm) {
+  natgrad::PredictJob job;
+  int threads = 1;
+  std::string config, model, out, header, delim;
+  po::options_description d = common_options(threads, config, comm);
+  po::options_description g("predict options");
+  g.add_options()
+      ("model", po::value<std::string>(&model)->required(), "model.json written by 'natgrad fit --out'")
+      ("data", po::value<std::string>(&job.read.path)->required(), "rows to predict (same columns as the fit)")
+      ("out", po::value<std::string>(&out)->required(),
+       "CSV of predictions: eta,mu[,se_eta] (multinomial: eta1..,p0..pK-1,class), one line per row in order")
+      ("se", po::bool_switch(&job.se), "standard error of the linear predictor (model fitted with --covariance)")
+      ("label-column", po::value<std::string>(&job.read.label_column),
+       "column of the label, or 'none' (default: as in the fit)")
+      ("weight-column", po::value<std::string>(&job.read.weight_column), "as in fit (ignored for predictions)")
+      ("offset-column", po::value<std::string>(&job.read.offset_column), "offset column (default: as in the fit)")
+      ("columns", po::value<std::string>(&job.read.columns), "feature columns (default: as in the fit)")
+      ("format", po::value<std::string>(&job.read.format), "csv | libsvm | npy (default: by extension)")
+      ("delimiter", po::value<std::string>(&delim), "CSV field delimiter (default: as in the fit)")
+      ("header", po::value<std::string>(&header), "CSV header line: auto | yes | no (default: as in the fit)");
+  d.add(g);
+  const auto vm = parse(argc, argv, d, "predict", config);
+  if (help(vm, comm, "usage: natgrad predict --model DIR/model.json --data FILE --out FILE [--se]", d)) return 0;
+  on_every_rank([&] {
+    apply_threads(threads);
+    job.threads = threads;
+    job.read.threads = threads;
+    job.model = model;
+    job.out = out;
+    // Reader options not given here default to those recorded in model.json.
+    std::ifstream in(model);
+    nlohmann::json opts = nlohmann::json::object();
+    if (in) {
+      try {
+        opts = nlohmann::json::parse(in).value("options", nlohmann::json::object());
+      } catch (const nlohmann::json::exception&) {
+      }
+    }
+    auto fill = [&](const char* name, std::string& field) {
+      if (!vm.count(name) && opts.contains(name) && opts[name].is_string()) field = opts[name].get<std::string>();
+    };
+    fill("label-column", job.read.label_column);
+    fill("weight-column", job.read.weight_column);
+    fill("offset-column", job.read.offset_column);
+    fill("columns", job.read.columns);
+    fill("delimiter", delim);
+    fill("header", header);
+    if (!delim.empty()) job.read.delimiter = delim[0];
+    using H = natgrad::ReadOptions::Header;
+    job.read.header = header == "yes" ? H::yes : header == "no" ? H::no : H::auto_detect;
+  });
+  natgrad::run_predict(job, comm, std::cout);
   return 0;
 }
 
@@ -269,7 +354,8 @@ int dispatch(int argc, char** argv, const Communicator& comm) {
   if (cmd == "generate") return cmd_generate(argc - 1, argv + 1, comm);
   if (cmd == "demo") return cmd_demo(argc - 1, argv + 1, comm);
   if (cmd == "selftest") return cmd_selftest(argc - 1, argv + 1, comm);
-  throw CollectiveError("unknown command '" + cmd + "' (expected fit, generate, demo or selftest)");
+  if (cmd == "predict") return cmd_predict(argc - 1, argv + 1, comm);
+  throw CollectiveError("unknown command '" + cmd + "' (expected fit, predict, generate, demo or selftest)");
 }
 
 }  // namespace

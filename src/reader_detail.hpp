@@ -1,0 +1,129 @@
+#pragma once
+// Private to the readers (src/reader*.cpp): file access, number parsing, column roles
+// and this rank's byte range of lines, shared by the CSV, NPY and LIBSVM readers.
+// Not installed; nothing here communicates.
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "natgrad/partition.hpp"
+#include "natgrad/reader.hpp"
+
+namespace natgrad::reader_detail {
+
+constexpr std::int64_t kChunkBytes = std::int64_t{1} << 22;  // 4 MiB per read
+constexpr std::int64_t kScanBytes = std::int64_t{1} << 16;   // finishing or skipping a line
+
+// ---------------------------------------------------------------------------
+// File access: POSIX pread, so errors carry errno and each rank reads only the bytes
+// it asks for.
+
+class File {
+ public:
+  explicit File(const std::string& path);
+  ~File();
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+  std::int64_t size() const { return size_; }
+
+  /// Appends bytes [offset, offset + n) to \p out (clamped at the end of file).
+  /// Returns false (and sets error()) on a read failure.
+  bool append(std::string& out, std::int64_t offset, std::int64_t n);
+
+ private:
+  int fd_ = -1;
+  std::int64_t size_ = 0;
+  std::string error_;
+};
+
+/// Reads the line starting at \p offset (without its '\n'); \p next gets the offset
+/// after it (the file size for a last line without '\n').
+bool read_line(File& f, std::int64_t offset, std::string& line, std::int64_t& next);
+
+// ---------------------------------------------------------------------------
+// Text helpers.
+
+/// Space, tab or '\r', unless it is the delimiter.
+inline bool is_blank(char c, char delim) {
+  return (c == ' ' || c == '\t' || c == '\r') && c != delim;
+}
+std::string_view trim(std::string_view s, char delim = '\0');
+bool is_empty_line(std::string_view line);
+
+/// Parses the whole of \p s as a double (a leading '+' allowed). Overflow gives +-inf
+/// and underflow 0 or a denormal, as strtod would.
+bool parse_double(std::string_view s, double& v);
+
+/// \p s, cut to a length fit for an error message.
+std::string shown(std::string_view s);
+
+/// "v" formatted for messages (shortest round-trip form).
+std::string number_text(double v);
+
+// ---------------------------------------------------------------------------
+// Column roles: which column of the table is the label, weight, offset and features.
+// Every format is seen as a table of n columns (CSV: its fields; NPY: the array's
+// columns; LIBSVM: column 0 the label, column j feature index j).
+
+struct ColumnRoles {
+  std::int64_t label = -1;
+  std::int64_t weight = -1;  ///< -1: none
+  std::int64_t offset = -1;  ///< -1: none
+  std::vector<std::int64_t> features;  ///< columns of x, in order
+  std::vector<std::string> names;      ///< one per feature
+
+  /// Per column: the feature slot (>= 0) or one of the negative roles below.
+  static constexpr std::int32_t kLabel = -1, kWeight = -2, kOffset = -3, kUnused = -4;
+  std::vector<std::int32_t> role_of_column(std::int64_t n_columns) const;
+};
+
+/// What the table offers for resolving ReadOptions' label/weight/offset/columns.
+struct TableColumns {
+  std::string path;
+  std::int64_t n = 0;
+  /// Column names, or nullopt when the file has none (then \p no_names_reason says why,
+  /// e.g. "has no header line").
+  std::optional<std::vector<std::string>> names;
+  std::string no_names_reason;
+};
+
+/// Resolves the roles. Returns the complete error message, or "" on success. Local and
+/// deterministic: ranks that see the same table get the same answer.
+std::string resolve_columns(const ReadOptions& opts, const TableColumns& table, ColumnRoles& roles);
+
+// ---------------------------------------------------------------------------
+// This rank's lines of a text body: the body's bytes [body_begin, file end) are split
+// evenly across ranks; a line belongs to the rank whose byte range holds its first byte.
+
+/// A line of a chunk buffer: bytes [begin, end) (no '\n') and its local line index
+/// (0 = this rank's first line, empty lines counted).
+struct LineSpan {
+  std::size_t begin, end;
+  std::int64_t line;
+};
+
+/// Calls \p on_chunk with each buffer of this rank's complete, non-empty lines, in
+/// file order; stops early when it returns false. \p lines gets the number of lines
+/// owned (empty ones included; up to the stop). Returns "" or a read error.
+std::string for_each_line_chunk(
+    File& f, std::int64_t body_begin, const Range& mine, std::int64_t& lines,
+    const std::function<bool(const std::string&, const std::vector<LineSpan>&)>& on_chunk);
+
+/// This rank's first error: local line index (-1 if not tied to a line) and text.
+struct LocalError {
+  std::int64_t local_line = -1;
+  std::string what;
+  bool any() const { return !what.empty(); }
+};
+
+/// "PATH:LINE: what" (or "PATH: what" when not tied to a line), given the file line
+/// of this rank's local line 0.
+std::string located(const std::string& path, const LocalError& err, std::int64_t first_line);
+
+}  // namespace natgrad::reader_detail
