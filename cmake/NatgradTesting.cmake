@@ -33,4 +33,15 @@ function(natgrad_add_cli_tests)
       PROCESSORS ${np}
       TIMEOUT 600)
   endforeach()
+  # GLM families, predict and the hard cases, through the CLI, at 1 and 4 ranks.
+  foreach(np 1 4)
+    add_test(NAME cli_glm.np${np}
+      COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cli/run_glm_cli_tests.sh $<TARGET_FILE:natgrad> ${np}
+              ${CMAKE_CURRENT_BINARY_DIR}/cli-glm-np${np} ${MPIEXEC_EXECUTABLE})
+    set_tests_properties(cli_glm.np${np} PROPERTIES
+      ENVIRONMENT "${NATGRAD_TEST_MPI_ENV}"
+      LABELS "cli;mpi;glm"
+      PROCESSORS ${np}
+      TIMEOUT 600)
+  endforeach()
 endfunction()

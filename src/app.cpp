@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "natgrad/checkpoint.hpp"
 #include "natgrad/error.hpp"
 #include "natgrad/generator.hpp"
 #include "natgrad/linalg.hpp"
@@ -118,7 +119,32 @@ bool separated(const Shard& s, const Model& m, const FitResult& r, const FitOpti
   std::vector<double> far(r.theta);
   for (std::size_t j = 0; j < far.size(); ++j) far[j] += 10 * big * r.last_step[j] / norm;
   const double f0 = global_loss(s, m, r.theta, o, comm), f1 = global_loss(s, m, far, o, comm);
+  if (f0 <= 0) return true;  // every row fitted exactly: probabilities 0 or 1
   return std::isfinite(f1) && f1 < f0 * (1 - 1e-9);
+}
+
+/// Collective: "coefficients" of a JSON file (a model.json) as a start; null -> 0.
+std::vector<double> read_initial_coefficients(const std::filesystem::path& path, std::int64_t p,
+                                              const Communicator& comm) {
+  std::vector<double> theta;
+  std::string err;
+  try {
+    std::ifstream in(path);
+    if (!in) throw Error(path.string() + ": cannot open --init file");
+    const auto j = nlohmann::json::parse(in);
+    if (!j.contains("coefficients") || !j["coefficients"].is_array())
+      throw Error(path.string() + ": no \"coefficients\" array");
+    for (const auto& v : j["coefficients"]) theta.push_back(v.is_null() ? 0.0 : v.get<double>());
+    if (static_cast<std::int64_t>(theta.size()) != p)
+      throw Error(path.string() + ": " + std::to_string(theta.size()) + " coefficients, the model has " +
+                  std::to_string(p));
+  } catch (const nlohmann::json::exception& e) {
+    err = path.string() + ": invalid JSON: " + e.what();
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  comm.check(err.empty(), err);
+  return theta;
 }
 
 void print_progress(std::ostream& out, const IterationRecord& r) {
@@ -163,8 +189,9 @@ FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out
     if (!job.drop_collinear)
       throw CollectiveError(std::string("column") + (dep.size() > 1 ? "s " : " ") + list +
                             (dep.size() > 1 ? " are" : " is") +
-                            " linearly dependent on earlier columns (collinear, constant or all zero); "
-                            "remove them or pass --drop-collinear (their coefficients are then reported as NA, as R does)");
+                            " linearly dependent on earlier columns (collinear, constant or all zero); remove " +
+                            (dep.size() > 1 ? "them" : "it") +
+                            " or pass --drop-collinear (coefficients then reported as NA, as R does)");
     for (auto c : dep) dropped.push_back(shard.names[static_cast<std::size_t>(c)]);
     drop_columns(shard, dep);
     if (comm.is_root()) out << "note: dropped linearly dependent column(s): " << list << '\n';
@@ -185,12 +212,42 @@ FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out
     fo.penalized.assign(static_cast<std::size_t>(shard.n_cols * model->n_outputs()), 1);
     for (int k = 0; k < model->n_outputs(); ++k) fo.penalized[static_cast<std::size_t>(k * shard.n_cols)] = 0;
   }
-  if (fo.theta0.empty() && job.start == "irls") fo.theta0 = irls_start(shard, *model, fo, comm);
+  if (!job.init.empty()) fo.theta0 = read_initial_coefficients(job.init, shard.n_cols * model->n_outputs(), comm);
+  // Checkpoint and resume: the fingerprint ties a checkpoint to this data and these options.
+  std::string fingerprint;
+  if (!job.checkpoint.empty() || !job.resume.empty())
+    fingerprint = fit_fingerprint(job, shard, model->name(), classes, comm);
+  if (!job.checkpoint.empty()) {
+    std::string cerr_msg;
+    if (comm.is_root() && job.checkpoint.has_parent_path()) {
+      std::error_code ec;
+      std::filesystem::create_directories(job.checkpoint.parent_path(), ec);
+      if (ec) cerr_msg = job.checkpoint.string() + ": cannot create the checkpoint's directory: " + ec.message();
+    }
+    comm.check(cerr_msg.empty(), cerr_msg);
+  }
+  if (!job.resume.empty()) {
+    fo.resume = std::make_shared<const FitState>(read_checkpoint(job.resume, fingerprint, comm));
+    fo.theta0.clear();
+    if (comm.is_root())
+      out << "resuming from " << job.resume.string() << " at iteration " << fo.resume->iteration << '\n';
+  }
+  if (!fo.resume && fo.theta0.empty() && job.start == "irls") fo.theta0 = irls_start(shard, *model, fo, comm);
 
   FitObserver obs;
   if (comm.is_root()) {
     if (!job.quiet) obs.on_iteration = [&out](const IterationRecord& r) { print_progress(out, r); };
     obs.log = [&out](const std::string& m) { out << "note: " << m << '\n' << std::flush; };
+    if (!job.checkpoint.empty()) {
+      nlohmann::ordered_json by;
+      by["ranks"] = comm.size();
+      by["threads"] = fo.threads;
+      by["layout"] = layout;
+      obs.on_checkpoint = [&out, &job, &fingerprint, written_by = by.dump()](const FitState& s) {
+        write_checkpoint(job.checkpoint, s, fingerprint, written_by);
+        if (!job.quiet) out << "checkpoint: iteration " << s.iteration << " -> " << job.checkpoint.string() << '\n';
+      };
+    }
   }
   FitResult res = fit(shard, *model, fo, comm, obs);
   if ((res.converged() || res.reason == Reason::max_iterations || res.reason == Reason::line_search_failed) &&
@@ -198,7 +255,13 @@ FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out
     res.reason = Reason::separation;
 
   Inference inf;
-  const bool with_inference = job.inference && res.reason != Reason::non_finite &&
+  if (res.reason == Reason::interrupted && comm.is_root())
+    out << "stopped on a signal at iteration " << res.iterations
+        << (job.checkpoint.empty() ? std::string()
+                                   : "; checkpoint written to " + job.checkpoint.string() +
+                                         " (continue with --resume " + job.checkpoint.string() + ")")
+        << '\n' << std::flush;
+  const bool with_inference = job.inference && res.reason != Reason::non_finite && res.reason != Reason::interrupted &&
                               res.reason != Reason::separation && res.reason != Reason::singular_fisher;
   if (with_inference) {
     InferenceOptions io;

@@ -129,10 +129,12 @@ void Glm::eval(std::size_t n, const double* eta, const double* y, double* nll, d
     switch (family_) {
       case Family::binomial: {
         if (link_ == Link::logit) {  // canonical: the simplest stable forms
-          const double p = 1.0 / (1.0 + std::exp(-e));
-          l = yi * softplus(-e) + (1 - yi) * softplus(e);
+          const double sp = softplus(-e), sn = softplus(e);  // -log p, -log(1-p)
+          const double p = std::exp(-sp);
+          l = yi * sp + (1 - yi) * sn;
           d = p - yi;
-          f = p * (1 - p);
+          f = std::exp(-sp - sn);  // p (1-p) without the cancellation in 1 - p
+
         } else {
           const BinomialRow r = binomial_row(link_, e);
           l = -(yi * r.log_mu + (1 - yi) * r.log_1mmu);

@@ -24,6 +24,12 @@ void write_atomically(const std::filesystem::path& path,
       os.flush();
       if (!os) throw Error(path.string() + ": write failed: " + std::strerror(errno));
     }
+    // On disk before the rename, so that a crash of the node cannot leave an empty file
+    // under the final name (checkpoints rely on this).
+    if (const int fd = ::open(tmp.c_str(), O_RDONLY); fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
     std::error_code ec;
     fs::rename(tmp, path, ec);
     if (ec) throw Error(path.string() + ": cannot rename temporary file: " + ec.message());

@@ -20,6 +20,7 @@ const char* to_string(Reason r) {
     case Reason::non_finite: return "diverged: loss or gradient not finite";
     case Reason::line_search_failed: return "diverged: line search found no decrease";
     case Reason::singular_fisher: return "diverged: Fisher singular after raising the damping";
+    case Reason::interrupted: return "stopped: signal received (state saved if checkpointing)";
     case Reason::separation:
       return "diverged: separation: the loss keeps decreasing along the last step, the "
              "coefficients run away (no finite maximum-likelihood estimate)";
@@ -162,8 +163,9 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
               const FitObserver& obs) {
   o.validate();
   const auto t0 = std::chrono::steady_clock::now();
+  const double t_offset = o.resume ? o.resume->seconds : 0.0;  // time of the run(s) before a resume
   auto elapsed = [&] {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return t_offset + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
 
   // Every rank must agree on the parameter count.
@@ -195,9 +197,51 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
   double damping = o.damping, t_prev = 0, kl_prev = 0, damp_prev = 0, step_norm_prev = 0;
   int halvings_nonfinite = 0;
 
-  for (int k = 0;; ++k) {
+  // Resuming: continue the same iteration sequence from the checkpointed state. Only
+  // quantities that outlive an iteration are restored (the damping is reset every step).
+  const int start = o.resume ? o.resume->iteration : 0;
+  if (o.resume) {
+    const FitState& r = *o.resume;
+    if (r.theta.size() != np)
+      throw Error("the checkpoint has " + std::to_string(r.theta.size()) + " coefficients, the model has " +
+                  std::to_string(p));
+    if (r.iteration < 0 || r.history.size() != static_cast<std::size_t>(r.iteration))
+      throw Error("the checkpoint's history has " + std::to_string(r.history.size()) + " rows for iteration " +
+                  std::to_string(r.iteration));
+    res.theta = r.theta;
+    comm.broadcast(res.theta.data(), np);
+    res.history = r.history;
+    res.last_step = r.last_step;
+    t_prev = r.step_length;
+    kl_prev = r.kl;
+    damp_prev = r.damping;
+    step_norm_prev = r.step_norm;
+    st.prev_loss = r.prev_loss;
+  }
+  // The state before theta_k is evaluated (root): row k of the history is not in it.
+  auto state_at = [&](int k, double seconds, double prev_loss) {
+    FitState s;
+    s.iteration = k;
+    s.theta = res.theta;
+    s.history.assign(res.history.begin(),
+                     res.history.begin() + std::min<std::ptrdiff_t>(k, std::ssize(res.history)));
+    s.step_length = t_prev;
+    s.kl = kl_prev;
+    s.damping = damp_prev;
+    s.step_norm = step_norm_prev;
+    s.last_step = res.last_step;
+    s.seconds = seconds;
+    s.prev_loss = prev_loss;
+    return s;
+  };
+
+  for (int k = start;; ++k) {
     accumulate(shard, model, res.theta, kind, o.threads, ws, sums);
+    // Every rank's interrupt flag rides along in the reduction: no extra collective.
+    sums.buf.push_back(o.interrupt != nullptr && *o.interrupt != 0 ? 1.0 : 0.0);
     comm.reduce_sum(sums.buf.data(), sums.buf.size());
+    const bool stop_requested = sums.buf.back() > 0;  // meaningful on root
+    sums.buf.pop_back();
     if (comm.is_root()) {
       Reason status = Reason::running;
       int control = kContinue;
@@ -208,7 +252,7 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
       double t = 0, kl_unit = 0;
       if (!finite) {
         // A step that left the finite region: halve it (fixed rule) or give up.
-        if (k > 0 && halvings_nonfinite < o.max_halvings) {
+        if (k > start && halvings_nonfinite < o.max_halvings) {
           control = kHalve;
           ++halvings_nonfinite;
           if (obs.log) obs.log("iteration " + std::to_string(k) + ": non-finite loss; halving the step");
@@ -216,10 +260,7 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
           status = Reason::non_finite;
         }
       } else {
-        halvings_nonfinite = 0;
         IterationRecord rec{k, st.nz.loss, gnorm, step_norm_prev, kl_prev, damp_prev, t_prev, elapsed()};
-        res.history.push_back(rec);
-        if (obs.on_iteration) obs.on_iteration(rec);
         if (gnorm <= o.tol)
           status = Reason::converged_gradient;
         else if (k > 0 && o.ftol > 0 &&
@@ -229,8 +270,26 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
           status = Reason::max_iterations;
         else
           status = direction(o, st, p, d, damping, kl_unit, obs, k);
+        if (status == Reason::singular_fisher && k > start && halvings_nonfinite < o.max_halvings) {
+          // The last step left the region where the Fisher is usable: retreat.
+          status = Reason::running;
+          control = kHalve;
+          ++halvings_nonfinite;
+          if (obs.log) obs.log("iteration " + std::to_string(k) + ": Fisher singular; halving the step");
+        } else {
+          res.history.push_back(rec);
+          if (obs.on_iteration) obs.on_iteration(rec);
+        }
+        if (status == Reason::running && control == kContinue &&
+            (stop_requested || (o.checkpoint_every > 0 && k > start && k % o.checkpoint_every == 0))) {
+          // A regular iterate whose direction exists: a resume from here re-evaluates
+          // theta_k and takes exactly the steps this run would have taken.
+          if (obs.on_checkpoint) obs.on_checkpoint(state_at(k, rec.seconds, st.prev_loss));
+          if (stop_requested) status = Reason::interrupted;
+        }
         st.prev_loss = st.nz.loss;
-        if (status == Reason::running) {
+        if (control != kHalve) halvings_nonfinite = 0;
+        if (status == Reason::running && control != kHalve) {
           t = o.lr;
           if (o.step == StepRule::kl && kl_unit > 0) t = std::min(o.lr, std::sqrt(o.kl / kl_unit));
         }
@@ -382,6 +441,9 @@ std::vector<double> irls_start(const Shard& shard, const Model& model, const Fit
   o.tol = 0;
   o.ftol = 0;
   o.theta0.assign(p, 0.0);
+  o.resume.reset();
+  o.checkpoint_every = 0;
+  o.interrupt = nullptr;
   const FitResult r = fit(shard, start, o, comm);
   std::vector<double> theta = r.theta;
   for (double v : theta)

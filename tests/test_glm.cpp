@@ -110,3 +110,41 @@ TEST_CASE("every family gives the same answer at this rank count as on one rank"
     CHECK(rel(dist.inf.deviance, one.inf.deviance) <= 1e-10);
   }
 }
+
+TEST_CASE("L2: the gaussian ridge solution matches its closed form", "[glm]") {
+  // theta = (X^T X + l2 D)^-1 X^T y, D = diag(0, 1, ..., 1): intercept not penalised.
+  const Communicator comm = Communicator::world();
+  Fixture f = fixture("gaussian_identity_mtcars");
+  const Shard s = load_shard(f.read, comm);
+  const auto model = make_model("gaussian", "identity");
+  FitOptions o;
+  o.l2 = 25.0;
+  o.tol = 1e-12;
+  o.penalized.assign(static_cast<std::size_t>(s.n_cols), 1);
+  o.penalized[0] = 0;
+  const FitResult r = fit(s, *model, o, comm);
+  REQUIRE(r.converged());
+  // Naive normal equations over all rows (read again on this rank alone).
+  const Shard all = load_shard(f.read, Communicator(MPI_COMM_SELF));
+  const std::int64_t d = all.n_cols;
+  std::vector<double> A(d * d, 0.0), b(d, 0.0);
+  for (std::int64_t i = 0; i < all.n_rows; ++i)
+    for (std::int64_t a = 0; a < d; ++a) {
+      b[a] += all.row(i)[a] * all.y[i];
+      for (std::int64_t c = 0; c < d; ++c) A[a * d + c] += all.row(i)[a] * all.row(i)[c];
+    }
+  for (std::int64_t a = 1; a < d; ++a) A[a * d + a] += o.l2;
+  for (std::int64_t k = 0; k < d; ++k)  // Gaussian elimination (A is SPD)
+    for (std::int64_t i = k + 1; i < d; ++i) {
+      const double m = A[i * d + k] / A[k * d + k];
+      for (std::int64_t c = k; c < d; ++c) A[i * d + c] -= m * A[k * d + c];
+      b[i] -= m * b[k];
+    }
+  std::vector<double> x(d);
+  for (std::int64_t i = d - 1; i >= 0; --i) {
+    double v = b[i];
+    for (std::int64_t c = i + 1; c < d; ++c) v -= A[i * d + c] * x[c];
+    x[i] = v / A[i * d + i];
+  }
+  CHECK(ref::rel_diff(r.theta, x) <= 1e-8);
+}

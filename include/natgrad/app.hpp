@@ -19,6 +19,7 @@ struct FitJob {
   int classes = 0;                ///< multinomial K (0: 1 + the largest label)
   FitOptions fit;
   std::string start = "irls";     ///< "irls" (R's starting values) or "zero"
+  std::filesystem::path init;     ///< start from the "coefficients" of this JSON (a model.json)
   bool drop_collinear = false;    ///< drop linearly dependent columns instead of failing
   bool penalize_intercept = false;
   bool covariance = false;        ///< store the covariance matrix in model.json
@@ -27,6 +28,12 @@ struct FitJob {
   std::string options_json = "{}";
   std::string command;            ///< the command line, for the summary's "Call:"
   bool quiet = false;             ///< no per-iteration progress lines
+  /// Checkpoint file (empty: none): written every fit.checkpoint_every iterations and when
+  /// fit.interrupt is raised (see checkpoint.hpp). The fit then ends with Reason::interrupted.
+  std::filesystem::path checkpoint;
+  /// Continue from this checkpoint (empty: start afresh). A checkpoint of other data or
+  /// options is refused with a CollectiveError naming the difference.
+  std::filesystem::path resume;
 };
 
 /// Collective. Loads the data, checks it (labels, linearly dependent columns), fits,

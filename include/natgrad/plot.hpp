@@ -24,4 +24,11 @@ struct PlotOptions {
 void write_line_plot(const std::filesystem::path& path, const std::vector<Series>& series,
                      const PlotOptions& options);
 
+/// Local. Plots columns of a CSV file (header line, comma-separated numbers) to a PNG:
+/// one series per name in \p y_columns against \p x_column, points in file order. Empty
+/// axis labels default to the column names. Throws natgrad::Error naming the file and line.
+void plot_csv(const std::filesystem::path& csv, const std::string& x_column,
+              const std::vector<std::string>& y_columns, const std::filesystem::path& png,
+              PlotOptions options);
+
 }  // namespace natgrad

@@ -3,8 +3,10 @@
 /// Natural-gradient fitting. fit() is collective over the communicator: every rank
 /// passes its own shard and identical options, and every rank returns the same result
 /// with bit-identical coefficients.
+#include <csignal>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -29,12 +31,15 @@ enum class Reason : int {
   line_search_failed = -3,  ///< no decrease found along the direction
   singular_fisher = -4,     ///< Fisher stayed singular after raising the damping
   separation = -5,          ///< (quasi-)separation: the loss decreases without bound
+  interrupted = -6,         ///< FitOptions::interrupt was raised (a signal): stopped at an iteration boundary
 };
 const char* to_string(Reason r);
 const char* to_string(Method m);
 const char* to_string(StepRule s);
 Method method_from_string(const std::string& s);
 StepRule step_rule_from_string(const std::string& s);
+
+struct FitState;  // below: what a checkpoint holds
 
 /// Plain options of one fit, validated by validate().
 struct FitOptions {
@@ -54,6 +59,17 @@ struct FitOptions {
   std::vector<double> theta0;  ///< start (empty = zeros)
   double l2 = 0;               ///< ridge penalty: objective sum_i w_i nll_i + l2/2 ||theta||^2
   std::vector<char> penalized; ///< per parameter, whether l2 applies (empty = all)
+  /// Continue a checkpointed fit: start at iteration resume->iteration from resume->theta
+  /// (theta0 is then ignored), with its history. Same rank and thread counts as the
+  /// checkpointed run give bit-identical iterates; other counts agree to rounding.
+  std::shared_ptr<const FitState> resume;
+  /// Call FitObserver::on_checkpoint every this many iterations (0 = never).
+  int checkpoint_every = 0;
+  /// Polled on every rank once per iteration (may be null). Nonzero on any rank stops the
+  /// fit at the next iteration boundary with Reason::interrupted, after on_checkpoint.
+  /// Meant for a flag set by a SIGTERM/SIGUSR1 handler. Carried to root inside the
+  /// iteration's reduction, so it costs no extra collective.
+  const volatile std::sig_atomic_t* interrupt = nullptr;
 
   /// Throws natgrad::Error naming the first inconsistent option.
   void validate() const;
@@ -69,6 +85,19 @@ struct IterationRecord {
   double damping = 0;    ///< damping used for that step
   double step_length = 0;///< accepted multiple of the direction
   double seconds = 0;    ///< wall time since the start of fit()
+};
+
+/// Everything a fit needs to continue exactly where it was: the contents of a
+/// checkpoint. Taken at an iteration boundary, before theta_iteration is evaluated.
+struct FitState {
+  int iteration = 0;                     ///< steps taken: theta is theta_iteration
+  std::vector<double> theta;             ///< theta_iteration
+  std::vector<IterationRecord> history;  ///< rows 0 .. iteration-1
+  /// Of the step that led to theta (history row `iteration` reports them).
+  double step_length = 0, kl = 0, damping = 0, step_norm = 0;
+  std::vector<double> last_step;         ///< theta_iteration - theta_(iteration-1)
+  double seconds = 0;                    ///< fit wall time spent so far
+  double prev_loss = 0;                  ///< loss the --ftol test compares with (root's)
 };
 
 struct FitResult {
@@ -90,6 +119,8 @@ struct FitResult {
 struct FitObserver {
   std::function<void(const IterationRecord&)> on_iteration;
   std::function<void(const std::string&)> log;  ///< notes such as raised damping
+  /// Every FitOptions::checkpoint_every iterations and when interrupted: the state to save.
+  std::function<void(const FitState&)> on_checkpoint;
 };
 
 /// Collective. Mean loss (objective / weight sum, penalty included) at \p theta.

@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <boost/program_options.hpp>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -20,6 +21,7 @@
 #include "natgrad/generator.hpp"
 #include "natgrad/model.hpp"
 #include "natgrad/linalg.hpp"
+#include "natgrad/plot.hpp"
 #include "natgrad/selftest.hpp"
 
 namespace po = boost::program_options;
@@ -27,6 +29,23 @@ using natgrad::CollectiveError;
 using natgrad::Communicator;
 
 namespace {
+
+/// Set by SIGTERM / SIGUSR1 while a checkpointing fit runs (Slurm's --signal, scancel,
+/// mpirun and srun forward them); the fit polls it once per iteration on every rank.
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int) { g_stop_signal = 1; }
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGUSR1, &sa, nullptr);
+}
+
+/// Exit status of a fit stopped by a signal after writing its checkpoint (jobs requeue on it).
+constexpr int kExitInterrupted = 3;
 
 constexpr const char* kUsage =
     "natgrad: distributed natural-gradient fitting of probabilistic models\n\n"
@@ -36,7 +55,8 @@ constexpr const char* kUsage =
     "  predict   apply a fitted model.json to data\n"
     "  generate  write a built-in dataset to CSV or NPY\n"
     "  demo      the seed's experiment: NGD vs gradient descent on a Gaussian mixture\n"
-    "  selftest  post-install checks (gradient, Fisher, reduction, Cholesky)\n\n"
+    "  selftest  post-install checks (gradient, Fisher, reduction, Cholesky)\n"
+    "  plot      a CSV's columns as a PNG line chart (e.g. a scaling study's results)\n\n"
     "'natgrad <command> --help' lists the command's options.\n";
 
 /// Threads per rank when neither --threads nor OMP_NUM_THREADS says: the cores this
@@ -132,7 +152,7 @@ bool help(const po::variables_map& vm, const Communicator& comm, const std::stri
 int cmd_fit(int argc, char** argv, const Communicator& comm) {
   natgrad::FitJob job;
   int threads = 1;
-  std::string config, method, fisher, step, header, out, delim;
+  std::string config, method, fisher, step, header, out, delim, init, checkpoint, resume;
   po::options_description d = common_options(threads, config, comm);
   po::options_description f("fit options");
   f.add_options()
@@ -184,11 +204,21 @@ int cmd_fit(int argc, char** argv, const Communicator& comm) {
        "multinomial: number of classes K (default: 1 + the largest label)")
       ("start", po::value<std::string>(&job.start)->default_value("irls"),
        "irls (R's starting values: one weighted least-squares step) | zero")
+      ("init", po::value<std::string>(&init),
+       "start from the \"coefficients\" of this JSON file (e.g. a previous model.json)")
       ("drop-collinear", po::bool_switch(&job.drop_collinear),
        "drop linearly dependent columns (reported as NA) instead of stopping with an error")
       ("covariance", po::bool_switch(&job.covariance), "store the covariance matrix in model.json")
       ("no-inference", "skip standard errors, deviances and AIC/BIC")
-      ("quiet", po::bool_switch(&job.quiet), "no per-iteration progress lines");
+      ("quiet", po::bool_switch(&job.quiet), "no per-iteration progress lines")
+      ("checkpoint", po::value<std::string>(&checkpoint),
+       "write the fit's state to this file every --checkpoint-every iterations and on SIGTERM or "
+       "SIGUSR1 (then stop, exit status 3); atomic, so a kill leaves the previous checkpoint")
+      ("checkpoint-every", po::value<int>(&job.fit.checkpoint_every)->default_value(10),
+       "iterations between checkpoints")
+      ("resume", po::value<std::string>(&resume),
+       "continue the fit saved in this checkpoint (same data and options; ranks, threads and --max-iter "
+       "may differ); usually the --checkpoint file itself");
   d.add(f);
   const auto vm = parse(argc, argv, d, "fit", config);
   if (help(vm, comm, "usage: natgrad fit --data FILE|gen:SPEC [--out DIR] [options]", d)) return 0;
@@ -205,6 +235,12 @@ int cmd_fit(int argc, char** argv, const Communicator& comm) {
       throw CollectiveError("--start '" + job.start + "' is not one of: irls, zero");
     if (job.classes == 1 || job.classes < 0) throw CollectiveError("--classes must be >= 2");
     job.inference = !vm.count("no-inference");
+    job.init = init;
+    job.checkpoint = checkpoint;
+    job.resume = resume;
+    if (job.fit.checkpoint_every < 1) throw CollectiveError("--checkpoint-every must be >= 1");
+    if (checkpoint.empty()) job.fit.checkpoint_every = 0;
+    if (!resume.empty() && !init.empty()) throw CollectiveError("--init and --resume exclude each other");
     if (natgrad::is_generator_spec(job.read.path)) natgrad::parse_generator_spec(job.read.path);
     job.out_dir = out;
     if (delim.size() != 1) throw CollectiveError("--delimiter must be one character");
@@ -217,8 +253,14 @@ int cmd_fit(int argc, char** argv, const Communicator& comm) {
     job.options_json = options_json(vm);
   });
   for (int i = 0; i < argc; ++i) job.command += (i ? " " : "natgrad ") + std::string(argv[i]);
+  if (!job.checkpoint.empty()) {
+    // Only a checkpointing fit catches these: it can stop cleanly and be resumed.
+    install_stop_handlers();
+    job.fit.interrupt = &g_stop_signal;
+  }
   const auto res = natgrad::run_fit(job, comm, std::cout);
   if (res.converged() || res.reason == natgrad::Reason::max_iterations) return 0;
+  if (res.reason == natgrad::Reason::interrupted) return kExitInterrupted;
   if (comm.is_root()) std::cerr << "natgrad: fit " << natgrad::to_string(res.reason) << std::endl;
   return 2;
 }
@@ -343,6 +385,41 @@ int cmd_selftest(int argc, char** argv, const Communicator& comm) {
   return natgrad::run_selftest(comm, threads, std::cout) == 0 ? 0 : 1;
 }
 
+int cmd_plot(int argc, char** argv, const Communicator& comm) {
+  int threads = 1;
+  std::string config, csv, x, y, out;
+  natgrad::PlotOptions opt;
+  po::options_description d = common_options(threads, config, comm);
+  po::options_description g("plot options");
+  g.add_options()
+      ("csv", po::value<std::string>(&csv)->required(), "CSV file with a header line")
+      ("x", po::value<std::string>(&x)->required(), "column for the x axis")
+      ("y", po::value<std::string>(&y)->required(), "column(s) for the y axis, comma-separated: one line each")
+      ("out", po::value<std::string>(&out)->required(), "PNG file to write")
+      ("title", po::value<std::string>(&opt.title), "title (default: the CSV's file name)")
+      ("x-label", po::value<std::string>(&opt.x_label), "x axis label (default: the column name)")
+      ("y-label", po::value<std::string>(&opt.y_label), "y axis label (default: the column name)")
+      ("log-y", po::bool_switch(&opt.log_y), "logarithmic y axis");
+  d.add(g);
+  const auto vm = parse(argc, argv, d, "plot", config);
+  if (help(vm, comm, "usage: natgrad plot --csv FILE --x COLUMN --y COLUMN[,COLUMN...] --out FILE.png", d)) return 0;
+  std::vector<std::string> ys;
+  std::stringstream ss(y);
+  for (std::string c; std::getline(ss, c, ',');)
+    if (!c.empty()) ys.push_back(c);
+  std::string err;
+  if (comm.is_root()) {
+    try {
+      natgrad::plot_csv(csv, x, ys, out, opt);
+      std::cout << "wrote " << out << '\n';
+    } catch (const std::exception& e) {
+      err = std::string("natgrad plot: ") + e.what();
+    }
+  }
+  comm.check(err.empty(), err);
+  return 0;
+}
+
 int dispatch(int argc, char** argv, const Communicator& comm) {
   const std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd.empty() || cmd == "--help" || cmd == "-h" || cmd == "help") {
@@ -355,7 +432,8 @@ int dispatch(int argc, char** argv, const Communicator& comm) {
   if (cmd == "demo") return cmd_demo(argc - 1, argv + 1, comm);
   if (cmd == "selftest") return cmd_selftest(argc - 1, argv + 1, comm);
   if (cmd == "predict") return cmd_predict(argc - 1, argv + 1, comm);
-  throw CollectiveError("unknown command '" + cmd + "' (expected fit, predict, generate, demo or selftest)");
+  if (cmd == "plot") return cmd_plot(argc - 1, argv + 1, comm);
+  throw CollectiveError("unknown command '" + cmd + "' (expected fit, predict, generate, demo, selftest or plot)");
 }
 
 }  // namespace

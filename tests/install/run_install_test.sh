@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs natgrad from BUILD_DIR into a temporary prefix, then checks what a user of the
+# installation gets: the executable runs, the headers and the CMake package are there,
+# and tests/install_consumer (find_package(natgrad), natgrad::fit with its own
+# communicator) configures, builds and runs under MPIEXEC -n 2.
+#
+# usage: run_install_test.sh BUILD_DIR SOURCE_DIR WORK_DIR [MPIEXEC]
+set -u
+[ $# -ge 3 ] || { echo "usage: $0 BUILD_DIR SOURCE_DIR WORK_DIR [MPIEXEC]" >&2; exit 2; }
+B=$1 S=$2 W=$3 MPIEXEC=${4:-mpiexec}
+rm -rf "$W" && mkdir -p "$W" || exit 2
+P=$W/prefix
+PASSED=0 FAILED=0
+ok() { echo "ok - $1"; PASSED=$((PASSED + 1)); }
+bad() { echo "not ok - $1: $2"; FAILED=$((FAILED + 1)); }
+finish() { echo "$PASSED passed, $FAILED failed"; rm -rf "$W"; [ "$FAILED" -eq 0 ]; exit $?; }
+
+if timeout 120 cmake --install "$B" --prefix "$P" >"$W/install.log" 2>&1; then ok "cmake --install"; else
+  bad "cmake --install" "$(tail -n 5 "$W/install.log")"; finish; fi
+
+missing=""
+for f in bin/natgrad include/natgrad/solver.hpp include/natgrad/communicator.hpp lib/libnatgrad.a \
+  lib/cmake/natgrad/natgradConfig.cmake lib/cmake/natgrad/natgradConfigVersion.cmake \
+  lib/cmake/natgrad/natgradTargets.cmake lib/cmake/natgrad/FindNatgradOpenBLAS.cmake; do
+  [ -e "$P/$f" ] || missing="$missing $f"
+done
+[ -z "$missing" ] && ok "installed files" || bad "installed files" "missing:$missing"
+
+# The installed executable runs from the prefix (single-node mode, no mpirun).
+if out=$(cd "$W" && timeout 60 "$P/bin/natgrad" fit --data gen:logit:rows=2000,cols=3 --quiet 2>&1) &&
+  echo "$out" | grep -q 'converged'; then ok "installed natgrad fits"; else bad "installed natgrad fits" "$(echo "$out" | tail -n 3)"; fi
+
+if timeout 300 cmake -S "$S/tests/install_consumer" -B "$W/consumer" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$P" >"$W/consumer-config.log" 2>&1; then ok "consumer: find_package(natgrad)"; else
+  bad "consumer: find_package(natgrad)" "$(grep -m3 -i error "$W/consumer-config.log")"; finish; fi
+if timeout 300 cmake --build "$W/consumer" >"$W/consumer-build.log" 2>&1; then ok "consumer builds against natgrad::natgrad"; else
+  bad "consumer builds" "$(grep -m3 -i error "$W/consumer-build.log")"; finish; fi
+if timeout 120 "$MPIEXEC" -n 2 --oversubscribe "$W/consumer/consumer" >"$W/consumer-run.log" 2>&1 &&
+  grep -q 'consumer: 2 rank(s), converged' "$W/consumer-run.log"; then ok "consumer runs natgrad::fit on 2 ranks"; else
+  bad "consumer runs natgrad::fit on 2 ranks" "$(tail -n 4 "$W/consumer-run.log" | tr '\n' '|')"; fi
+cat "$W/consumer-run.log"
+finish

@@ -1,0 +1,781 @@
+// Readers beyond plain CSV: column roles (label / weight / offset / features by index
+// or name), quoted CSV fields, NPY and LIBSVM files, load_shard's format dispatch, and
+// that one table written as CSV, NPY and LIBSVM loads to the same rows at the current
+// rank count. Every rank runs every test case and makes the same collective calls in
+// the same order; error messages are checked on every rank.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "natgrad/communicator.hpp"
+#include "natgrad/error.hpp"
+#include "natgrad/npy.hpp"
+#include "natgrad/reader.hpp"
+
+namespace {
+
+using Catch::Matchers::Contains;
+using natgrad::Communicator;
+using natgrad::ReadOptions;
+using natgrad::Shard;
+
+/// Rank 0 writes \p content to a fresh file under the test folder; every rank waits.
+std::string write_file(const Communicator& comm, const std::string& name, const std::string& content) {
+  const std::string path = std::string(NATGRAD_TEST_TMP) + "/rd_" + name;
+  if (comm.is_root()) {
+    std::filesystem::create_directories(NATGRAD_TEST_TMP);
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+  }
+  comm.barrier();
+  return path;
+}
+
+std::string num(double v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+/// Collective. The message of the natgrad::Error that \p read throws ("" if none).
+std::string error_of(const std::function<Shard()>& read) {
+  try {
+    read();
+  } catch (const natgrad::Error& e) {
+    return e.what();
+  }
+  return {};
+}
+
+std::string load_error(const ReadOptions& opts, const Communicator& comm) {
+  return error_of([&] { return natgrad::load_shard(opts, comm); });
+}
+
+// ---------------------------------------------------------------------------
+// A table (column 0 the label by default), and writers for each format.
+
+struct Table {
+  std::int64_t rows = 0, cols = 0;
+  std::vector<double> v;  ///< row-major
+  double at(std::int64_t i, std::int64_t j) const { return v[i * cols + j]; }
+};
+
+/// Row i: label in {0, 1}, then columns with zeros in places (sparse in LIBSVM), a
+/// positive "weight-like" column, and values that need all 17 digits.
+Table make_table(std::int64_t rows, bool float32_exact = false) {
+  Table t;
+  t.rows = rows;
+  t.cols = 5;
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const auto d = static_cast<double>(i);
+    t.v.push_back(i % 3 == 0 ? 1.0 : 0.0);
+    t.v.push_back(0.5 * d + 0.25);                          // weight-like: > 0
+    t.v.push_back(i % 5 == 0 ? 0.0 : static_cast<double>(i % 7) - 3.0);
+    t.v.push_back(float32_exact ? 0.125 * static_cast<double>(i % 64) : 1.0 / (d + 3.0));
+    t.v.push_back(i % 4 == 1 ? 0.0 : -0.75 * static_cast<double>(i % 9 + 1));  // never -0
+  }
+  return t;
+}
+
+std::string to_csv(const Table& t, const std::vector<std::string>& header) {
+  std::string s;
+  for (std::size_t j = 0; j < header.size(); ++j) s += (j ? "," : "") + header[j];
+  if (!header.empty()) s += "\n";
+  for (std::int64_t i = 0; i < t.rows; ++i) {
+    for (std::int64_t j = 0; j < t.cols; ++j) s += (j ? "," : "") + num(t.at(i, j));
+    s += "\n";
+  }
+  return s;
+}
+
+/// Column 0 the label, column j >= 1 feature j; zeros left out.
+std::string to_libsvm(const Table& t) {
+  std::string s;
+  for (std::int64_t i = 0; i < t.rows; ++i) {
+    s += num(t.at(i, 0));
+    for (std::int64_t j = 1; j < t.cols; ++j)
+      if (t.at(i, j) != 0.0) s += " " + std::to_string(j) + ":" + num(t.at(i, j));
+    s += i % 10 == 3 ? "  # a comment\n" : "\n";
+  }
+  return s;
+}
+
+/// An NPY file: \p dict (the header dict) padded as NumPy does, then \p data.
+std::string npy_file(const std::string& dict, int major, const std::string& data) {
+  const std::size_t pre = major == 1 ? 10 : 12;
+  std::string h = dict;
+  const std::size_t total = (pre + h.size() + 1 + 63) / 64 * 64;
+  h.append(total - pre - h.size() - 1, ' ');
+  h.push_back('\n');
+  std::string s = "\x93NUMPY";
+  s.push_back(static_cast<char>(major));
+  s.push_back('\0');
+  const std::size_t len = h.size();
+  s.push_back(static_cast<char>(len & 0xff));
+  s.push_back(static_cast<char>((len >> 8) & 0xff));
+  if (major != 1) {
+    s.push_back(static_cast<char>((len >> 16) & 0xff));
+    s.push_back(static_cast<char>((len >> 24) & 0xff));
+  }
+  return s + h + data;
+}
+
+std::string npy_dict(const std::string& descr, const std::string& shape, bool fortran = false) {
+  return "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") +
+         ", 'shape': " + shape + ", }";
+}
+
+std::string npy_data(const Table& t, bool float32) {
+  std::string s;
+  for (const double x : t.v) {
+    char b[8];
+    if (float32) {
+      const auto f = static_cast<float>(x);
+      std::memcpy(b, &f, 4);
+      s.append(b, 4);
+    } else {
+      std::memcpy(b, &x, 8);
+      s.append(b, 8);
+    }
+  }
+  return s;
+}
+
+std::string to_npy(const Table& t, bool float32 = false, int major = 1) {
+  return npy_file(npy_dict(float32 ? "<f4" : "<f8",
+                           "(" + std::to_string(t.rows) + ", " + std::to_string(t.cols) + ")"),
+                  major, npy_data(t, float32));
+}
+
+// ---------------------------------------------------------------------------
+// Checks
+
+/// The roles of one load, by column index of the table.
+struct Roles {
+  std::int64_t label = 0, weight = -1, offset = -1;
+  std::vector<std::int64_t> features;  ///< empty: all others
+};
+
+std::vector<std::int64_t> features_of(const Table& t, const Roles& r) {
+  if (!r.features.empty()) return r.features;
+  std::vector<std::int64_t> f;
+  for (std::int64_t j = 0; j < t.cols; ++j)
+    if (j != r.label && j != r.weight && j != r.offset) f.push_back(j);
+  return f;
+}
+
+/// Collective. The shards hold the rows of \p t, each once, in rank order, with the
+/// columns \p r says; the names are \p names.
+void check_shard(const Shard& s, const Communicator& comm, const Table& t, const Roles& r,
+                 const std::vector<std::string>& names) {
+  const std::vector<std::int64_t> f = features_of(t, r);
+  const auto p = static_cast<std::int64_t>(f.size());
+  std::int64_t total = s.n_rows;
+  comm.allreduce_sum(&total, 1);
+  CHECK(total == t.rows);
+  CHECK(s.n_global == t.rows);
+  CHECK(s.first_row == comm.exscan_sum(s.n_rows));
+  CHECK(s.n_cols == p);
+  CHECK(s.names == names);
+  CHECK(s.weight.size() == (r.weight >= 0 ? static_cast<std::size_t>(s.n_rows) : 0));
+  CHECK(s.offset.size() == (r.offset >= 0 ? static_cast<std::size_t>(s.n_rows) : 0));
+  const bool shapes_ok = s.n_cols == p && s.x.size() == static_cast<std::size_t>(s.n_rows * p) &&
+                         s.y.size() == static_cast<std::size_t>(s.n_rows) &&
+                         s.first_row + s.n_rows <= t.rows;
+  CHECK(shapes_ok);
+  if (!shapes_ok) return;
+  std::int64_t bad = 0;
+  for (std::int64_t k = 0; k < s.n_rows; ++k) {
+    const std::int64_t i = s.first_row + k;
+    if (s.y[k] != t.at(i, r.label)) ++bad;
+    for (std::int64_t j = 0; j < p; ++j)
+      if (s.row(k)[j] != t.at(i, f[j])) ++bad;
+    if (r.weight >= 0 && s.weight.size() == static_cast<std::size_t>(s.n_rows) &&
+        s.weight[k] != t.at(i, r.weight))
+      ++bad;
+    if (r.offset >= 0 && s.offset.size() == static_cast<std::size_t>(s.n_rows) &&
+        s.offset[k] != t.at(i, r.offset))
+      ++bad;
+  }
+  CHECK(bad == 0);
+}
+
+/// Collective. Every row of the dataset (y, x, weight, offset) as bytes, in row order,
+/// on root ("" elsewhere).
+std::string global_rows(const Shard& s, const Communicator& comm) {
+  std::string mine;
+  auto put = [&](double v) { mine.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  for (std::int64_t k = 0; k < s.n_rows && s.y.size() == static_cast<std::size_t>(s.n_rows); ++k) {
+    put(s.y[k]);
+    for (std::int64_t j = 0; j < s.n_cols; ++j) put(s.row(k)[j]);
+    if (!s.weight.empty()) put(s.weight[k]);
+    if (!s.offset.empty()) put(s.offset[k]);
+  }
+  std::string all;
+  for (const std::string& part : comm.gather(mine)) all += part;
+  return all;
+}
+
+std::vector<std::string> xnames(std::int64_t p) {
+  std::vector<std::string> n;
+  for (std::int64_t k = 1; k <= p; ++k) n.push_back("x" + std::to_string(k));
+  return n;
+}
+
+}  // namespace
+
+// ===========================================================================
+// CSV column roles
+
+TEST_CASE("csv: label, weight, offset and feature columns by name and by index", "[readers]") {
+  const Communicator comm = Communicator::world();
+  const Table t = make_table(1001);
+  const std::string path =
+      write_file(comm, "roles.csv", to_csv(t, {"y", "w", "a", "b", "off"}));
+  ReadOptions opts;
+  opts.path = path;
+
+  // Default: label column 0, every other column a feature.
+  check_shard(natgrad::load_shard(opts, comm), comm, t, {0, -1, -1, {}}, {"w", "a", "b", "off"});
+
+  // By name; features default to the columns left, in file order.
+  opts.label_column = "y";
+  opts.weight_column = "w";
+  opts.offset_column = "off";
+  check_shard(natgrad::load_shard(opts, comm), comm, t, {0, 1, 4, {}}, {"a", "b"});
+
+  // By index, the same.
+  opts.label_column = "0";
+  opts.weight_column = "1";
+  opts.offset_column = " 4 ";
+  check_shard(natgrad::load_shard(opts, comm), comm, t, {0, 1, 4, {}}, {"a", "b"});
+
+  // --columns picks and orders the features; names and indices mix.
+  opts.columns = "b, 2";
+  check_shard(natgrad::load_shard(opts, comm), comm, t, {0, 1, 4, {3, 2}}, {"b", "a"});
+
+  // Another label, a feature subset, no weight: the weight vector stays empty.
+  opts.label_column = "off";
+  opts.weight_column = "";
+  opts.offset_column = "";
+  opts.columns = "y,a";
+  opts.threads = 3;
+  check_shard(natgrad::load_shard(opts, comm), comm, t, {4, -1, -1, {0, 2}}, {"y", "a"});
+
+  // Without a header: indices only, names x1.. by feature order.
+  ReadOptions bare;
+  bare.path = write_file(comm, "roles_noheader.csv", to_csv(t, {}));
+  bare.weight_column = "1";
+  bare.columns = "4,2";
+  check_shard(natgrad::load_shard(bare, comm), comm, t, {0, 1, -1, {4, 2}}, {"x1", "x2"});
+
+  // With --intercept the ones column comes first.
+  opts = ReadOptions{};
+  opts.path = path;
+  opts.weight_column = "w";
+  opts.intercept = true;
+  const Shard s = natgrad::load_shard(opts, comm);
+  CHECK(s.names == std::vector<std::string>{"(Intercept)", "a", "b", "off"});
+  CHECK(s.weight.size() == static_cast<std::size_t>(s.n_rows));
+}
+
+TEST_CASE("csv: columns without a role are not parsed", "[readers]") {
+  const Communicator comm = Communicator::world();
+  std::string text = "id,y,x,comment\n";
+  for (int i = 0; i < 203; ++i)
+    text += "row" + std::to_string(i) + "," + std::to_string(i % 2) + "," + num(0.5 * i) +
+            ",\"free text, with a comma\"\n";
+  ReadOptions opts;
+  opts.path = write_file(comm, "text_columns.csv", text);
+  opts.label_column = "y";
+  opts.columns = "x";
+  const Shard s = natgrad::load_shard(opts, comm);
+  std::int64_t total = s.n_rows, bad = 0;
+  comm.allreduce_sum(&total, 1);
+  CHECK(total == 203);
+  CHECK(s.names == std::vector<std::string>{"x"});
+  for (std::int64_t k = 0; k < s.n_rows && s.n_cols == 1; ++k) {
+    const std::int64_t i = s.first_row + k;
+    if (s.y[k] != static_cast<double>(i % 2) || s.row(k)[0] != 0.5 * static_cast<double>(i)) ++bad;
+  }
+  CHECK(bad == 0);
+  // The same file with every other column a feature: 'row0' is not a number.
+  opts.columns = "";
+  CHECK_THAT(load_error(opts, comm), Contains("rd_text_columns.csv:2: field 1 'row0' is not a number"));
+}
+
+TEST_CASE("csv: column role errors", "[readers]") {
+  const Communicator comm = Communicator::world();
+  const Table t = make_table(60);
+  const std::string path = write_file(comm, "role_errors.csv", to_csv(t, {"y", "w", "a", "b", "off"}));
+  auto err = [&](const std::string& label, const std::string& weight, const std::string& offset,
+                 const std::string& columns, const std::string& file = "") {
+    ReadOptions o;
+    o.path = file.empty() ? path : file;
+    o.label_column = label;
+    o.weight_column = weight;
+    o.offset_column = offset;
+    o.columns = columns;
+    return load_error(o, comm);
+  };
+  CHECK_THAT(err("yy", "", "", ""),
+             Contains("--label-column 'yy': " + path + " has no column of that name; its columns: y, w, a, b, off"));
+  CHECK_THAT(err("y", "weight", "", ""), Contains("--weight-column 'weight': " + path + " has no column"));
+  CHECK_THAT(err("y", "", "", "a,c"), Contains("--columns 'c': " + path + " has no column of that name"));
+  CHECK_THAT(err("5", "", "", ""), Contains("--label-column 5 but " + path + " has 5 columns (0-based indices 0 to 4)"));
+  CHECK_THAT(err("-1", "", "", ""), Contains("--label-column -1 but " + path + " has 5 columns"));
+  CHECK_THAT(err("0", "", "9", ""), Contains("--offset-column 9 but " + path + " has 5 columns"));
+  CHECK_THAT(err("0", "", "", "1,7"), Contains("--columns 7 but " + path + " has 5 columns"));
+  CHECK_THAT(err("y", "0", "", ""),
+             Contains("column 0 ('y') of " + path + " is used twice: --label-column and --weight-column"));
+  CHECK_THAT(err("y", "w", "w", ""), Contains("column 1 ('w') of " + path +
+                                             " is used twice: --weight-column and --offset-column"));
+  CHECK_THAT(err("y", "", "", "a,y"), Contains("column 0 ('y') of " + path + " is used twice: --label-column and --columns"));
+  CHECK_THAT(err("y", "", "", "a,2"), Contains("column 2 ('a') of " + path + " is used twice: --columns and --columns"));
+  CHECK_THAT(err("y", "", "", "a,,b"), Contains("--columns 'a,,b' has an empty entry"));
+  CHECK_THAT(err("", "", "", ""), Contains("--label-column is empty"));
+
+  // Names without a header.
+  const std::string bare = write_file(comm, "role_errors_noheader.csv", to_csv(t, {}));
+  CHECK_THAT(err("y", "", "", "", bare),
+             Contains("--label-column 'y' is a column name, but " + bare + " has no header line"));
+  ReadOptions o;
+  o.path = path;
+  o.header = ReadOptions::Header::no;
+  o.label_column = "y";
+  CHECK_THAT(load_error(o, comm), Contains("is read without a header line (--header no)"));
+
+  // Two columns of the same name.
+  const std::string dup = write_file(comm, "dup_names.csv", "y,a,a\n1,2,3\n");
+  CHECK_THAT(err("y", "a", "", "", dup), Contains("--weight-column 'a' is ambiguous"));
+}
+
+TEST_CASE("csv: weights must be finite and >= 0, with file and line", "[readers]") {
+  const Communicator comm = Communicator::world();
+  const Table t = make_table(1001);
+  std::string text = to_csv(t, {"y", "w", "a", "b", "off"});
+  ReadOptions opts;
+  opts.weight_column = "w";
+  // Negative weight near the end (the last rank's range): data row 990 is line 991.
+  const std::size_t at = [&] {
+    std::size_t p = 0;
+    for (int k = 0; k < 991; ++k) p = text.find('\n', p) + 1;
+    return p;
+  }();
+  std::string neg = text;
+  neg.replace(at, text.find('\n', at) - at, "1,-0.5,1,2,3");
+  opts.path = write_file(comm, "neg_weight.csv", neg);
+  CHECK_THAT(load_error(opts, comm), Contains("rd_neg_weight.csv:992: weight -0.5 (field 2) must be >= 0"));
+  // A zero weight is fine; a NaN weight is not finite.
+  std::string zero = text;
+  zero.replace(at, text.find('\n', at) - at, "1,0,1,2,3");
+  opts.path = write_file(comm, "zero_weight.csv", zero);
+  CHECK(load_error(opts, comm).empty());
+  std::string nan = text;
+  nan.replace(at, text.find('\n', at) - at, "1,nan,1,2,3");
+  opts.path = write_file(comm, "nan_weight.csv", nan);
+  CHECK_THAT(load_error(opts, comm), Contains("rd_nan_weight.csv:992: field 2 is not finite (nan)"));
+  // Without a weight role, the negative value is an ordinary feature.
+  opts.weight_column = "";
+  opts.path = write_file(comm, "neg_feature.csv", neg);
+  CHECK(load_error(opts, comm).empty());
+}
+
+TEST_CASE("csv: quoted fields (RFC 4180)", "[readers]") {
+  const Communicator comm = Communicator::world();
+  std::string text = "\"y\", \"a,b\" ,\"say \"\"hi\"\"\",c\r\n";
+  for (int i = 0; i < 401; ++i) {
+    const std::string x = num(0.5 * i);
+    if (i % 3 == 0)
+      text += "\"" + std::to_string(i % 2) + "\",\" " + x + " \",\"1.5\"," + x + "\r\n";
+    else
+      text += std::to_string(i % 2) + "," + x + ", \"1.5\" ," + x + "\r\n";
+  }
+  ReadOptions opts;
+  opts.path = write_file(comm, "quoted.csv", text);
+  const Shard s = natgrad::load_shard(opts, comm);
+  CHECK(s.names == std::vector<std::string>{"a,b", "say \"hi\"", "c"});
+  std::int64_t total = s.n_rows, bad = 0;
+  comm.allreduce_sum(&total, 1);
+  CHECK(total == 401);
+  for (std::int64_t k = 0; k < s.n_rows && s.n_cols == 3; ++k) {
+    const auto i = static_cast<double>(s.first_row + k);
+    if (s.y[k] != static_cast<double>((s.first_row + k) % 2) || s.row(k)[0] != 0.5 * i ||
+        s.row(k)[1] != 1.5 || s.row(k)[2] != 0.5 * i)
+      ++bad;
+  }
+  CHECK(bad == 0);
+  // Column roles by a quoted name holding the delimiter.
+  opts.label_column = "c";
+  opts.columns = "a,b";
+  CHECK_THAT(load_error(opts, comm), Contains("--columns 'a': " + opts.path + " has no column of that name"));
+
+  // Quoting errors, in the header and in a data row near the end.
+  ReadOptions bad_opts;
+  bad_opts.path = write_file(comm, "open_quote_header.csv", "y,\"a\n1,2\n");
+  CHECK_THAT(load_error(bad_opts, comm),
+             Contains("rd_open_quote_header.csv:1: field 2: quoted field has no closing quote"));
+  std::string rows = "y,a,b\n";
+  for (int i = 0; i < 500; ++i) rows += (i == 480 ? "1,\"2\"x,3\n" : "1,2,3\n");
+  bad_opts.path = write_file(comm, "after_quote.csv", rows);
+  CHECK_THAT(load_error(bad_opts, comm),
+             Contains("rd_after_quote.csv:482: field 2: text after the closing quote of a quoted field"));
+  rows = "y,a,b\n";
+  for (int i = 0; i < 500; ++i) rows += (i == 470 ? "1,\"2,3\n" : "1,2,3\n");
+  bad_opts.path = write_file(comm, "open_quote_row.csv", rows);
+  CHECK_THAT(load_error(bad_opts, comm),
+             Contains("rd_open_quote_row.csv:472: field 2: quoted field has no closing quote"));
+  // A quoted delimiter does not split: "2,3" is one field, so the row has 2 fields.
+  rows = "y,a,b\n1,\"2,3\"\n";
+  bad_opts.path = write_file(comm, "quoted_delim.csv", rows);
+  CHECK_THAT(load_error(bad_opts, comm), Contains("rd_quoted_delim.csv:2: expected 3 fields, found 2"));
+  // A doubled quote makes a field text, not a number.
+  bad_opts.path = write_file(comm, "escaped_number.csv", "y,a\n1,\"2\"\"\"\n");
+  CHECK_THAT(load_error(bad_opts, comm), Contains("rd_escaped_number.csv:2: field 2 '2\"' is not a number"));
+}
+
+// ===========================================================================
+// NPY
+
+TEST_CASE("npy: rows by rank, dtypes, versions and column roles", "[readers]") {
+  const Communicator comm = Communicator::world();
+  const Table t = make_table(1003);
+  ReadOptions opts;
+  opts.path = write_file(comm, "v1.npy", to_npy(t));
+  check_shard(natgrad::load_shard(opts, comm), comm, t, {0, -1, -1, {}}, xnames(4));
+  // Rows are split by partition(): every rank's count is known exactly.
+  const Shard s = natgrad::load_shard(opts, comm);
+  const std::int64_t q = t.rows / comm.size(), r = t.rows % comm.size();
+  CHECK(s.n_rows == q + (comm.rank() < r ? 1 : 0));
+
+  for (const int major : {2, 3}) {
+    opts.path = write_file(comm, "v" + std::to_string(major) + ".npy", to_npy(t, false, major));
+    check_shard(natgrad::load_shard(opts, comm), comm, t, {0, -1, -1, {}}, xnames(4));
+  }
+  // float32, widened to double (values exact in float32).
+  const Table t32 = make_table(517, true);
+  opts.path = write_file(comm, "f4.npy", to_npy(t32, true));
+  check_shard(natgrad::load_shard(opts, comm), comm, t32, {0, -1, -1, {}}, xnames(4));
+
+  // Roles by index; the format from ReadOptions.format, whatever the extension.
+  opts.path = write_file(comm, "roles.data", to_npy(t, false, 2));
+  opts.format = "npy";
+  opts.weight_column = "1";
+  opts.offset_column = "4";
+  opts.columns = "3,2";
+  opts.threads = 3;
+  check_shard(natgrad::load_shard(opts, comm), comm, t, {0, 1, 4, {3, 2}}, xnames(2));
+  opts.label_column = "2";
+  opts.columns = "";
+  check_shard(natgrad::load_shard(opts, comm), comm, t, {2, 1, 4, {}}, xnames(2));
+
+  // natgrad's own writer (generate --out X.npy): label in column 0.
+  opts = ReadOptions{};
+  opts.path = std::string(NATGRAD_TEST_TMP) + "/rd_written.npy";
+  if (comm.is_root())
+    natgrad::write_npy(opts.path, t.rows, t.cols, [&](std::int64_t b, std::int64_t e, std::span<double> buf) {
+      std::copy(t.v.begin() + b * t.cols, t.v.begin() + e * t.cols, buf.begin());
+    });
+  comm.barrier();
+  check_shard(natgrad::load_shard(opts, comm), comm, t, {0, -1, -1, {}}, xnames(4));
+
+  // A header with the keys in another order, double quotes and a Python 2 long.
+  const std::string odd = "{\"shape\": (3L, 2L), \"fortran_order\": False, \"descr\": \"<f8\"}";
+  Table small;
+  small.rows = 3;
+  small.cols = 2;
+  small.v = {1, 2, 0, 4, 1, 6};
+  opts.path = write_file(comm, "odd_header.npy", npy_file(odd, 1, npy_data(small, false)));
+  check_shard(natgrad::load_shard(opts, comm), comm, small, {0, -1, -1, {}}, xnames(1));
+}
+
+TEST_CASE("npy: errors name the file and what was expected", "[readers]") {
+  const Communicator comm = Communicator::world();
+  const Table t = make_table(40);
+  ReadOptions opts;
+  auto err = [&](const std::string& name, const std::string& content) {
+    opts.path = write_file(comm, name, content);
+    return load_error(opts, comm);
+  };
+  const std::string data = npy_data(t, false);
+  CHECK_THAT(err("truncated.npy", to_npy(t).substr(0, to_npy(t).size() - 9)),
+             Contains("rd_truncated.npy: truncated: shape (40, 5) of '<f8' needs 1600 bytes of data "
+                      "after the header, the file holds 1591"));
+  CHECK_THAT(err("i8.npy", npy_file(npy_dict("<i8", "(40, 5)"), 1, data)),
+             Contains("rd_i8.npy: unsupported dtype '<i8' (expected '<f8' (float64) or '<f4' (float32), little-endian)"));
+  CHECK_THAT(err("big.npy", npy_file(npy_dict(">f8", "(40, 5)"), 1, data)),
+             Contains("rd_big.npy: unsupported dtype '>f8'"));
+  CHECK_THAT(err("struct.npy",
+                 npy_file("{'descr': [('a', '<f8'), ('b', '<f8')], 'fortran_order': False, 'shape': (100,), }", 1, data)),
+             Contains("rd_struct.npy: unsupported dtype '[('a', '<f8'), ('b', '<f8')]'"));
+  CHECK_THAT(err("fortran.npy", npy_file(npy_dict("<f8", "(40, 5)", true), 1, data)),
+             Contains("rd_fortran.npy: fortran_order is True (column-major); only C-order arrays are supported"));
+  CHECK_THAT(err("1d.npy", npy_file(npy_dict("<f8", "(200,)"), 1, data)),
+             Contains("rd_1d.npy: array is 1-D (shape (200,)), expected a 2-D array (rows, columns)"));
+  CHECK_THAT(err("3d.npy", npy_file(npy_dict("<f8", "(2, 4, 25)"), 1, data)),
+             Contains("rd_3d.npy: array is 3-D (shape (2, 4, 25)), expected a 2-D array"));
+  CHECK_THAT(err("magic.npy", "y,a\n1,2\n"), Contains("rd_magic.npy: not an NPY file: bad magic (expected the bytes \\x93NUMPY"));
+  CHECK_THAT(err("short.npy", ""), Contains("rd_short.npy: not an NPY file: bad magic"));
+  std::string v4 = to_npy(t);
+  v4[6] = 4;
+  CHECK_THAT(err("v4.npy", v4), Contains("rd_v4.npy: unsupported NPY format version 4.0 (expected 1.0, 2.0 or 3.0)"));
+  CHECK_THAT(err("no_shape.npy", npy_file("{'descr': '<f8', 'fortran_order': False}", 1, data)),
+             Contains("rd_no_shape.npy: malformed NPY header: no 'shape' key"));
+  CHECK_THAT(err("bad_shape.npy", npy_file(npy_dict("<f8", "(40, -5)"), 1, data)),
+             Contains("rd_bad_shape.npy: malformed NPY header: 'shape' is not a tuple"));
+  std::string short_header = to_npy(t).substr(0, 40);
+  CHECK_THAT(err("short_header.npy", short_header), Contains("rd_short_header.npy: truncated NPY header"));
+
+  // Values: non-finite in a used column, negative weight; the first bad row wins.
+  Table bad = make_table(1001);
+  bad.v[990 * 5 + 3] = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THAT(err("nan.npy", to_npy(bad)), Contains("rd_nan.npy: array row 990, column 3 (0-based): value nan is not finite"));
+  opts.columns = "1,2";  // column 3 unused: its NaN does not matter
+  CHECK(err("nan_unused.npy", to_npy(bad)).empty());
+  opts.columns = "";
+  bad.v[995 * 5 + 1] = -2.0;
+  bad.v[10 * 5 + 1] = -1.0;
+  opts.weight_column = "1";
+  CHECK_THAT(err("neg_weight.npy", to_npy(bad)),
+             Contains("rd_neg_weight.npy: array row 10, column 1 (0-based): weight -1 must be >= 0"));
+  // (err() sets opts.path: call it before building the expected text.)
+  opts.weight_column = "w";
+  std::string e = err("named.npy", to_npy(t));
+  CHECK_THAT(e, Contains("--weight-column 'w' is a column name, but " + opts.path +
+                         " is an NPY file, whose columns have no names: give a 0-based column index"));
+  opts.weight_column = "5";
+  e = err("named.npy", to_npy(t));
+  CHECK_THAT(e, Contains("--weight-column 5 but " + opts.path + " has 5 columns"));
+}
+
+// ===========================================================================
+// LIBSVM
+
+TEST_CASE("libsvm: sparse lines, comments, qid, labels, feature count across ranks", "[readers]") {
+  const Communicator comm = Communicator::world();
+  // 300 rows; features up to index 3, except the very last line, which has index 6:
+  // every rank must learn the column count from the last rank.
+  std::string text = "# leading comment\n\n";
+  const std::int64_t n = 300;
+  for (std::int64_t i = 0; i < n; ++i) {
+    text += (i % 2 ? "+1" : "-1");
+    if (i % 4 == 1) text += " qid:" + std::to_string(i / 10);
+    if (i % 3 != 0) text += " 1:" + num(0.5 * static_cast<double>(i));
+    if (i % 5 != 0) text += "\t3:" + num(-static_cast<double>(i));
+    if (i == n - 1) text += " 6:7.5";
+    text += i % 7 == 0 ? " # comment 1:2\r\n" : "\n";
+    if (i % 50 == 0) text += "# comment line\n   \n";
+  }
+  ReadOptions opts;
+  opts.path = write_file(comm, "sparse.svm", text);
+  const Shard s = natgrad::load_shard(opts, comm);
+  std::int64_t total = s.n_rows;
+  comm.allreduce_sum(&total, 1);
+  CHECK(total == n);
+  CHECK(s.n_global == n);
+  CHECK(s.first_row == comm.exscan_sum(s.n_rows));
+  CHECK(s.n_cols == 6);
+  CHECK(s.names == xnames(6));
+  CHECK(s.weight.empty());
+  std::int64_t bad = 0;
+  for (std::int64_t k = 0; k < s.n_rows && s.n_cols == 6; ++k) {
+    const std::int64_t i = s.first_row + k;
+    const double* x = s.row(k);
+    if (s.y[k] != (i % 2 ? 1.0 : 0.0)) ++bad;  // -1 -> 0
+    if (x[0] != (i % 3 != 0 ? 0.5 * static_cast<double>(i) : 0.0)) ++bad;
+    if (x[1] != 0.0 || x[3] != 0.0 || x[4] != 0.0) ++bad;
+    if (x[2] != (i % 5 != 0 ? -static_cast<double>(i) : 0.0)) ++bad;
+    if (x[5] != (i == n - 1 ? 7.5 : 0.0)) ++bad;
+  }
+  CHECK(bad == 0);
+
+  // Labels other than -1/+1 are kept as given (classes, counts, responses).
+  std::string multi;
+  for (int i = 0; i < 100; ++i) multi += std::to_string(i % 3 - 1) + " 2:" + std::to_string(i) + "\n";
+  opts.path = write_file(comm, "multi.libsvm", multi);
+  opts.threads = 3;
+  const Shard m = natgrad::load_shard(opts, comm);
+  bad = 0;
+  for (std::int64_t k = 0; k < m.n_rows && m.n_cols == 2; ++k) {
+    const std::int64_t i = m.first_row + k;
+    if (m.y[k] != static_cast<double>(i % 3 - 1) || m.row(k)[0] != 0.0 ||
+        m.row(k)[1] != static_cast<double>(i))
+      ++bad;
+  }
+  CHECK(m.n_cols == 2);
+  CHECK(bad == 0);
+
+  // Roles: column 0 is the label, column j feature j.
+  opts.path = write_file(comm, "roles.svmlight", to_libsvm(make_table(777)));
+  opts.weight_column = "1";
+  opts.offset_column = "4";
+  opts.columns = "3,2";
+  check_shard(natgrad::load_shard(opts, comm), comm, make_table(777), {0, 1, 4, {3, 2}}, xnames(2));
+
+  // Labels only: one column.
+  opts = ReadOptions{};
+  opts.path = write_file(comm, "labels_only.svm", "1\n0\n1\n");
+  const Shard l = natgrad::load_shard(opts, comm);
+  CHECK(l.n_cols == 0);
+  CHECK(l.n_global == 3);
+}
+
+TEST_CASE("libsvm: errors with file and line", "[readers]") {
+  const Communicator comm = Communicator::world();
+  ReadOptions opts;
+  // Line k (1-based) of a 600-line file is replaced by \p bad; comments before it.
+  auto err = [&](const std::string& name, std::int64_t line, const std::string& bad) {
+    std::string text = "# header comment\n";
+    for (std::int64_t k = 2; k <= 600; ++k)
+      text += (k == line ? bad : std::string(k % 2 ? "+1" : "-1") + " 1:0.5 2:" + std::to_string(k)) + "\n";
+    opts.path = write_file(comm, name, text);
+    return load_error(opts, comm);
+  };
+  CHECK_THAT(err("index0.svm", 590, "1 0:1 2:3"), Contains("rd_index0.svm:590: feature index 0 in '0:1': indices start at 1"));
+  CHECK_THAT(err("decreasing.svm", 311, "1 1:1 4:2 3:3"),
+             Contains("rd_decreasing.svm:311: feature index 3 after 4: indices must be strictly increasing"));
+  CHECK_THAT(err("duplicate.svm", 599, "1 2:1 2:2"), Contains("rd_duplicate.svm:599: duplicate feature index 2"));
+  CHECK_THAT(err("pair.svm", 450, "1 1:2 abc"), Contains("rd_pair.svm:450: 'abc' is not an index:value pair"));
+  CHECK_THAT(err("pair2.svm", 450, "1 x:2"),
+             Contains("rd_pair2.svm:450: 'x:2' is not an index:value pair (the index must be a positive integer)"));
+  CHECK_THAT(err("pair3.svm", 450, "1 :2"), Contains("rd_pair3.svm:450: ':2' is not an index:value pair"));
+  CHECK_THAT(err("value.svm", 5, "1 1:abc"), Contains("rd_value.svm:5: feature 1: value 'abc' is not a number"));
+  CHECK_THAT(err("empty_value.svm", 5, "1 1:"), Contains("rd_empty_value.svm:5: feature 1: value '' is not a number"));
+  CHECK_THAT(err("inf.svm", 598, "1 1:2 7:inf"), Contains("rd_inf.svm:598: feature 7: value is not finite (inf)"));
+  CHECK_THAT(err("label.svm", 300, "yes 1:2"), Contains("rd_label.svm:300: label 'yes' is not a number"));
+  CHECK_THAT(err("nan_label.svm", 2, "nan 1:2"), Contains("rd_nan_label.svm:2: label is not finite (nan)"));
+  // Two bad lines on different ranks: the first in the file is reported.
+  {
+    std::string text;
+    for (int k = 1; k <= 600; ++k) text += (k == 20 || k == 580 ? "1 0:1" : "1 1:1") + std::string("\n");
+    opts.path = write_file(comm, "two_bad.svm", text);
+    CHECK_THAT(load_error(opts, comm), Contains("rd_two_bad.svm:20: feature index 0"));
+  }
+  // Weights from a feature column: absent = 0 is fine, negative is not.
+  opts.weight_column = "2";
+  CHECK_THAT(err("neg_weight.svm", 590, "1 1:1 2:-3"), Contains("rd_neg_weight.svm:590: weight -3 (column 2) must be >= 0"));
+  CHECK(err("absent_weight.svm", 590, "1 1:1").empty());
+  opts.weight_column = "9";
+  const std::string e = err("weight_range.svm", 590, "1 1:1");  // sets opts.path
+  CHECK_THAT(e, Contains("--weight-column 9 but " + opts.path + " has 3 columns"));
+  opts.weight_column = "w";
+  CHECK_THAT(err("weight_name.svm", 590, "1 1:1"), Contains("is a LIBSVM file, whose columns have no names"));
+}
+
+// ===========================================================================
+// One table, three formats
+
+TEST_CASE("csv, npy and libsvm files of one table load to the same rows", "[readers]") {
+  const Communicator comm = Communicator::world();
+  // 1 and 2 rows: fewer rows than ranks (up to 4); 1001: every rank has rows.
+  for (const std::int64_t rows : {std::int64_t{1}, std::int64_t{2}, std::int64_t{1001}}) {
+    for (const bool roles : {false, true}) {
+      INFO("rows " << rows << ", roles " << roles);
+      const Table t = make_table(rows);
+      const std::string stem = "same" + std::to_string(rows);
+      ReadOptions opts;
+      if (roles) {
+        opts.weight_column = "1";
+        opts.offset_column = "4";
+        opts.columns = "3,2";
+      }
+      opts.threads = 2;
+      const Roles r = roles ? Roles{0, 1, 4, {3, 2}} : Roles{0, -1, -1, {}};
+      const std::vector<std::string> names = xnames(roles ? 2 : 4);
+
+      opts.path = write_file(comm, stem + ".csv", to_csv(t, {"y", "x1", "x2", "x3", "x4"}));
+      const Shard csv = natgrad::load_shard(opts, comm);
+      opts.path = write_file(comm, stem + "_noheader.csv", to_csv(t, {}));
+      const Shard bare = natgrad::load_shard(opts, comm);
+      opts.path = write_file(comm, stem + ".npy", to_npy(t));
+      const Shard npy = natgrad::load_shard(opts, comm);
+      opts.path = write_file(comm, stem + ".svm", to_libsvm(t));
+      const Shard svm = natgrad::load_shard(opts, comm);
+
+      // Each against the table (rows in order, right columns, names) ...
+      const std::vector<std::string> csv_names =
+          roles ? std::vector<std::string>{"x3", "x2"} : std::vector<std::string>{"x1", "x2", "x3", "x4"};
+      check_shard(csv, comm, t, r, csv_names);
+      check_shard(bare, comm, t, r, names);
+      check_shard(npy, comm, t, r, names);
+      check_shard(svm, comm, t, r, names);
+      // ... and byte for byte against each other, gathered in row order.
+      const std::string a = global_rows(csv, comm), b = global_rows(bare, comm),
+                        c = global_rows(npy, comm), d = global_rows(svm, comm);
+      if (comm.is_root()) {
+        CHECK(!a.empty());
+        CHECK(a == b);
+        CHECK(a == c);
+        CHECK(a == d);
+      }
+      CHECK(bare.names == npy.names);
+      CHECK(npy.names == svm.names);
+      CHECK(csv.n_cols == svm.n_cols);
+    }
+  }
+}
+
+// ===========================================================================
+// Format dispatch
+
+TEST_CASE("load_shard picks the format from ReadOptions.format or the extension", "[readers]") {
+  const Communicator comm = Communicator::world();
+  auto format_of = [](const std::string& path, const std::string& format = "") {
+    ReadOptions o;
+    o.path = path;
+    o.format = format;
+    return natgrad::input_format(o);
+  };
+  CHECK(format_of("a.csv") == "csv");
+  CHECK(format_of("a.tsv") == "csv");
+  CHECK(format_of("data") == "csv");
+  CHECK(format_of("a.NPY") == "npy");
+  CHECK(format_of("a.svm") == "libsvm");
+  CHECK(format_of("a.libsvm") == "libsvm");
+  CHECK(format_of("a.svmlight") == "libsvm");
+  CHECK(format_of("a.h5") == "hdf5");
+  CHECK(format_of("a.hdf5") == "hdf5");
+  CHECK(format_of("a.npy", "csv") == "csv");
+  CHECK(format_of("a.csv", "LIBSVM") == "libsvm");
+  CHECK(format_of("a.csv", "svmlight") == "libsvm");
+  CHECK_THROWS_WITH(format_of("a.csv", "parquet"),
+                    Contains("--format 'parquet' is not one of: csv, libsvm, npy, hdf5"));
+
+  const Table t = make_table(50);
+  ReadOptions opts;
+  // A LIBSVM file with an unknown extension is read as CSV, and fails as CSV.
+  opts.path = write_file(comm, "svm_as.txt", to_libsvm(t));
+  CHECK_THAT(load_error(opts, comm), Contains("rd_svm_as.txt:"));
+  opts.format = "libsvm";
+  check_shard(natgrad::load_shard(opts, comm), comm, t, {0, -1, -1, {}}, xnames(4));
+  // An NPY file named .csv, read as NPY when told.
+  opts.path = write_file(comm, "npy_as.csv", to_npy(t));
+  opts.format = "npy";
+  check_shard(natgrad::load_shard(opts, comm), comm, t, {0, -1, -1, {}}, xnames(4));
+  opts.format = "hdf5";
+  CHECK_THAT(load_error(opts, comm), Contains("HDF5 input is not available in this build"));
+  opts.format = "";
+  opts.path = write_file(comm, "data.h5", "");
+  CHECK_THAT(load_error(opts, comm), Contains(opts.path + ": HDF5 input is not available in this build"));
+  opts.format = "xml";
+  CHECK_THAT(load_error(opts, comm), Contains("--format 'xml' is not one of"));
+  // Missing files, every format.
+  for (const std::string ext : {".csv", ".npy", ".svm"}) {
+    opts.format = "";
+    opts.path = std::string(NATGRAD_TEST_TMP) + "/rd_missing" + ext;
+    CHECK_THAT(load_error(opts, comm), Contains(opts.path + ": cannot open: No such file or directory"));
+  }
+  // Files without rows, every format.
+  opts.path = write_file(comm, "empty.npy", npy_file(npy_dict("<f8", "(0, 3)"), 1, ""));
+  CHECK_THAT(load_error(opts, comm), Contains("no data rows in " + opts.path));
+  opts.path = write_file(comm, "empty.svm", "# nothing\n\n");
+  CHECK_THAT(load_error(opts, comm), Contains("no data rows in " + opts.path));
+}
