@@ -65,8 +65,10 @@ int count_classes(const Shard& s, const Communicator& comm) {
   return static_cast<int>(mx) + 1;
 }
 
-/// Collective: indices of linearly dependent design columns (R's QR rule, tol 1e-11 on
-/// the squared residual in correlation scaling), from X^T W X.
+/// Collective: indices of linearly dependent design columns, found in column order as
+/// R's QR does, but from the Gram matrix X^T W X: tolerance 1e-11 on the squared residual
+/// in correlation scaling (a norm ratio of ~3e-6; R's QR uses 1e-11 on the norm ratio,
+/// which a Gram matrix in double precision cannot resolve).
 std::vector<std::int64_t> dependent_design_columns(const Shard& s, const Communicator& comm, int threads) {
   const Glm gram(Family::gaussian, Link::identity);  // expected Fisher = X^T W X
   Workspace ws;
@@ -134,7 +136,13 @@ std::vector<double> read_initial_coefficients(const std::filesystem::path& path,
     const auto j = nlohmann::json::parse(in);
     if (!j.contains("coefficients") || !j["coefficients"].is_array())
       throw Error(path.string() + ": no \"coefficients\" array");
-    for (const auto& v : j["coefficients"]) theta.push_back(v.is_null() ? 0.0 : v.get<double>());
+    std::vector<double> fitted;  // without the NA (null) entries of dropped columns
+    for (const auto& v : j["coefficients"]) {
+      theta.push_back(v.is_null() ? 0.0 : v.get<double>());
+      if (!v.is_null()) fitted.push_back(v.get<double>());
+    }
+    if (static_cast<std::int64_t>(theta.size()) != p && static_cast<std::int64_t>(fitted.size()) == p)
+      theta = fitted;  // a model.json of a --drop-collinear fit of the same data
     if (static_cast<std::int64_t>(theta.size()) != p)
       throw Error(path.string() + ": " + std::to_string(theta.size()) + " coefficients, the model has " +
                   std::to_string(p));
@@ -386,7 +394,11 @@ void run_predict(const PredictJob& job, const Communicator& comm, std::ostream& 
   const auto model = make_model(m["family"], link, classes);
   const auto columns = m["columns"].get<std::vector<std::string>>();
   std::vector<double> theta;
-  for (const auto& v : m["coefficients"]) theta.push_back(v.is_null() ? 0.0 : v.get<double>());  // NA: dropped
+  std::vector<std::int64_t> fitted;  // parameters that were estimated (not dropped as NA)
+  for (const auto& v : m["coefficients"]) {
+    if (!v.is_null()) fitted.push_back(static_cast<std::int64_t>(theta.size()));
+    theta.push_back(v.is_null() ? 0.0 : v.get<double>());  // NA: dropped, contributes 0
+  }
 
   ReadOptions ro = job.read;
   ro.intercept = m.value("intercept", false);
@@ -403,8 +415,8 @@ void run_predict(const PredictJob& job, const Communicator& comm, std::ostream& 
     for (const auto& row : m["covariance"])
       for (const auto& v : row) cov.push_back(v.is_null() ? NAN : v.get<double>());
   }
-  comm.check(cov.empty() || cov.size() == theta.size() * theta.size(),
-             job.model.string() + ": the covariance does not match the coefficients (dropped columns?)");
+  comm.check(cov.empty() || cov.size() == fitted.size() * fitted.size(),
+             job.model.string() + ": the covariance does not match the estimated coefficients");
 
   std::ostringstream body;
   body << std::setprecision(17);
@@ -426,8 +438,9 @@ void run_predict(const PredictJob& job, const Communicator& comm, std::ostream& 
       body << eta[0] << ',' << model->mean(eta[0]);
       if (job.se) {
         double q = 0;
-        for (std::int64_t a = 0; a < d; ++a)
-          for (std::int64_t b = 0; b < d; ++b) q += x[a] * cov[a * d + b] * x[b];
+        const auto nf = fitted.size();
+        for (std::size_t a = 0; a < nf; ++a)
+          for (std::size_t b = 0; b < nf; ++b) q += x[fitted[a]] * cov[a * nf + b] * x[fitted[b]];
         body << ',' << std::sqrt(q);
       }
       body << '\n';

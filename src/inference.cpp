@@ -128,7 +128,7 @@ Inference infer(const Shard& s, const Model& m, std::span<const double> theta, c
   const double wsum = st[3];
   const std::vector<double> label_sums(st.begin() + 4, st.end());
   r.df_residual = r.nobs - static_cast<double>(P);
-  r.df_null = r.nobs - (intercept ? 1.0 : 0.0);
+  r.df_null = r.nobs - (intercept ? static_cast<double>(m.n_outputs()) : 0.0);  // one intercept per output
   r.t_statistic = m.estimates_dispersion();
   r.dispersion = m.estimates_dispersion() ? st[1] / r.df_residual : 1.0;
 

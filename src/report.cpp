@@ -85,7 +85,10 @@ std::string summary_text(const FitReport& r) {
   const char* pn = inf && inf->t_statistic ? "Pr(>|t|)" : "Pr(>|z|)";
   o << "Coefficients:\n" << std::string(w, ' ');
   char head[160];
-  std::snprintf(head, sizeof head, "%14s %12s %9s %10s %12s\n", "Estimate", "Std. Error", stat, pn, "Robust SE");
+  if (inf)
+    std::snprintf(head, sizeof head, "%14s %12s %9s %10s %12s\n", "Estimate", "Std. Error", stat, pn, "Robust SE");
+  else
+    std::snprintf(head, sizeof head, "%14s\n", "Estimate");
   o << head;
   for (std::size_t j = 0; j < names.size(); ++j) {
     o << names[j] << std::string(w - names[j].size(), ' ');

@@ -125,6 +125,7 @@ std::string options_json(const po::variables_map& vm) {
     else if (a.type() == typeid(double)) j[name] = v.as<double>();
     else if (a.type() == typeid(bool)) j[name] = v.as<bool>();
     else if (a.type() == typeid(std::int64_t)) j[name] = v.as<std::int64_t>();
+    else if (a.empty()) j[name] = true;  // a switch without a value, e.g. --no-inference
   }
   return j.dump();
 }
