@@ -194,14 +194,15 @@ std::string resolve_one(std::string_view token, const std::string& opt, const Ta
     col = static_cast<std::int64_t>(j);
   }
   if (col < 0)
-    return opt + " '" + shown(t) + "': " + table.path + " has no column of that name; its columns: " +
-           name_list(names);
+    return opt + " '" + shown(t) + "': " + table.path +
+           " has no column of that name; its columns: " + name_list(names);
   return {};
 }
 
 }  // namespace
 
-std::string resolve_columns(const ReadOptions& opts, const TableColumns& table, ColumnRoles& roles) {
+std::string resolve_columns(const ReadOptions& opts, const TableColumns& table,
+                            ColumnRoles& roles) {
   roles = ColumnRoles{};
   // Which option claimed each column, to catch a column used twice.
   std::vector<std::string> used_by(static_cast<std::size_t>(table.n));
@@ -216,7 +217,8 @@ std::string resolve_columns(const ReadOptions& opts, const TableColumns& table, 
     return {};
   };
 
-  if (trim(opts.label_column, '\0').empty()) return "--label-column is empty: the label column is required";
+  if (trim(opts.label_column, '\0').empty())
+    return "--label-column is empty: the label column is required";
   std::string err = resolve_one(opts.label_column, "--label-column", table, roles.label);
   if (err.empty()) err = claim(roles.label, "--label-column");
   if (err.empty() && !trim(opts.weight_column, '\0').empty()) {

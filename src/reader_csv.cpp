@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -65,7 +66,8 @@ Next next_field(std::string_view line, std::size_t& pos, char delim, Field& f) {
     return Next::more;
   }
   const std::size_t at = line.find(delim, i);
-  f.text = trim(line.substr(i, at == std::string_view::npos ? std::string_view::npos : at - i), delim);
+  f.text =
+      trim(line.substr(i, at == std::string_view::npos ? std::string_view::npos : at - i), delim);
   f.quoted = false;
   f.escaped = false;
   if (at == std::string_view::npos) {
@@ -177,7 +179,10 @@ std::string describe_bad_line(std::string_view line, const Layout& lay) {
     double v = 0.0;
     if (!field_number(f, lay.delim, v))
       return where + " '" + shown(field_text(f)) + "' is not a number";
-    if (!std::isfinite(v)) return where + " is not finite (" + shown(f.text) + ")";
+    if (!std::isfinite(v))
+      return role == ColumnRoles::kWeight
+                 ? "weight " + shown(f.text) + " (" + where + ") must be finite and >= 0"
+                 : where + " is not finite (" + shown(f.text) + ")";
     if (role == ColumnRoles::kWeight && v < 0.0)
       return "weight " + shown(f.text) + " (" + where + ") must be >= 0";
   }
@@ -202,16 +207,15 @@ struct Body {
     y.resize(static_cast<std::size_t>(row0 + n));
     if (lay.weight) w.resize(y.size());
     if (lay.offset) o.resize(y.size());
-    double dummy_w = 0.0, dummy_o = 0.0;  // never written: no such role
     std::int64_t first_bad = n;
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(min : first_bad) \
-    firstprivate(dummy_w, dummy_o)
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(min : first_bad)
     for (std::int64_t k = 0; k < n; ++k) {
       const LineSpan& s = spans[static_cast<std::size_t>(k)];
       const std::string_view line(buf.data() + s.begin, s.end - s.begin);
       const std::size_t r = static_cast<std::size_t>(row0 + k);
-      const RowOut out{x.data() + (row0 + k) * p, y.data() + r, lay.weight ? w.data() + r : &dummy_w,
-                       lay.offset ? o.data() + r : &dummy_o};
+      // Weight / offset pointers are null when there is no such role (never written).
+      const RowOut out{x.data() + (row0 + k) * p, y.data() + r, lay.weight ? w.data() + r : nullptr,
+                       lay.offset ? o.data() + r : nullptr};
       if (!parse_row(line, lay, out)) first_bad = std::min(first_bad, k);
     }
     if (first_bad == n) return true;
@@ -284,7 +288,8 @@ Shard read_csv(const ReadOptions& opts, const Communicator& comm) {
   File file(path);
   HeaderInfo head;
   ColumnRoles roles;
-  std::string err = file.ok() ? read_header(file, opts, head) : path + ": cannot open: " + file.error();
+  std::string err =
+      file.ok() ? read_header(file, opts, head) : path + ": cannot open: " + file.error();
   if (err.empty()) {
     TableColumns table{path, static_cast<std::int64_t>(head.fields.size()), std::nullopt, {}};
     if (head.is_header)
@@ -310,11 +315,15 @@ Shard read_csv(const ReadOptions& opts, const Communicator& comm) {
   Body body(lay, std::max(opts.threads, 1));
   const Range mine = partition(file.size() - head.body_begin, comm.rank(), comm.size());
   std::int64_t lines = 0;
-  const std::string read_err =
-      for_each_line_chunk(file, head.body_begin, mine, lines,
-                          [&](const std::string& buf, const std::vector<LineSpan>& spans) {
-                            return body.parse(buf, spans);
-                          });
+  std::string read_err;
+  try {
+    read_err = for_each_line_chunk(file, head.body_begin, mine, lines,
+                                   [&](const std::string& buf, const std::vector<LineSpan>& spans) {
+                                     return body.parse(buf, spans);
+                                   });
+  } catch (const std::bad_alloc&) {  // fail with the others, not alone
+    read_err = "out of memory after " + std::to_string(body.y.size()) + " rows of this rank";
+  }
   if (!read_err.empty() && !body.err.any()) body.err = {-1, read_err};
 
   // Collectives in the same order on every rank, failed or not.

@@ -73,8 +73,8 @@ std::string number_text(double v);
 
 struct ColumnRoles {
   std::int64_t label = -1;
-  std::int64_t weight = -1;  ///< -1: none
-  std::int64_t offset = -1;  ///< -1: none
+  std::int64_t weight = -1;            ///< -1: none
+  std::int64_t offset = -1;            ///< -1: none
   std::vector<std::int64_t> features;  ///< columns of x, in order
   std::vector<std::string> names;      ///< one per feature
 

@@ -78,7 +78,8 @@ std::string parse_pairs(std::string_view line, std::int64_t local_line, SparseRo
     std::int64_t idx = -1;
     const auto [p, ec] = std::from_chars(key.data(), key.data() + key.size(), idx);
     if (ec != std::errc() || p != key.data() + key.size() || idx < 0)
-      return "'" + shown(tok) + "' is not an index:value pair (the index must be a positive integer)";
+      return "'" + shown(tok) +
+             "' is not an index:value pair (the index must be a positive integer)";
     if (idx == 0) return "feature index 0 in '" + shown(tok) + "': indices start at 1";
     if (idx == prev) return "duplicate feature index " + std::to_string(idx);
     if (idx < prev)
@@ -87,7 +88,8 @@ std::string parse_pairs(std::string_view line, std::int64_t local_line, SparseRo
     double v = 0.0;
     if (!parse_double(val, v))
       return "feature " + std::to_string(idx) + ": value '" + shown(val) + "' is not a number";
-    if (!std::isfinite(v)) return "feature " + std::to_string(idx) + ": value is not finite (" + shown(val) + ")";
+    if (!std::isfinite(v))
+      return "feature " + std::to_string(idx) + ": value is not finite (" + shown(val) + ")";
     prev = idx;
     out.index.push_back(idx);
     out.value.push_back(v);
@@ -127,7 +129,12 @@ bool parse_chunk(const std::string& buf, const std::vector<LineSpan>& spans, int
       SparseRows& out = part[static_cast<std::size_t>(b)];
       for (std::int64_t k = r.begin; k < r.end; ++k) {
         const LineSpan& s = spans[static_cast<std::size_t>(k)];
-        std::string e = parse_line(std::string_view(buf.data() + s.begin, s.end - s.begin), s.line, out);
+        std::string e;
+        try {  // no exception may leave the parallel region
+          e = parse_line(std::string_view(buf.data() + s.begin, s.end - s.begin), s.line, out);
+        } catch (const std::bad_alloc&) {
+          e = "out of memory";
+        }
         if (!e.empty()) {
           part_err[static_cast<std::size_t>(b)] = {s.line, std::move(e)};
           break;
@@ -166,11 +173,15 @@ Shard read_libsvm(const ReadOptions& opts, const Communicator& comm) {
   LocalError local;
   const Range mine = partition(file.size() - body_begin, comm.rank(), comm.size());
   std::int64_t lines = 0;
-  const std::string read_err =
-      for_each_line_chunk(file, body_begin, mine, lines,
-                          [&](const std::string& buf, const std::vector<LineSpan>& spans) {
-                            return parse_chunk(buf, spans, threads, rows, local);
-                          });
+  std::string read_err;
+  try {
+    read_err = for_each_line_chunk(file, body_begin, mine, lines,
+                                   [&](const std::string& buf, const std::vector<LineSpan>& spans) {
+                                     return parse_chunk(buf, spans, threads, rows, local);
+                                   });
+  } catch (const std::bad_alloc&) {  // fail with the others, not alone
+    read_err = "out of memory after " + std::to_string(rows.rows()) + " rows of this rank";
+  }
   if (!read_err.empty() && !local.any()) local = {-1, read_err};
 
   // Collectives in the same order on every rank, failed or not.
@@ -183,15 +194,21 @@ Shard read_libsvm(const ReadOptions& opts, const Communicator& comm) {
   // Columns: 0 the label, j the feature of index j. Labels: -1/+1 files become 0/1.
   std::int64_t agreed[3] = {rows.max_index, 0, 0};  // max index, any -1, any other label
   for (const double y : rows.label) {
-    if (y == -1.0) agreed[1] = 1;
-    else if (y != 1.0) agreed[2] = 1;
+    if (y == -1.0)
+      agreed[1] = 1;
+    else if (y != 1.0)
+      agreed[2] = 1;
   }
   comm.allreduce_max(agreed, 3);
   if (agreed[1] == 1 && agreed[2] == 0)
     for (double& y : rows.label) y = y == -1.0 ? 0.0 : y;
   const std::int64_t n_columns = agreed[0] + 1;
   ColumnRoles roles;
-  err = resolve_columns(opts, {path, n_columns, std::nullopt, "is a LIBSVM file, whose columns have no names (column 0 is the label, column j the feature of index j)"}, roles);
+  err = resolve_columns(opts,
+                        {path, n_columns, std::nullopt,
+                         "is a LIBSVM file, whose columns have no names (column 0 is the label, "
+                         "column j the feature of index j)"},
+                        roles);
   comm.check(err.empty(), err);
 
   // Dense rows.
@@ -216,10 +233,14 @@ Shard read_libsvm(const ReadOptions& opts, const Communicator& comm) {
       double* xr = shard.x.data() + i * p;
       auto put = [&](std::int64_t col, double v) {
         const std::int32_t k = role[static_cast<std::size_t>(col)];
-        if (k >= 0) xr[k] = v;
-        else if (k == ColumnRoles::kLabel) shard.y[r] = v;
-        else if (k == ColumnRoles::kWeight) shard.weight[r] = v;
-        else if (k == ColumnRoles::kOffset) shard.offset[r] = v;
+        if (k >= 0)
+          xr[k] = v;
+        else if (k == ColumnRoles::kLabel)
+          shard.y[r] = v;
+        else if (k == ColumnRoles::kWeight)
+          shard.weight[r] = v;
+        else if (k == ColumnRoles::kOffset)
+          shard.offset[r] = v;
       };
       put(0, rows.label[r]);
       for (std::int64_t e = rows.ptr[r]; e < rows.ptr[r + 1]; ++e)

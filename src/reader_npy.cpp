@@ -24,7 +24,8 @@ namespace {
 using namespace reader_detail;
 
 // '<f8' / '<f4' data is copied as is.
-static_assert(std::endian::native == std::endian::little, "the NPY reader assumes a little-endian host");
+static_assert(std::endian::native == std::endian::little,
+              "the NPY reader assumes a little-endian host");
 
 constexpr char kExpectedDtype[] = "expected '<f8' (float64) or '<f4' (float32), little-endian";
 
@@ -186,8 +187,8 @@ std::string read_npy_header(File& f, const std::string& path, NpyHeader& h) {
            std::to_string(minor) + " (expected 1.0, 2.0 or 3.0)";
   }
   if (start + len > f.size())
-    return path + ": truncated NPY header: it says " + std::to_string(len) + " bytes, the file has " +
-           std::to_string(f.size() - start) + " after the preamble";
+    return path + ": truncated NPY header: it says " + std::to_string(len) +
+           " bytes, the file has " + std::to_string(f.size() - start) + " after the preamble";
   std::string dict;
   if (!f.append(dict, start, len)) return path + ": read error: " + f.error();
   const std::string bad = DictParser(dict).parse(h);
@@ -202,11 +203,12 @@ std::string read_npy_header(File& f, const std::string& path, NpyHeader& h) {
   else
     return path + ": unsupported dtype '" + shown(h.descr) + "' (" + kExpectedDtype + ")";
   if (h.fortran_order)
-    return path + ": fortran_order is True (column-major); only C-order arrays are supported "
-                  "(save np.ascontiguousarray(a))";
+    return path +
+           ": fortran_order is True (column-major); only C-order arrays are supported "
+           "(save np.ascontiguousarray(a))";
   if (h.shape.size() != 2)
-    return path + ": array is " + std::to_string(h.shape.size()) + "-D (shape " + shape_text(h.shape) +
-           "), expected a 2-D array (rows, columns)";
+    return path + ": array is " + std::to_string(h.shape.size()) + "-D (shape " +
+           shape_text(h.shape) + "), expected a 2-D array (rows, columns)";
   const std::int64_t rows = h.shape[0], cols = h.shape[1];
   const std::int64_t have = f.size() - h.data_offset;
   // rows * cols * item without overflow: compare against what the file holds.
@@ -238,10 +240,12 @@ Shard read_npy(const ReadOptions& opts, const Communicator& comm) {
   File file(path);
   NpyHeader h;
   ColumnRoles roles;
-  std::string err = file.ok() ? read_npy_header(file, path, h) : path + ": cannot open: " + file.error();
+  std::string err =
+      file.ok() ? read_npy_header(file, path, h) : path + ": cannot open: " + file.error();
   if (err.empty())
     err = resolve_columns(
-        opts, {path, h.shape[1], std::nullopt, "is an NPY file, whose columns have no names"}, roles);
+        opts, {path, h.shape[1], std::nullopt, "is an NPY file, whose columns have no names"},
+        roles);
   comm.check(err.empty(), err);
 
   const std::int64_t n_global = h.shape[0], cols = h.shape[1];
@@ -266,7 +270,8 @@ Shard read_npy(const ReadOptions& opts, const Communicator& comm) {
   }
 
   std::string buf;
-  const std::int64_t chunk_rows = std::max<std::int64_t>(1, kChunkBytes / std::max<std::int64_t>(row_bytes, 1));
+  const std::int64_t chunk_rows =
+      std::max<std::int64_t>(1, kChunkBytes / std::max<std::int64_t>(row_bytes, 1));
   for (std::int64_t r0 = 0; r0 < mine.size() && !local.any(); r0 += chunk_rows) {
     const std::int64_t n = std::min(chunk_rows, mine.size() - r0);
     buf.clear();
@@ -308,9 +313,11 @@ Shard read_npy(const ReadOptions& opts, const Communicator& comm) {
       const double v = load(src + c * h.item, h.item);
       const std::string where =
           "array row " + std::to_string(bad_row) + ", column " + std::to_string(c) + " (0-based): ";
+      const bool is_weight = role[static_cast<std::size_t>(c)] == ColumnRoles::kWeight;
       if (!std::isfinite(v))
-        local.what = where + "value " + number_text(v) + " is not finite";
-      else if (role[static_cast<std::size_t>(c)] == ColumnRoles::kWeight && v < 0.0)
+        local.what = where + (is_weight ? "weight " + number_text(v) + " must be finite and >= 0"
+                                        : "value " + number_text(v) + " is not finite");
+      else if (is_weight && v < 0.0)
         local.what = where + "weight " + number_text(v) + " must be >= 0";
     }
   }

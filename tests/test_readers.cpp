@@ -29,7 +29,8 @@ using natgrad::ReadOptions;
 using natgrad::Shard;
 
 /// Rank 0 writes \p content to a fresh file under the test folder; every rank waits.
-std::string write_file(const Communicator& comm, const std::string& name, const std::string& content) {
+std::string write_file(const Communicator& comm, const std::string& name,
+                       const std::string& content) {
   const std::string path = std::string(NATGRAD_TEST_TMP) + "/rd_" + name;
   if (comm.is_root()) {
     std::filesystem::create_directories(NATGRAD_TEST_TMP);
@@ -77,7 +78,7 @@ Table make_table(std::int64_t rows, bool float32_exact = false) {
   for (std::int64_t i = 0; i < rows; ++i) {
     const auto d = static_cast<double>(i);
     t.v.push_back(i % 3 == 0 ? 1.0 : 0.0);
-    t.v.push_back(0.5 * d + 0.25);                          // weight-like: > 0
+    t.v.push_back(0.5 * d + 0.25);  // weight-like: > 0
     t.v.push_back(i % 5 == 0 ? 0.0 : static_cast<double>(i % 7) - 3.0);
     t.v.push_back(float32_exact ? 0.125 * static_cast<double>(i % 64) : 1.0 / (d + 3.0));
     t.v.push_back(i % 4 == 1 ? 0.0 : -0.75 * static_cast<double>(i % 9 + 1));  // never -0
@@ -238,8 +239,7 @@ std::vector<std::string> xnames(std::int64_t p) {
 TEST_CASE("csv: label, weight, offset and feature columns by name and by index", "[readers]") {
   const Communicator comm = Communicator::world();
   const Table t = make_table(1001);
-  const std::string path =
-      write_file(comm, "roles.csv", to_csv(t, {"y", "w", "a", "b", "off"}));
+  const std::string path = write_file(comm, "roles.csv", to_csv(t, {"y", "w", "a", "b", "off"}));
   ReadOptions opts;
   opts.path = path;
 
@@ -309,13 +309,15 @@ TEST_CASE("csv: columns without a role are not parsed", "[readers]") {
   CHECK(bad == 0);
   // The same file with every other column a feature: 'row0' is not a number.
   opts.columns = "";
-  CHECK_THAT(load_error(opts, comm), Contains("rd_text_columns.csv:2: field 1 'row0' is not a number"));
+  CHECK_THAT(load_error(opts, comm),
+             Contains("rd_text_columns.csv:2: field 1 'row0' is not a number"));
 }
 
 TEST_CASE("csv: column role errors", "[readers]") {
   const Communicator comm = Communicator::world();
   const Table t = make_table(60);
-  const std::string path = write_file(comm, "role_errors.csv", to_csv(t, {"y", "w", "a", "b", "off"}));
+  const std::string path =
+      write_file(comm, "role_errors.csv", to_csv(t, {"y", "w", "a", "b", "off"}));
   auto err = [&](const std::string& label, const std::string& weight, const std::string& offset,
                  const std::string& columns, const std::string& file = "") {
     ReadOptions o;
@@ -327,19 +329,26 @@ TEST_CASE("csv: column role errors", "[readers]") {
     return load_error(o, comm);
   };
   CHECK_THAT(err("yy", "", "", ""),
-             Contains("--label-column 'yy': " + path + " has no column of that name; its columns: y, w, a, b, off"));
-  CHECK_THAT(err("y", "weight", "", ""), Contains("--weight-column 'weight': " + path + " has no column"));
-  CHECK_THAT(err("y", "", "", "a,c"), Contains("--columns 'c': " + path + " has no column of that name"));
-  CHECK_THAT(err("5", "", "", ""), Contains("--label-column 5 but " + path + " has 5 columns (0-based indices 0 to 4)"));
+             Contains("--label-column 'yy': " + path +
+                      " has no column of that name; its columns: y, w, a, b, off"));
+  CHECK_THAT(err("y", "weight", "", ""),
+             Contains("--weight-column 'weight': " + path + " has no column"));
+  CHECK_THAT(err("y", "", "", "a,c"),
+             Contains("--columns 'c': " + path + " has no column of that name"));
+  CHECK_THAT(err("5", "", "", ""),
+             Contains("--label-column 5 but " + path + " has 5 columns (0-based indices 0 to 4)"));
   CHECK_THAT(err("-1", "", "", ""), Contains("--label-column -1 but " + path + " has 5 columns"));
   CHECK_THAT(err("0", "", "9", ""), Contains("--offset-column 9 but " + path + " has 5 columns"));
   CHECK_THAT(err("0", "", "", "1,7"), Contains("--columns 7 but " + path + " has 5 columns"));
-  CHECK_THAT(err("y", "0", "", ""),
-             Contains("column 0 ('y') of " + path + " is used twice: --label-column and --weight-column"));
-  CHECK_THAT(err("y", "w", "w", ""), Contains("column 1 ('w') of " + path +
-                                             " is used twice: --weight-column and --offset-column"));
-  CHECK_THAT(err("y", "", "", "a,y"), Contains("column 0 ('y') of " + path + " is used twice: --label-column and --columns"));
-  CHECK_THAT(err("y", "", "", "a,2"), Contains("column 2 ('a') of " + path + " is used twice: --columns and --columns"));
+  CHECK_THAT(err("y", "0", "", ""), Contains("column 0 ('y') of " + path +
+                                             " is used twice: --label-column and --weight-column"));
+  CHECK_THAT(err("y", "w", "w", ""),
+             Contains("column 1 ('w') of " + path +
+                      " is used twice: --weight-column and --offset-column"));
+  CHECK_THAT(err("y", "", "", "a,y"), Contains("column 0 ('y') of " + path +
+                                               " is used twice: --label-column and --columns"));
+  CHECK_THAT(err("y", "", "", "a,2"),
+             Contains("column 2 ('a') of " + path + " is used twice: --columns and --columns"));
   CHECK_THAT(err("y", "", "", "a,,b"), Contains("--columns 'a,,b' has an empty entry"));
   CHECK_THAT(err("", "", "", ""), Contains("--label-column is empty"));
 
@@ -373,7 +382,8 @@ TEST_CASE("csv: weights must be finite and >= 0, with file and line", "[readers]
   std::string neg = text;
   neg.replace(at, text.find('\n', at) - at, "1,-0.5,1,2,3");
   opts.path = write_file(comm, "neg_weight.csv", neg);
-  CHECK_THAT(load_error(opts, comm), Contains("rd_neg_weight.csv:992: weight -0.5 (field 2) must be >= 0"));
+  CHECK_THAT(load_error(opts, comm),
+             Contains("rd_neg_weight.csv:992: weight -0.5 (field 2) must be >= 0"));
   // A zero weight is fine; a NaN weight is not finite.
   std::string zero = text;
   zero.replace(at, text.find('\n', at) - at, "1,0,1,2,3");
@@ -382,7 +392,8 @@ TEST_CASE("csv: weights must be finite and >= 0, with file and line", "[readers]
   std::string nan = text;
   nan.replace(at, text.find('\n', at) - at, "1,nan,1,2,3");
   opts.path = write_file(comm, "nan_weight.csv", nan);
-  CHECK_THAT(load_error(opts, comm), Contains("rd_nan_weight.csv:992: field 2 is not finite (nan)"));
+  CHECK_THAT(load_error(opts, comm),
+             Contains("rd_nan_weight.csv:992: weight nan (field 2) must be finite and >= 0"));
   // Without a weight role, the negative value is an ordinary feature.
   opts.weight_column = "";
   opts.path = write_file(comm, "neg_feature.csv", neg);
@@ -416,7 +427,8 @@ TEST_CASE("csv: quoted fields (RFC 4180)", "[readers]") {
   // Column roles by a quoted name holding the delimiter.
   opts.label_column = "c";
   opts.columns = "a,b";
-  CHECK_THAT(load_error(opts, comm), Contains("--columns 'a': " + opts.path + " has no column of that name"));
+  CHECK_THAT(load_error(opts, comm),
+             Contains("--columns 'a': " + opts.path + " has no column of that name"));
 
   // Quoting errors, in the header and in a data row near the end.
   ReadOptions bad_opts;
@@ -426,8 +438,9 @@ TEST_CASE("csv: quoted fields (RFC 4180)", "[readers]") {
   std::string rows = "y,a,b\n";
   for (int i = 0; i < 500; ++i) rows += (i == 480 ? "1,\"2\"x,3\n" : "1,2,3\n");
   bad_opts.path = write_file(comm, "after_quote.csv", rows);
-  CHECK_THAT(load_error(bad_opts, comm),
-             Contains("rd_after_quote.csv:482: field 2: text after the closing quote of a quoted field"));
+  CHECK_THAT(
+      load_error(bad_opts, comm),
+      Contains("rd_after_quote.csv:482: field 2: text after the closing quote of a quoted field"));
   rows = "y,a,b\n";
   for (int i = 0; i < 500; ++i) rows += (i == 470 ? "1,\"2,3\n" : "1,2,3\n");
   bad_opts.path = write_file(comm, "open_quote_row.csv", rows);
@@ -436,10 +449,12 @@ TEST_CASE("csv: quoted fields (RFC 4180)", "[readers]") {
   // A quoted delimiter does not split: "2,3" is one field, so the row has 2 fields.
   rows = "y,a,b\n1,\"2,3\"\n";
   bad_opts.path = write_file(comm, "quoted_delim.csv", rows);
-  CHECK_THAT(load_error(bad_opts, comm), Contains("rd_quoted_delim.csv:2: expected 3 fields, found 2"));
+  CHECK_THAT(load_error(bad_opts, comm),
+             Contains("rd_quoted_delim.csv:2: expected 3 fields, found 2"));
   // A doubled quote makes a field text, not a number.
   bad_opts.path = write_file(comm, "escaped_number.csv", "y,a\n1,\"2\"\"\"\n");
-  CHECK_THAT(load_error(bad_opts, comm), Contains("rd_escaped_number.csv:2: field 2 '2\"' is not a number"));
+  CHECK_THAT(load_error(bad_opts, comm),
+             Contains("rd_escaped_number.csv:2: field 2 '2\"' is not a number"));
 }
 
 // ===========================================================================
@@ -481,9 +496,10 @@ TEST_CASE("npy: rows by rank, dtypes, versions and column roles", "[readers]") {
   opts = ReadOptions{};
   opts.path = std::string(NATGRAD_TEST_TMP) + "/rd_written.npy";
   if (comm.is_root())
-    natgrad::write_npy(opts.path, t.rows, t.cols, [&](std::int64_t b, std::int64_t e, std::span<double> buf) {
-      std::copy(t.v.begin() + b * t.cols, t.v.begin() + e * t.cols, buf.begin());
-    });
+    natgrad::write_npy(opts.path, t.rows, t.cols,
+                       [&](std::int64_t b, std::int64_t e, std::span<double> buf) {
+                         std::copy(t.v.begin() + b * t.cols, t.v.begin() + e * t.cols, buf.begin());
+                       });
   comm.barrier();
   check_shard(natgrad::load_shard(opts, comm), comm, t, {0, -1, -1, {}}, xnames(4));
 
@@ -506,51 +522,69 @@ TEST_CASE("npy: errors name the file and what was expected", "[readers]") {
     return load_error(opts, comm);
   };
   const std::string data = npy_data(t, false);
-  CHECK_THAT(err("truncated.npy", to_npy(t).substr(0, to_npy(t).size() - 9)),
-             Contains("rd_truncated.npy: truncated: shape (40, 5) of '<f8' needs 1600 bytes of data "
-                      "after the header, the file holds 1591"));
+  CHECK_THAT(
+      err("truncated.npy", to_npy(t).substr(0, to_npy(t).size() - 9)),
+      Contains("rd_truncated.npy: truncated: shape (40, 5) of '<f8' needs 1600 bytes of data "
+               "after the header, the file holds 1591"));
   CHECK_THAT(err("i8.npy", npy_file(npy_dict("<i8", "(40, 5)"), 1, data)),
-             Contains("rd_i8.npy: unsupported dtype '<i8' (expected '<f8' (float64) or '<f4' (float32), little-endian)"));
+             Contains("rd_i8.npy: unsupported dtype '<i8' (expected '<f8' (float64) or '<f4' "
+                      "(float32), little-endian)"));
   CHECK_THAT(err("big.npy", npy_file(npy_dict(">f8", "(40, 5)"), 1, data)),
              Contains("rd_big.npy: unsupported dtype '>f8'"));
-  CHECK_THAT(err("struct.npy",
-                 npy_file("{'descr': [('a', '<f8'), ('b', '<f8')], 'fortran_order': False, 'shape': (100,), }", 1, data)),
-             Contains("rd_struct.npy: unsupported dtype '[('a', '<f8'), ('b', '<f8')]'"));
+  CHECK_THAT(
+      err("struct.npy",
+          npy_file(
+              "{'descr': [('a', '<f8'), ('b', '<f8')], 'fortran_order': False, 'shape': (100,), }",
+              1, data)),
+      Contains("rd_struct.npy: unsupported dtype '[('a', '<f8'), ('b', '<f8')]'"));
   CHECK_THAT(err("fortran.npy", npy_file(npy_dict("<f8", "(40, 5)", true), 1, data)),
-             Contains("rd_fortran.npy: fortran_order is True (column-major); only C-order arrays are supported"));
-  CHECK_THAT(err("1d.npy", npy_file(npy_dict("<f8", "(200,)"), 1, data)),
-             Contains("rd_1d.npy: array is 1-D (shape (200,)), expected a 2-D array (rows, columns)"));
+             Contains("rd_fortran.npy: fortran_order is True (column-major); only C-order arrays "
+                      "are supported"));
+  CHECK_THAT(
+      err("1d.npy", npy_file(npy_dict("<f8", "(200,)"), 1, data)),
+      Contains("rd_1d.npy: array is 1-D (shape (200,)), expected a 2-D array (rows, columns)"));
   CHECK_THAT(err("3d.npy", npy_file(npy_dict("<f8", "(2, 4, 25)"), 1, data)),
              Contains("rd_3d.npy: array is 3-D (shape (2, 4, 25)), expected a 2-D array"));
-  CHECK_THAT(err("magic.npy", "y,a\n1,2\n"), Contains("rd_magic.npy: not an NPY file: bad magic (expected the bytes \\x93NUMPY"));
+  CHECK_THAT(err("magic.npy", "y,a\n1,2\n"),
+             Contains("rd_magic.npy: not an NPY file: bad magic (expected the bytes \\x93NUMPY"));
   CHECK_THAT(err("short.npy", ""), Contains("rd_short.npy: not an NPY file: bad magic"));
   std::string v4 = to_npy(t);
   v4[6] = 4;
-  CHECK_THAT(err("v4.npy", v4), Contains("rd_v4.npy: unsupported NPY format version 4.0 (expected 1.0, 2.0 or 3.0)"));
+  CHECK_THAT(err("v4.npy", v4),
+             Contains("rd_v4.npy: unsupported NPY format version 4.0 (expected 1.0, 2.0 or 3.0)"));
   CHECK_THAT(err("no_shape.npy", npy_file("{'descr': '<f8', 'fortran_order': False}", 1, data)),
              Contains("rd_no_shape.npy: malformed NPY header: no 'shape' key"));
   CHECK_THAT(err("bad_shape.npy", npy_file(npy_dict("<f8", "(40, -5)"), 1, data)),
              Contains("rd_bad_shape.npy: malformed NPY header: 'shape' is not a tuple"));
   std::string short_header = to_npy(t).substr(0, 40);
-  CHECK_THAT(err("short_header.npy", short_header), Contains("rd_short_header.npy: truncated NPY header"));
+  CHECK_THAT(err("short_header.npy", short_header),
+             Contains("rd_short_header.npy: truncated NPY header"));
 
   // Values: non-finite in a used column, negative weight; the first bad row wins.
   Table bad = make_table(1001);
   bad.v[990 * 5 + 3] = std::numeric_limits<double>::quiet_NaN();
-  CHECK_THAT(err("nan.npy", to_npy(bad)), Contains("rd_nan.npy: array row 990, column 3 (0-based): value nan is not finite"));
+  CHECK_THAT(err("nan.npy", to_npy(bad)),
+             Contains("rd_nan.npy: array row 990, column 3 (0-based): value nan is not finite"));
   opts.columns = "1,2";  // column 3 unused: its NaN does not matter
   CHECK(err("nan_unused.npy", to_npy(bad)).empty());
   opts.columns = "";
   bad.v[995 * 5 + 1] = -2.0;
   bad.v[10 * 5 + 1] = -1.0;
   opts.weight_column = "1";
-  CHECK_THAT(err("neg_weight.npy", to_npy(bad)),
-             Contains("rd_neg_weight.npy: array row 10, column 1 (0-based): weight -1 must be >= 0"));
+  CHECK_THAT(
+      err("neg_weight.npy", to_npy(bad)),
+      Contains("rd_neg_weight.npy: array row 10, column 1 (0-based): weight -1 must be >= 0"));
+  Table inf_w = make_table(100);
+  inf_w.v[7 * 5 + 1] = std::numeric_limits<double>::infinity();
+  CHECK_THAT(err("inf_weight.npy", to_npy(inf_w)),
+             Contains("rd_inf_weight.npy: array row 7, column 1 (0-based): weight inf must be "
+                      "finite and >= 0"));
   // (err() sets opts.path: call it before building the expected text.)
   opts.weight_column = "w";
   std::string e = err("named.npy", to_npy(t));
-  CHECK_THAT(e, Contains("--weight-column 'w' is a column name, but " + opts.path +
-                         " is an NPY file, whose columns have no names: give a 0-based column index"));
+  CHECK_THAT(e,
+             Contains("--weight-column 'w' is a column name, but " + opts.path +
+                      " is an NPY file, whose columns have no names: give a 0-based column index"));
   opts.weight_column = "5";
   e = err("named.npy", to_npy(t));
   CHECK_THAT(e, Contains("--weight-column 5 but " + opts.path + " has 5 columns"));
@@ -599,7 +633,8 @@ TEST_CASE("libsvm: sparse lines, comments, qid, labels, feature count across ran
 
   // Labels other than -1/+1 are kept as given (classes, counts, responses).
   std::string multi;
-  for (int i = 0; i < 100; ++i) multi += std::to_string(i % 3 - 1) + " 2:" + std::to_string(i) + "\n";
+  for (int i = 0; i < 100; ++i)
+    multi += std::to_string(i % 3 - 1) + " 2:" + std::to_string(i) + "\n";
   opts.path = write_file(comm, "multi.libsvm", multi);
   opts.threads = 3;
   const Shard m = natgrad::load_shard(opts, comm);
@@ -635,39 +670,56 @@ TEST_CASE("libsvm: errors with file and line", "[readers]") {
   auto err = [&](const std::string& name, std::int64_t line, const std::string& bad) {
     std::string text = "# header comment\n";
     for (std::int64_t k = 2; k <= 600; ++k)
-      text += (k == line ? bad : std::string(k % 2 ? "+1" : "-1") + " 1:0.5 2:" + std::to_string(k)) + "\n";
+      text +=
+          (k == line ? bad : std::string(k % 2 ? "+1" : "-1") + " 1:0.5 2:" + std::to_string(k)) +
+          "\n";
     opts.path = write_file(comm, name, text);
     return load_error(opts, comm);
   };
-  CHECK_THAT(err("index0.svm", 590, "1 0:1 2:3"), Contains("rd_index0.svm:590: feature index 0 in '0:1': indices start at 1"));
-  CHECK_THAT(err("decreasing.svm", 311, "1 1:1 4:2 3:3"),
-             Contains("rd_decreasing.svm:311: feature index 3 after 4: indices must be strictly increasing"));
-  CHECK_THAT(err("duplicate.svm", 599, "1 2:1 2:2"), Contains("rd_duplicate.svm:599: duplicate feature index 2"));
-  CHECK_THAT(err("pair.svm", 450, "1 1:2 abc"), Contains("rd_pair.svm:450: 'abc' is not an index:value pair"));
+  CHECK_THAT(err("index0.svm", 590, "1 0:1 2:3"),
+             Contains("rd_index0.svm:590: feature index 0 in '0:1': indices start at 1"));
+  CHECK_THAT(
+      err("decreasing.svm", 311, "1 1:1 4:2 3:3"),
+      Contains(
+          "rd_decreasing.svm:311: feature index 3 after 4: indices must be strictly increasing"));
+  CHECK_THAT(err("duplicate.svm", 599, "1 2:1 2:2"),
+             Contains("rd_duplicate.svm:599: duplicate feature index 2"));
+  CHECK_THAT(err("pair.svm", 450, "1 1:2 abc"),
+             Contains("rd_pair.svm:450: 'abc' is not an index:value pair"));
   CHECK_THAT(err("pair2.svm", 450, "1 x:2"),
-             Contains("rd_pair2.svm:450: 'x:2' is not an index:value pair (the index must be a positive integer)"));
-  CHECK_THAT(err("pair3.svm", 450, "1 :2"), Contains("rd_pair3.svm:450: ':2' is not an index:value pair"));
-  CHECK_THAT(err("value.svm", 5, "1 1:abc"), Contains("rd_value.svm:5: feature 1: value 'abc' is not a number"));
-  CHECK_THAT(err("empty_value.svm", 5, "1 1:"), Contains("rd_empty_value.svm:5: feature 1: value '' is not a number"));
-  CHECK_THAT(err("inf.svm", 598, "1 1:2 7:inf"), Contains("rd_inf.svm:598: feature 7: value is not finite (inf)"));
-  CHECK_THAT(err("label.svm", 300, "yes 1:2"), Contains("rd_label.svm:300: label 'yes' is not a number"));
-  CHECK_THAT(err("nan_label.svm", 2, "nan 1:2"), Contains("rd_nan_label.svm:2: label is not finite (nan)"));
+             Contains("rd_pair2.svm:450: 'x:2' is not an index:value pair (the index must be a "
+                      "positive integer)"));
+  CHECK_THAT(err("pair3.svm", 450, "1 :2"),
+             Contains("rd_pair3.svm:450: ':2' is not an index:value pair"));
+  CHECK_THAT(err("value.svm", 5, "1 1:abc"),
+             Contains("rd_value.svm:5: feature 1: value 'abc' is not a number"));
+  CHECK_THAT(err("empty_value.svm", 5, "1 1:"),
+             Contains("rd_empty_value.svm:5: feature 1: value '' is not a number"));
+  CHECK_THAT(err("inf.svm", 598, "1 1:2 7:inf"),
+             Contains("rd_inf.svm:598: feature 7: value is not finite (inf)"));
+  CHECK_THAT(err("label.svm", 300, "yes 1:2"),
+             Contains("rd_label.svm:300: label 'yes' is not a number"));
+  CHECK_THAT(err("nan_label.svm", 2, "nan 1:2"),
+             Contains("rd_nan_label.svm:2: label is not finite (nan)"));
   // Two bad lines on different ranks: the first in the file is reported.
   {
     std::string text;
-    for (int k = 1; k <= 600; ++k) text += (k == 20 || k == 580 ? "1 0:1" : "1 1:1") + std::string("\n");
+    for (int k = 1; k <= 600; ++k)
+      text += (k == 20 || k == 580 ? "1 0:1" : "1 1:1") + std::string("\n");
     opts.path = write_file(comm, "two_bad.svm", text);
     CHECK_THAT(load_error(opts, comm), Contains("rd_two_bad.svm:20: feature index 0"));
   }
   // Weights from a feature column: absent = 0 is fine, negative is not.
   opts.weight_column = "2";
-  CHECK_THAT(err("neg_weight.svm", 590, "1 1:1 2:-3"), Contains("rd_neg_weight.svm:590: weight -3 (column 2) must be >= 0"));
+  CHECK_THAT(err("neg_weight.svm", 590, "1 1:1 2:-3"),
+             Contains("rd_neg_weight.svm:590: weight -3 (column 2) must be >= 0"));
   CHECK(err("absent_weight.svm", 590, "1 1:1").empty());
   opts.weight_column = "9";
   const std::string e = err("weight_range.svm", 590, "1 1:1");  // sets opts.path
   CHECK_THAT(e, Contains("--weight-column 9 but " + opts.path + " has 3 columns"));
   opts.weight_column = "w";
-  CHECK_THAT(err("weight_name.svm", 590, "1 1:1"), Contains("is a LIBSVM file, whose columns have no names"));
+  CHECK_THAT(err("weight_name.svm", 590, "1 1:1"),
+             Contains("is a LIBSVM file, whose columns have no names"));
 }
 
 // ===========================================================================
@@ -702,7 +754,8 @@ TEST_CASE("csv, npy and libsvm files of one table load to the same rows", "[read
 
       // Each against the table (rows in order, right columns, names) ...
       const std::vector<std::string> csv_names =
-          roles ? std::vector<std::string>{"x3", "x2"} : std::vector<std::string>{"x1", "x2", "x3", "x4"};
+          roles ? std::vector<std::string>{"x3", "x2"}
+                : std::vector<std::string>{"x1", "x2", "x3", "x4"};
       check_shard(csv, comm, t, r, csv_names);
       check_shard(bare, comm, t, r, names);
       check_shard(npy, comm, t, r, names);
@@ -764,14 +817,16 @@ TEST_CASE("load_shard picks the format from ReadOptions.format or the extension"
   CHECK_THAT(load_error(opts, comm), Contains("HDF5 input is not available in this build"));
   opts.format = "";
   opts.path = write_file(comm, "data.h5", "");
-  CHECK_THAT(load_error(opts, comm), Contains(opts.path + ": HDF5 input is not available in this build"));
+  CHECK_THAT(load_error(opts, comm),
+             Contains(opts.path + ": HDF5 input is not available in this build"));
   opts.format = "xml";
   CHECK_THAT(load_error(opts, comm), Contains("--format 'xml' is not one of"));
   // Missing files, every format.
   for (const std::string ext : {".csv", ".npy", ".svm"}) {
     opts.format = "";
     opts.path = std::string(NATGRAD_TEST_TMP) + "/rd_missing" + ext;
-    CHECK_THAT(load_error(opts, comm), Contains(opts.path + ": cannot open: No such file or directory"));
+    CHECK_THAT(load_error(opts, comm),
+               Contains(opts.path + ": cannot open: No such file or directory"));
   }
   // Files without rows, every format.
   opts.path = write_file(comm, "empty.npy", npy_file(npy_dict("<f8", "(0, 3)"), 1, ""));

@@ -97,8 +97,10 @@ data_rows() { awk 'NR > 1 && NF { n++ } END { print n + 0 }' "$1"; }
 coefs() { tr -d ' \t\r\n' <"$1" | sed -n 's/.*"coefficients":\[\([^]]*\)\].*/\1/p'; }
 # the coefficient table printed after "coefficient  estimate" on stdout
 coef_table() {
-  awk -v re="$NUM_RE" '/^coefficient +estimate/ { on = 1; next }
-    on && NF == 2 && $2 ~ re { print; next }
+  # the rows of the R-style table between "Coefficients:" and the "---" line
+  awk -v re="$NUM_RE" '/^Coefficients:/ { on = 1; next }
+    on && /Estimate/ { next }
+    on && NF >= 2 && $2 ~ re { print; next }
     on { exit }' "$1"
 }
 # first hex bytes of a file
