@@ -210,7 +210,7 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
                   std::to_string(r.iteration));
     res.theta = r.theta;
     comm.broadcast(res.theta.data(), np);
-    res.history = r.history;
+    if (comm.is_root()) res.history = r.history;  // like every history row: root's
     res.last_step = r.last_step;
     t_prev = r.step_length;
     kl_prev = r.kl;

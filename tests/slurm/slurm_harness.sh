@@ -97,7 +97,8 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 write_conf() {
   local host cpus mem_kb mem_mb
   host=$(hostname -s)
-  cpus=$(nproc)
+  # nproc honours OMP_NUM_THREADS (set to 1 by the MPI tests' environment): not here.
+  cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
   mem_kb=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
   mem_mb=$((mem_kb / 1024 * 9 / 10))  # below the detected size, or slurmd drains the node
   cat >"$D/slurm.conf" <<EOF

@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# Checkpoint, signal and restart tests of `natgrad fit`, and the failed-rank test.
+#
+# usage: bash tests/cli/run_checkpoint_tests.sh NATGRAD_EXE NRANKS WORKDIR [MPIEXEC]
+#
+# Checks (each natgrad run under `timeout`, so a hang is a failure):
+#  - periodic checkpoints, then --resume with a higher --max-iter: the same coefficients
+#    as one uninterrupted fit (1e-12 relative; in practice bit for bit);
+#  - SIGUSR1 to mpirun mid-fit: exit status 3, checkpoint written, resume gives the
+#    uninterrupted answer; resume at another rank count agrees to 1e-10;
+#  - SIGTERM to one non-root rank only: every rank stops together (the flag travels in
+#    the iteration's reduction), exit status 3;
+#  - a checkpoint of other options / other data / not a checkpoint: one clear error;
+#  - kill -9 of one non-root rank mid-fit: the job exits non-zero within 30 s.
+# Prints "ok - ..." / "not ok - ..." and "N passed, M failed".
+set -u
+[ $# -ge 3 ] || { echo "usage: $0 NATGRAD_EXE NRANKS WORKDIR [MPIEXEC]" >&2; exit 2; }
+EXE=$1 NP=$2 W=$3 MPIEXEC=${4:-mpiexec}
+case $EXE in /*) ;; *) EXE=$(cd "$(dirname "$EXE")" && pwd)/$(basename "$EXE") ;; esac
+[ -x "$EXE" ] || { echo "natgrad executable '$EXE' not found" >&2; exit 2; }
+rm -rf "$W" && mkdir -p "$W" || exit 2
+W=$(cd "$W" && pwd)
+LOGS=$W/logs
+mkdir -p "$LOGS"
+PASSED=0 FAILED=0
+# The other rank count for the cross-layout resume.
+if [ "$NP" -gt 1 ]; then NP_OTHER=1; else NP_OTHER=2; fi
+
+begin_check() { CHECK=$1; WHY=""; }
+fail() { WHY="${WHY:+$WHY; }$1"; }
+end_check() {
+  if [ -z "$WHY" ]; then echo "ok - $CHECK"; PASSED=$((PASSED + 1)); else
+    echo "not ok - $CHECK: $WHY"; FAILED=$((FAILED + 1)); fi
+}
+tail_of() { tail -n "${2:-3}" "$1" 2>/dev/null | tr '\n' '|' | cut -c1-400; }
+
+# run NAME NP ARGS...: natgrad under MPI in the foreground; sets RC, ALL (stdout) and
+# ERR (stderr: kept apart, since mpirun may interleave the two streams mid-line).
+run() {
+  local name=$1 np=$2
+  shift 2
+  ALL=$LOGS/$name.log
+  ERR=$LOGS/$name.err
+  timeout -k 10 120 "$MPIEXEC" -n "$np" --oversubscribe "$EXE" "$@" >"$ALL" 2>"$ERR" </dev/null
+  RC=$?
+}
+# start NAME NP ARGS...: the same in the background; sets BG (the mpirun pid) and ALL.
+start() {
+  local name=$1 np=$2
+  shift 2
+  ALL=$LOGS/$name.log
+  "$MPIEXEC" -n "$np" --oversubscribe "$EXE" "$@" >"$ALL" 2>&1 </dev/null &
+  BG=$!
+}
+# wait_line FILE TEXT SECONDS: until FILE contains TEXT.
+wait_line() {
+  local n=0
+  while [ $n -lt $(($3 * 10)) ]; do
+    grep -qF -e "$2" "$1" 2>/dev/null && return 0
+    kill -0 "$BG" 2>/dev/null || return 1
+    sleep 0.1
+    n=$((n + 1))
+  done
+  return 1
+}
+# wait_bg SECONDS: waits for BG at most SECONDS, then kills it; sets RC (124: timed out).
+wait_bg() {
+  local n=0
+  while kill -0 "$BG" 2>/dev/null && [ $n -lt $(($1 * 10)) ]; do
+    sleep 0.1
+    n=$((n + 1))
+  done
+  if kill -0 "$BG" 2>/dev/null; then
+    kill -KILL "$BG" 2>/dev/null
+    pkill -KILL -P "$BG" 2>/dev/null
+    wait "$BG" 2>/dev/null
+    RC=124
+  else
+    wait "$BG"
+    RC=$?
+  fi
+}
+# rank_pid R: the pid of rank R among BG's children (Open MPI sets OMPI_COMM_WORLD_RANK).
+rank_pid() {
+  local c
+  for c in $(pgrep -P "$BG"); do
+    if tr '\0' '\n' <"/proc/$c/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then
+      echo "$c"
+      return 0
+    fi
+  done
+  return 1
+}
+coefs() { tr -d ' \t\r\n' <"$1" | sed -n 's/.*"coefficients":\[\([^]]*\)\].*/\1/p'; }
+# close A.json B.json TOL: max |a - b| <= TOL * max |a| over the coefficients.
+close() {
+  local a b
+  a=$(coefs "$1") b=$(coefs "$2")
+  [ -n "$a" ] && [ -n "$b" ] || { echo "coefficients missing"; return 1; }
+  awk -v a="$a" -v b="$b" -v tol="$3" 'BEGIN {
+    n = split(a, x, ","); m = split(b, y, ",");
+    if (n != m) { print "lengths " n " vs " m; exit 1 }
+    d = 0; s = 0
+    for (i = 1; i <= n; i++) { e = x[i] - y[i]; if (e < 0) e = -e; if (e > d) d = e; v = x[i] < 0 ? -x[i] : x[i]; if (v > s) s = v }
+    if (d > tol * s) { printf "max difference %.3g > %g x max |coefficient| %.6g\n", d, tol, s; exit 1 } }'
+}
+ckpt_iteration() { sed -n 's/^ *"iteration": *\([0-9]*\).*/\1/p' "$1" | head -n 1; }
+
+echo "# natgrad checkpoint tests: $EXE, $NP rank(s), work dir $W"
+FIXED=(--step fixed --lr 0.5 --tol 0)  # never converges early: every run takes all its iterations
+
+# ---------------------------------------------------------------------------
+begin_check "periodic checkpoints, resume with a higher --max-iter = one uninterrupted fit"
+D=gen:logit:rows=20000,cols=8
+run ref12 "$NP" fit --data "$D" "${FIXED[@]}" --max-iter 12 --out "$W/ref12" --quiet
+[ "$RC" -eq 0 ] || fail "reference fit: exit $RC ($(tail_of "$ERR"))"
+run part7 "$NP" fit --data "$D" "${FIXED[@]}" --max-iter 7 --out "$W/part7" --checkpoint "$W/p.json" --checkpoint-every 3
+[ "$RC" -eq 0 ] || fail "checkpointing fit: exit $RC ($(tail_of "$ERR"))"
+[ "$(grep -c '^checkpoint: iteration' "$ALL")" -eq 2 ] || fail "expected checkpoints at iterations 3 and 6: $(grep '^checkpoint' "$ALL" | tr '\n' '|')"
+[ "$(ckpt_iteration "$W/p.json")" = 6 ] || fail "checkpoint iteration $(ckpt_iteration "$W/p.json"), expected 6"
+run resume12 "$NP" fit --data "$D" "${FIXED[@]}" --max-iter 12 --out "$W/res12" --resume "$W/p.json" --quiet
+[ "$RC" -eq 0 ] || fail "resumed fit: exit $RC ($(tail_of "$ERR"))"
+grep -q 'resuming from .* at iteration 6' "$ALL" || fail "no 'resuming from ... at iteration 6' line"
+why=$(close "$W/ref12/model.json" "$W/res12/model.json" 1e-12) || fail "resumed vs uninterrupted: $why"
+[ "$(coefs "$W/ref12/model.json")" = "$(coefs "$W/res12/model.json")" ] || fail "not bit-identical (allowed, but unexpected at the same layout)"
+grep -q '"iterations": *12' "$W/res12/model.json" || fail "resumed model.json: iterations is not 12"
+[ "$(awk 'NR > 1' "$W/res12/history.csv" | wc -l)" -eq 13 ] || fail "resumed history.csv does not hold rows 0..12"
+cut -d, -f1-7 "$W/ref12/history.csv" >"$W/h1" && cut -d, -f1-7 "$W/res12/history.csv" >"$W/h2"
+cmp -s "$W/h1" "$W/h2" || fail "history.csv (without seconds) differs from the uninterrupted fit"
+t=$(find "$W" -maxdepth 1 -name 'p.json.tmp.*' | head -n 1)
+[ -z "$t" ] || fail "temporary checkpoint file left: $t"
+end_check
+
+# ---------------------------------------------------------------------------
+begin_check "SIGUSR1 to mpirun: checkpoint, exit status 3, resume = uninterrupted"
+D=gen:logit:rows=100000,cols=16
+start sig "$NP" fit --data "$D" "${FIXED[@]}" --max-iter 100000 --out "$W/sig" --checkpoint "$W/s.json" --checkpoint-every 1000
+if wait_line "$ALL" "iter    3" 60; then
+  kill -USR1 "$BG"
+  wait_bg 60
+  [ "$RC" -eq 3 ] || fail "exit status $RC, expected 3 ($(tail_of "$ALL"))"
+  grep -q 'stopped on a signal at iteration' "$ALL" || fail "no 'stopped on a signal' line"
+else
+  fail "no progress line 'iter    3' within 60 s ($(tail_of "$ALL"))"
+  kill -KILL "$BG" 2>/dev/null
+  wait_bg 5
+fi
+K=$(ckpt_iteration "$W/s.json" 2>/dev/null)
+if [ -n "$K" ]; then
+  M=$((K + 4))
+  run sigref "$NP" fit --data "$D" "${FIXED[@]}" --max-iter "$M" --out "$W/sigref" --quiet --no-inference
+  [ "$RC" -eq 0 ] || fail "reference: exit $RC"
+  run sigres "$NP" fit --data "$D" "${FIXED[@]}" --max-iter "$M" --out "$W/sigres" --quiet --no-inference --resume "$W/s.json"
+  [ "$RC" -eq 0 ] || fail "resume: exit $RC ($(tail_of "$ERR"))"
+  why=$(close "$W/sigref/model.json" "$W/sigres/model.json" 1e-12) || fail "resumed after the signal vs uninterrupted: $why"
+else
+  fail "no checkpoint written"
+fi
+end_check
+
+begin_check "resume at $NP_OTHER rank(s) x 2 threads instead of $NP x 1 agrees to 1e-10"
+if [ -n "${K:-}" ] && [ -f "$W/sigref/model.json" ]; then
+  run sigother "$NP_OTHER" fit --data "$D" "${FIXED[@]}" --max-iter "$M" --out "$W/sigother" --quiet --no-inference \
+    --threads 2 --resume "$W/s.json"
+  [ "$RC" -eq 0 ] || fail "resume: exit $RC ($(tail_of "$ERR"))"
+  why=$(close "$W/sigref/model.json" "$W/sigother/model.json" 1e-10) || fail "$why"
+else
+  fail "no checkpoint from the previous check"
+fi
+end_check
+
+# ---------------------------------------------------------------------------
+if [ "$NP" -gt 1 ]; then
+  begin_check "SIGTERM to rank 1 only: all ranks stop together with status 3"
+  start term "$NP" fit --data "$D" "${FIXED[@]}" --max-iter 100000 --out "$W/term" --checkpoint "$W/t.json"
+  if wait_line "$ALL" "iter    2" 60 && pid=$(rank_pid 1); then
+    kill -TERM "$pid"
+    wait_bg 60
+    [ "$RC" -eq 3 ] || fail "exit status $RC, expected 3 ($(tail_of "$ALL"))"
+    [ -f "$W/t.json" ] || fail "no checkpoint"
+  else
+    fail "fit did not start or rank 1 not found ($(tail_of "$ALL"))"
+    kill -KILL "$BG" 2>/dev/null
+    wait_bg 5
+  fi
+  end_check
+fi
+
+# ---------------------------------------------------------------------------
+# bad_resume NAME FRAGMENT ARGS...: natgrad must fail with one message holding FRAGMENT.
+bad_resume() {
+  local name=$1 frag=$2
+  shift 2
+  begin_check "refuses $name"
+  run "bad-$name" "$NP" "$@"
+  [ "$RC" -ne 0 ] || fail "exit status 0"
+  [ "$RC" -ne 124 ] && [ "$RC" -ne 137 ] || fail "timed out (hang)"
+  local n
+  n=$(grep -c 'natgrad: error' "$ERR")
+  [ "$n" -eq 1 ] || fail "'natgrad: error' printed $n times"
+  grep -q 'natgrad: error' "$ERR" && ! grep 'natgrad: error' "$ERR" | grep -qF -e "$frag" &&
+    fail "message lacks '$frag': $(grep -m1 'natgrad: error' "$ERR")"
+  end_check
+}
+D=gen:logit:rows=20000,cols=8
+bad_resume "a checkpoint of other options" "'lr' is 0.5 in the checkpoint and 0.25 now" \
+  fit --data "$D" --step fixed --lr 0.25 --tol 0 --max-iter 12 --resume "$W/p.json"
+bad_resume "a checkpoint of other data" "'data'" \
+  fit --data gen:logit:rows=20001,cols=8 "${FIXED[@]}" --max-iter 12 --resume "$W/p.json"
+printf 'not json\n' >"$W/junk.json"
+bad_resume "a file that is not a checkpoint" "invalid checkpoint" \
+  fit --data "$D" "${FIXED[@]}" --resume "$W/junk.json"
+bad_resume "a missing checkpoint" "cannot read the checkpoint" \
+  fit --data "$D" "${FIXED[@]}" --resume "$W/none.json"
+# Same path, changed content: the column sums catch it.
+run gen-csv 1 generate --data gen:logit:rows=500,cols=3 --out "$W/d.csv"
+run csv-ck "$NP" fit --data "$W/d.csv" "${FIXED[@]}" --max-iter 3 --checkpoint "$W/c.json" --checkpoint-every 2 --quiet
+awk -F, 'NR == 10 { $2 = $2 + 1 } { print }' OFS=, "$W/d.csv" >"$W/d2.csv" && mv "$W/d2.csv" "$W/d.csv"
+bad_resume "a CSV whose content changed" "the data differ" \
+  fit --data "$W/d.csv" "${FIXED[@]}" --max-iter 5 --resume "$W/c.json"
+
+# ---------------------------------------------------------------------------
+# A rank that dies (kill -9, as the out-of-memory killer does) must end the job promptly.
+if [ "$NP" -gt 1 ]; then
+  begin_check "kill -9 of rank 1 mid-fit: non-zero exit within 30 s"
+  start kill9 "$NP" fit --data gen:logit:rows=600000,cols=32 --max-iter 1000 --tol 0 --step fixed --out "$W/kill9"
+  if wait_line "$ALL" "iter    1" 120 && pid=$(rank_pid 1); then
+    t0=$SECONDS
+    kill -KILL "$pid"
+    wait_bg 30
+    dt=$((SECONDS - t0))
+    if [ "$RC" -eq 124 ]; then fail "still running 30 s after the kill (hang)"; fi
+    [ "$RC" -ne 0 ] || fail "exit status 0"
+    echo "# kill -9 of rank 1: job ended after ${dt}s with status $RC"
+  else
+    fail "fit did not start or rank 1 not found ($(tail_of "$ALL"))"
+    kill -KILL "$BG" 2>/dev/null
+    wait_bg 5
+  fi
+  end_check
+fi
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

@@ -1,0 +1,140 @@
+// Checkpoint and resume at the library level (this binary runs at 1, 2, 3 and 4 ranks):
+// FitObserver::on_checkpoint, FitOptions::resume and ::interrupt, and the checkpoint file
+// (write_checkpoint / read_checkpoint, fingerprints).
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+
+#include "natgrad/checkpoint.hpp"
+#include "natgrad/error.hpp"
+#include "natgrad/generator.hpp"
+#include "natgrad/model.hpp"
+#include "natgrad/partition.hpp"
+#include "natgrad/solver.hpp"
+
+using namespace natgrad;
+
+namespace {
+Shard my_rows(const GeneratorSpec& g, const Communicator& c) {
+  const Range r = partition(g.rows, c.rank(), c.size());
+  Shard s = generate_rows(g, r.begin, r.end, 1);
+  s.first_row = r.begin;
+  s.n_global = g.rows;
+  add_intercept(s);
+  return s;
+}
+bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+}
+/// A checkpoint file path every rank agrees on (rank 0's temp dir and pid).
+std::filesystem::path shared_path(const Communicator& c, const std::string& name) {
+  std::string p = (std::filesystem::path(NATGRAD_TEST_TMP) / (name + "-" + std::to_string(::getpid()))).string();
+  c.broadcast(p);
+  if (c.is_root()) std::filesystem::create_directories(NATGRAD_TEST_TMP);
+  c.barrier();
+  return p;
+}
+}  // namespace
+
+TEST_CASE("resume from a checkpoint file continues bit for bit", "[checkpoint]") {
+  const Communicator c = Communicator::world();
+  const GeneratorSpec g = parse_generator_spec("gen:logit:rows=3001,cols=6,seed=9,cond=30");
+  const Shard s = my_rows(g, c);
+  const auto model = make_model("binomial", "logit");
+  for (StepRule rule : {StepRule::armijo, StepRule::fixed}) {
+    CAPTURE(to_string(rule), c.size());
+    FitOptions o;
+    o.step = rule;
+    o.lr = rule == StepRule::fixed ? 0.5 : 1.0;
+    o.tol = 0;
+    o.max_iter = rule == StepRule::fixed ? 12 : 5;
+    const FitResult full = fit(s, *model, o, c);
+
+    // The same fit, stopped early, checkpointing every 2 iterations.
+    FitJob job;
+    job.read.path = "gen:logit:rows=3001,cols=6,seed=9,cond=30";
+    job.read.intercept = true;
+    job.fit = o;
+    const std::string fp = fit_fingerprint(job, s, model->name(), 0, c);
+    const auto path = shared_path(c, "ck");
+    FitOptions part = o;
+    part.max_iter = o.max_iter - 1;
+    part.checkpoint_every = 2;
+    FitObserver obs;
+    std::vector<int> at;
+    if (c.is_root())
+      obs.on_checkpoint = [&](const FitState& st) {
+        at.push_back(st.iteration);
+        write_checkpoint(path, st, fp, "{}");
+      };
+    fit(s, *model, part, c, obs);
+    if (c.is_root()) CHECK(at.back() == (part.max_iter - 1) / 2 * 2);
+
+    FitOptions more = o;
+    more.resume = std::make_shared<const FitState>(read_checkpoint(path, fp, c));
+    const FitResult resumed = fit(s, *model, more, c);
+    CHECK(resumed.iterations == full.iterations);
+    CHECK(resumed.reason == full.reason);
+    CHECK(same_bits(resumed.theta, full.theta));
+    if (c.is_root()) {  // the history is kept on the root
+      CHECK(resumed.history.size() == full.history.size());
+      for (std::size_t k = 0; k < std::min(full.history.size(), resumed.history.size()); ++k) {
+        CHECK(resumed.history[k].loss == full.history[k].loss);
+        CHECK(resumed.history[k].step_norm == full.history[k].step_norm);
+      }
+    }
+    if (c.is_root()) std::filesystem::remove(path);
+  }
+}
+
+TEST_CASE("an interrupt raised on the last rank only stops every rank together", "[checkpoint]") {
+  const Communicator c = Communicator::world();
+  const GeneratorSpec g = parse_generator_spec("gen:logit:rows=1000,cols=4,seed=2");
+  const Shard s = my_rows(g, c);
+  const auto model = make_model("binomial", "logit");
+  static volatile std::sig_atomic_t flag = 0;
+  flag = c.rank() == c.size() - 1 ? 1 : 0;
+  FitOptions o;
+  o.max_iter = 50;
+  o.interrupt = &flag;
+  int saved = -1;
+  FitObserver obs;
+  if (c.is_root()) obs.on_checkpoint = [&](const FitState& st) { saved = st.iteration; };
+  const FitResult r = fit(s, *model, o, c, obs);
+  CHECK(r.reason == Reason::interrupted);
+  CHECK(r.iterations == 0);
+  if (c.is_root()) CHECK(saved == 0);
+  flag = 0;
+}
+
+TEST_CASE("a checkpoint of other options or data is refused, naming the field", "[checkpoint]") {
+  const Communicator c = Communicator::world();
+  const GeneratorSpec g = parse_generator_spec("gen:logit:rows=500,cols=3,seed=1");
+  const Shard s = my_rows(g, c);
+  const auto model = make_model("binomial", "logit");
+  FitJob job;
+  job.read.path = "gen:logit:rows=500,cols=3,seed=1";
+  job.read.intercept = true;
+  const std::string fp = fit_fingerprint(job, s, model->name(), 0, c);
+  FitState st;
+  st.theta.assign(4, 0.0);
+  const auto path = shared_path(c, "ck-other");
+  if (c.is_root()) write_checkpoint(path, st, fp, "{}");
+  c.barrier();
+
+  FitJob other = job;
+  other.fit.l2 = 2;
+  const std::string fp2 = fit_fingerprint(other, s, model->name(), 0, c);
+  CHECK_THROWS_WITH(read_checkpoint(path, fp2, c), Catch::Contains("'l2' is 0.0 in the checkpoint and 2.0 now"));
+
+  Shard changed = s;
+  if (c.is_root() && changed.n_rows > 0) changed.x[1] += 1;  // the same shape, other values
+  const std::string fp3 = fit_fingerprint(job, changed, model->name(), 0, c);
+  CHECK_THROWS_WITH(read_checkpoint(path, fp3, c), Catch::Contains("the data differ"));
+  CHECK_NOTHROW(read_checkpoint(path, fp, c));
+  c.barrier();
+  if (c.is_root()) std::filesystem::remove(path);
+}
