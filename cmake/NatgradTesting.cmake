@@ -44,4 +44,42 @@ function(natgrad_add_cli_tests)
       PROCESSORS ${np}
       TIMEOUT 600)
   endforeach()
+  # One dataset as CSV, NPY, LIBSVM and HDF5 fits to the same coefficients; predict
+  # with --label-column none.
+  foreach(np 1 4)
+    add_test(NAME formats.np${np}
+      COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cli/run_format_tests.sh $<TARGET_FILE:natgrad> ${np}
+              ${CMAKE_CURRENT_BINARY_DIR}/formats-np${np} ${MPIEXEC_EXECUTABLE})
+    set_tests_properties(formats.np${np} PROPERTIES
+      ENVIRONMENT "${NATGRAD_TEST_MPI_ENV}"
+      LABELS "cli;mpi;formats"
+      PROCESSORS ${np}
+      TIMEOUT 300)
+  endforeach()
+  # The bad-input corpus (tests/corpus/cases.txt): one message, non-zero exit, no hang,
+  # no partial outputs, at 1 and 4 ranks.
+  foreach(np 1 4)
+    add_test(NAME corpus.np${np}
+      COMMAND bash ${PROJECT_SOURCE_DIR}/tests/corpus/run_corpus.sh $<TARGET_FILE:natgrad> ${np}
+              ${CMAKE_CURRENT_BINARY_DIR}/corpus-np${np} ${MPIEXEC_EXECUTABLE})
+    set_tests_properties(corpus.np${np} PROPERTIES
+      ENVIRONMENT "${NATGRAD_TEST_MPI_ENV}"
+      LABELS "corpus;mpi"
+      PROCESSORS ${np}
+      TIMEOUT 600)
+  endforeach()
+endfunction()
+
+# A short libFuzzer run of the CSV and LIBSVM parsers (fuzz/run_fuzz.sh: a clang build of
+# the readers in its own folder, then 10 s per target). Registered when clang++ exists.
+function(natgrad_add_fuzz_test)
+  find_program(NATGRAD_CLANGXX NAMES clang++ clang++-14)
+  if(NOT NATGRAD_CLANGXX)
+    message(STATUS "natgrad: no clang++, so no 'fuzz' test (fuzz/run_fuzz.sh)")
+    return()
+  endif()
+  add_test(NAME fuzz
+    COMMAND ${CMAKE_COMMAND} -E env NATGRAD_FUZZ_CXX=${NATGRAD_CLANGXX}
+            bash ${PROJECT_SOURCE_DIR}/fuzz/run_fuzz.sh 10 ${CMAKE_CURRENT_BINARY_DIR}/fuzz-build)
+  set_tests_properties(fuzz PROPERTIES LABELS "fuzz" PROCESSORS 2 TIMEOUT 300)
 endfunction()

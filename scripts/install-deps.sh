@@ -9,6 +9,8 @@ pkgs=(
   libopenblas-openmp-dev
   libboost-program-options-dev
   catch2 nlohmann-json3-dev libpng-dev
+  libhdf5-openmpi-dev          # parallel HDF5 input (optional: NATGRAD_HDF5=AUTO)
+  clang libclang-rt-14-dev     # libFuzzer targets (fuzz/run_fuzz.sh, ctest -L fuzz)
 )
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

@@ -1,6 +1,7 @@
 #include "natgrad/app.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -13,7 +14,9 @@
 #include "natgrad/checkpoint.hpp"
 #include "natgrad/error.hpp"
 #include "natgrad/generator.hpp"
+#include "natgrad/hdf5.hpp"
 #include "natgrad/linalg.hpp"
+#include "natgrad/memory.hpp"
 #include "natgrad/npy.hpp"
 #include "natgrad/output.hpp"
 #include "natgrad/report.hpp"
@@ -31,7 +34,7 @@ std::string describe_layout(const Communicator& comm, int threads) {
   std::ostringstream o;
   o << comm.size() << " rank(s) on " << per_host.size() << " node(s), " << threads
     << " OpenMP thread(s) per rank; " << blas_description() << "; hosts:";
-  for (const auto& [h, n] : per_host) o << ' ' << h << 'x' << n;
+  for (const auto& [h, n] : per_host) o << ' ' << h << " (" << n << (n == 1 ? " rank)" : " ranks)");
   return o.str();
 }
 
@@ -163,13 +166,52 @@ void print_progress(std::ostream& out, const IterationRecord& r) {
   out << line << std::flush;
 }
 
+/// Collective: every rank's \p v with \p decimals decimals, in rank order ("a b c ..."),
+/// or for more than 16 ranks "min a (rank r), median b, max c (rank s)". "" off root.
+std::string per_rank(const Communicator& comm, double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  const auto all = comm.gather(buf);
+  if (!comm.is_root()) return {};
+  std::string s;
+  if (all.size() <= 16) {
+    for (std::size_t r = 0; r < all.size(); ++r) s += (r ? " " : "") + all[r];
+    return s;
+  }
+  std::vector<std::pair<double, std::size_t>> by;
+  for (std::size_t r = 0; r < all.size(); ++r) by.emplace_back(std::stod(all[r]), r);
+  std::sort(by.begin(), by.end());
+  return "min " + all[by.front().second] + " (rank " + std::to_string(by.front().second) + "), median " +
+         all[by[by.size() / 2].second] + ", max " + all[by.back().second] + " (rank " +
+         std::to_string(by.back().second) + ")";
+}
+
+constexpr double kMiB = 1048576.0;
+
 }  // namespace
 
 FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out) {
   job.fit.validate();
   const std::string layout = describe_layout(comm, job.fit.threads);
   if (comm.is_root()) out << "natgrad fit: " << layout << '\n';
+  const auto read_start = std::chrono::steady_clock::now();
   Shard shard = load_shard(job.read, comm);
+  const double read_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start).count();
+  {  // each rank's rows and peak memory after reading; the read's speed (root's clock)
+    const std::string rows_list = per_rank(comm, static_cast<double>(shard.n_rows), 0);
+    const std::string rss_list = per_rank(comm, static_cast<double>(peak_rss_bytes()) / kMiB, 1);
+    if (comm.is_root()) {
+      std::error_code ec;
+      const auto bytes = is_generator_spec(job.read.path) ? 0 : std::filesystem::file_size(job.read.path, ec);
+      char line[160];
+      if (!ec && bytes > 0)
+        std::snprintf(line, sizeof line, "read: %.3f s, %.1f MB, %.1f MB/s", read_s, static_cast<double>(bytes) / 1e6,
+                      static_cast<double>(bytes) / 1e6 / std::max(read_s, 1e-9));
+      else
+        std::snprintf(line, sizeof line, "read: %.3f s", read_s);
+      out << line << "; rows per rank: " << rows_list << "; peak RSS per rank (MiB): " << rss_list << '\n';
+    }
+  }
   const int classes = job.family == "multinomial" ? (job.classes > 0 ? job.classes : count_classes(shard, comm)) : 0;
   const auto model = make_model(job.family, job.link, classes);
   check_labels(shard, *model, comm);
@@ -280,6 +322,13 @@ FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out
     inf = infer(shard, *model, res.theta, comm, io);
   }
 
+  {
+    const std::string rss_list = per_rank(comm, static_cast<double>(peak_rss_bytes()) / kMiB, 1);
+    const std::string shard_list = per_rank(comm, static_cast<double>(shard.bytes()) / kMiB, 1);
+    if (comm.is_root())
+      out << "memory: peak RSS per rank (MiB): " << rss_list << "; shard per rank (MiB): " << shard_list << '\n';
+  }
+
   if (comm.is_root()) {
     FitReport rep;
     rep.model_name = model->name();
@@ -315,13 +364,13 @@ void run_generate(const GenerateJob& job, const Communicator& comm, std::ostream
   std::string format = job.format;
   if (format.empty()) {
     const auto ext = job.out.extension().string();
-    format = ext == ".npy" ? "npy" : ext == ".csv" ? "csv" : "";
+    format = ext == ".npy" ? "npy" : ext == ".csv" ? "csv" : ext == ".h5" || ext == ".hdf5" ? "hdf5" : "";
     if (format.empty())
       throw CollectiveError("generate: cannot tell the format of '" + job.out.string() +
-                            "' from its extension: use .csv or .npy, or --format");
+                            "' from its extension: use .csv, .npy or .h5, or --format");
   }
-  if (format != "csv" && format != "npy")
-    throw CollectiveError("generate: --format '" + format + "' is not one of: csv, npy");
+  if (format != "csv" && format != "npy" && format != "hdf5")
+    throw CollectiveError("generate: --format '" + format + "' is not one of: csv, npy, hdf5");
   std::string err;
   if (comm.is_root()) {
     try {
@@ -335,6 +384,8 @@ void run_generate(const GenerateJob& job, const Communicator& comm, std::ostream
       };
       if (format == "npy") {
         write_npy(job.out, spec.rows, cols, fill);
+      } else if (format == "hdf5") {
+        write_hdf5(job.out, "data", spec.rows, cols, fill);
       } else {
         write_atomically(job.out, [&](std::ostream& os) {
           os << "y";
@@ -403,10 +454,16 @@ void run_predict(const PredictJob& job, const Communicator& comm, std::ostream& 
   ReadOptions ro = job.read;
   ro.intercept = m.value("intercept", false);
   const Shard s = load_shard(ro, comm);
-  comm.check(s.names == columns, "the data's columns do not match the model's: the model was fitted on " +
-                                     std::to_string(columns.size()) + " column(s) (" +
-                                     (columns.empty() ? "" : columns.front() + ", ...") + "), the data has " +
-                                     std::to_string(s.names.size()));
+  if (s.names != columns) {
+    auto list = [](const std::vector<std::string>& v) {
+      std::string l;
+      for (std::size_t j = 0; j < v.size() && j < 12; ++j) l += (j ? ", " : "") + v[j];
+      return v.size() > 12 ? l + ", ... (" + std::to_string(v.size()) + " in all)" : l;
+    };
+    throw CollectiveError(ro.path + ": the data's columns do not match the model's: the model was fitted on (" +
+                          list(columns) + "), the data gives (" + list(s.names) +
+                          ") (data without a label column: --label-column none)");
+  }
   const std::int64_t d = s.n_cols, K = model->n_outputs();
   std::vector<double> cov;
   if (job.se) {

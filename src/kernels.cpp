@@ -34,9 +34,19 @@ bool is_full(FisherKind k) {
   return k == FisherKind::empirical || k == FisherKind::empirical_centered ||
          k == FisherKind::expected || k == FisherKind::meat;
 }
-// Above this many parameters per-thread p x p accumulators cost too much memory and
-// cache; the Fisher is then formed by one threaded SYRK per (large) row block.
+// Two ways to form the Fisher of one rank (docs/performance.md measures both):
+//  - per-thread accumulators: each thread runs single-threaded SYRKs on its own row
+//    blocks into its own p x p matrix, summed in thread order at the end. No
+//    synchronisation inside the pass; costs threads * p^2 doubles.
+//  - shared: rows of a tall block are prepared by all threads, then one SYRK threaded
+//    by the BLAS updates a single p x p matrix: p^2 doubles whatever the thread count.
+// Above kPerThreadMaxP parameters the shared form is used (both run at the same rate
+// at p = 1024 on 2 threads; shared keeps the memory independent of the threads).
 constexpr std::int64_t kPerThreadMaxP = 384;
+
+bool shared_fisher(std::int64_t p, int threads, bool full) {
+  return full && threads > 1 && p > kPerThreadMaxP;
+}
 
 std::int64_t shared_block_rows(std::int64_t p, std::int64_t block) {
   // Scaled block of at most 64 MiB, and tall enough for BLAS-3 efficiency.
@@ -68,7 +78,7 @@ void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherK
   outputs_ = outputs;
   factors_ = factors;
   const std::int64_t p = d * outputs;  // parameters
-  const bool shared = outputs == 1 && is_full(kind) && p > kPerThreadMaxP && threads > 1;
+  const bool shared = outputs == 1 && shared_fisher(p, threads, is_full(kind));
   const std::size_t rows = static_cast<std::size_t>(shared ? shared_block_rows(p, block) : block);
   const std::size_t np = static_cast<std::size_t>(p), m = static_cast<std::size_t>(outputs);
   const std::size_t q = kind == FisherKind::expected ? static_cast<std::size_t>(factors) : 1;
@@ -83,7 +93,8 @@ void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherK
   per_thread(dnll_, rows * m);
   per_thread(fw_, outputs > 1 ? rows * m * static_cast<std::size_t>(factors) : rows);
   per_thread(grad_, np);
-  fisher_.assign(shared ? 0 : static_cast<std::size_t>(threads), {});
+  // Shared mode keeps its one p x p matrix here too, so that no call allocates it.
+  fisher_.assign(shared ? 1 : static_cast<std::size_t>(threads), {});
   for (auto& f : fisher_)
     f.assign(is_full(kind) ? np * np : (kind == FisherKind::diagonal ? np : 0), 0.0);
   loss_.assign(static_cast<std::size_t>(threads), 0.0);
@@ -92,12 +103,14 @@ void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherK
 
 namespace {
 
-/// Per-row work of one block: eta, model evaluation, loss/weight/gradient sums, and the
-/// per-row Fisher scale a_i (written into fw) such that the block's Fisher contribution
-/// is sum_i a_i^2 x_i x_i^T.
-void block_pass(const Shard& s, const Model& model, const double* theta, FisherKind kind,
-                std::int64_t i0, std::int64_t m, double* eta, double* nll, double* dnll,
-                double* fw, double* grad, double& loss, double& wsum) {
+/// Per-row work of one block: eta, model evaluation, loss and weight sums, the per-row
+/// Fisher scale a_i (written into fw) such that the block's Fisher contribution is
+/// sum_i a_i^2 x_i x_i^T, and the gradient weights w_i dnll_i (written into dnll).
+/// The gradient itself is added by the caller: by scale_and_grad for the full kinds
+/// (one read of the block for both), else by add_gradient.
+void rows_pass(const Shard& s, const Model& model, const double* theta, FisherKind kind,
+               std::int64_t i0, std::int64_t m, double* eta, double* nll, double* dnll,
+               double* fw, double& loss, double& wsum) {
   const std::int64_t p = s.n_cols;
   const double* X = s.row(i0);
   const int ip = static_cast<int>(p), im = static_cast<int>(m);
@@ -120,16 +133,32 @@ void block_pass(const Shard& s, const Model& model, const double* theta, FisherK
     }
     dnll[i] *= w;  // gradient weight
   }
-  cblas_dgemv(CblasRowMajor, CblasTrans, im, ip, 1.0, X, ip, dnll, 1, 1.0, grad, 1);
 }
 
-/// scaled = diag(a) X_block, row-major m x p (= column-major p x m).
-void scale_rows(const double* X, std::int64_t m, std::int64_t p, const double* a, double* scaled) {
+/// grad += X_block^T g (BLAS-2), for the kinds without a full Fisher.
+void add_gradient(const Shard& s, std::int64_t i0, std::int64_t m, const double* g, double* grad) {
+  const int ip = static_cast<int>(s.n_cols);
+  cblas_dgemv(CblasRowMajor, CblasTrans, static_cast<int>(m), ip, 1.0, s.row(i0), ip, g, 1, 1.0, grad, 1);
+}
+
+/// scaled = diag(a) X_block (row-major m x p = column-major p x m, the SYRK operand) and
+/// grad += X_block^T g, in one read of the block. Built for AVX2 as well as the baseline
+/// ISA; the loader picks the variant the CPU supports.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void scale_and_grad(const double* X, std::int64_t m, std::int64_t p, const double* a, const double* g,
+                    double* scaled, double* grad) {
   for (std::int64_t i = 0; i < m; ++i) {
-    const double ai = a[i];
-    const double* xi = X + i * p;
-    double* si = scaled + i * p;
-    for (std::int64_t j = 0; j < p; ++j) si[j] = ai * xi[j];
+    const double ai = a[i], gi = g[i];
+    const double* __restrict xi = X + i * p;
+    double* __restrict si = scaled + i * p;
+    double* __restrict gr = grad;
+#pragma omp simd
+    for (std::int64_t j = 0; j < p; ++j) {
+      si[j] = ai * xi[j];
+      gr[j] += gi * xi[j];
+    }
   }
 }
 
@@ -296,7 +325,7 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
   ws.prepare(threads, p, ws.block() > 0 ? ws.block() : 256, kind);
   out.resize(p, kind);
   const bool full = is_full(kind);
-  const bool shared = full && p > kPerThreadMaxP && threads > 1;
+  const bool shared = shared_fisher(p, threads, full);
   const std::int64_t block = shared ? shared_block_rows(p, ws.block()) : ws.block();
   const std::int64_t nblocks = (n + block - 1) / block;
 
@@ -315,11 +344,13 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
       for (std::int64_t b = 0; b < nblocks; ++b) {
         const std::int64_t i0 = b * block, m = std::min(block, n - i0);
         double* fw = ws.fw_[t].data();
-        block_pass(shard, model, theta.data(), kind, i0, m, ws.eta_[t].data(), ws.nll_[t].data(),
-                   ws.dnll_[t].data(), fw, g.data(), loss, wsum);
+        double* dn = ws.dnll_[t].data();
+        rows_pass(shard, model, theta.data(), kind, i0, m, ws.eta_[t].data(), ws.nll_[t].data(), dn, fw,
+                  loss, wsum);
+        if (!full) add_gradient(shard, i0, m, dn, g.data());
         if (full) {
           double* sc = ws.scaled_[t].data();
-          scale_rows(shard.row(i0), m, p, fw, sc);
+          scale_and_grad(shard.row(i0), m, p, fw, dn, sc, g.data());
           cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(p),
                       static_cast<int>(m), 1.0, sc, static_cast<int>(p), 1.0, F.data(),
                       static_cast<int>(p));
@@ -344,8 +375,10 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
     }
   } else {
     // Large p: rows of a tall block are prepared in parallel, then one SYRK with
-    // OpenBLAS's own OpenMP threads accumulates the block into a single p x p matrix.
-    std::vector<double> F(static_cast<std::size_t>(p * p), 0.0);
+    // OpenBLAS's own OpenMP threads accumulates the block into a single p x p matrix,
+    // held by the workspace (no allocation per call).
+    std::vector<double>& F = ws.fisher_[0];
+    std::fill(F.begin(), F.end(), 0.0);
     double* sc = ws.scaled_[0].data();
     for (std::int64_t b = 0; b < nblocks; ++b) {
       const std::int64_t i0 = b * block, m = std::min(block, n - i0);
@@ -357,10 +390,10 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
         if (b == 0) std::fill(ws.grad_[t].begin(), ws.grad_[t].end(), 0.0);
         double loss = 0, wsum = 0;
         if (s1 > s0) {
-          block_pass(shard, model, theta.data(), kind, i0 + s0, s1 - s0, ws.eta_[t].data(),
-                     ws.nll_[t].data(), ws.dnll_[t].data(), ws.fw_[t].data(), ws.grad_[t].data(),
-                     loss, wsum);
-          scale_rows(shard.row(i0 + s0), s1 - s0, p, ws.fw_[t].data(), sc + s0 * p);
+          rows_pass(shard, model, theta.data(), kind, i0 + s0, s1 - s0, ws.eta_[t].data(),
+                    ws.nll_[t].data(), ws.dnll_[t].data(), ws.fw_[t].data(), loss, wsum);
+          scale_and_grad(shard.row(i0 + s0), s1 - s0, p, ws.fw_[t].data(), ws.dnll_[t].data(),
+                         sc + s0 * p, ws.grad_[t].data());
         }
         ws.loss_[t] = (b == 0 ? 0.0 : ws.loss_[t]) + loss;
         ws.wsum_[t] = (b == 0 ? 0.0 : ws.wsum_[t]) + wsum;

@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -23,15 +24,16 @@
 
 namespace natgrad {
 
+// In place: the file readers reserve the intercept's column, so the resize does not
+// reallocate and no second copy of X exists; rows move right, the last one first.
 void add_intercept(Shard& shard) {
   const std::int64_t n = shard.n_rows, p = shard.n_cols;
-  std::vector<double> x(static_cast<std::size_t>(n * (p + 1)));
-  for (std::int64_t i = 0; i < n; ++i) {
-    double* dst = x.data() + i * (p + 1);
-    dst[0] = 1.0;
-    std::copy_n(shard.x.data() + i * p, p, dst + 1);
+  shard.x.resize(static_cast<std::size_t>(n * (p + 1)));
+  double* x = shard.x.data();
+  for (std::int64_t i = n - 1; i >= 0; --i) {
+    std::copy_backward(x + i * p, x + i * p + p, x + i * (p + 1) + 1 + p);
+    x[i * (p + 1)] = 1.0;
   }
-  shard.x = std::move(x);
   shard.n_cols = p + 1;
   shard.names.insert(shard.names.begin(), "(Intercept)");
 }
@@ -41,7 +43,9 @@ namespace reader_detail {
 // ---------------------------------------------------------------------------
 // File
 
-File::File(const std::string& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+// O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer (a hang);
+// it has no effect on regular files, and anything else is rejected below.
+File::File(const std::string& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)) {
   if (fd_ < 0) {
     error_ = std::strerror(errno);
     return;
@@ -120,6 +124,42 @@ bool parse_double(std::string_view s, double& v) {
   return ec == std::errc() || ec == std::errc::result_out_of_range;
 }
 
+std::string utf8_error(std::string_view s) {
+  const auto* u = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  for (std::size_t i = 0; i < n;) {
+    const unsigned c = u[i];
+    std::size_t len = 0;
+    unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;  // overlong
+      if (c == 0xED) hi = 0x9F;  // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;  // overlong
+      if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
+    }
+    bool ok = len > 0 && i + len <= n;
+    for (std::size_t k = 1; ok && k < len; ++k) {
+      const unsigned b = u[i + k];
+      ok = k == 1 ? b >= lo && b <= hi : b >= 0x80 && b <= 0xBF;
+    }
+    if (!ok) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "0x%02X", c);
+      return std::string("byte ") + buf + " at offset " + std::to_string(i);
+    }
+    i += len;
+  }
+  return {};
+}
+
 std::string shown(std::string_view s) {
   constexpr std::size_t kMax = 40;
   if (s.size() <= kMax) return std::string(s);
@@ -139,7 +179,7 @@ std::vector<std::int32_t> ColumnRoles::role_of_column(std::int64_t n_columns) co
   std::vector<std::int32_t> role(static_cast<std::size_t>(n_columns), kUnused);
   for (std::size_t k = 0; k < features.size(); ++k)
     role[static_cast<std::size_t>(features[k])] = static_cast<std::int32_t>(k);
-  role[static_cast<std::size_t>(label)] = kLabel;
+  if (label >= 0) role[static_cast<std::size_t>(label)] = kLabel;
   if (weight >= 0) role[static_cast<std::size_t>(weight)] = kWeight;
   if (offset >= 0) role[static_cast<std::size_t>(offset)] = kOffset;
   return role;
@@ -160,6 +200,12 @@ std::string name_list(const std::vector<std::string>& names) {
   if (names.size() > kMaxShown) out += ", ... (" + std::to_string(names.size()) + " in all)";
   return out;
 }
+
+}  // namespace
+
+bool is_none(std::string_view column) { return trim(column, '\0') == "none"; }
+
+namespace {
 
 /// True if \p t is an optionally signed run of digits: a column index, not a name.
 bool is_index_token(std::string_view t) {
@@ -218,14 +264,17 @@ std::string resolve_columns(const ReadOptions& opts, const TableColumns& table,
   };
 
   if (trim(opts.label_column, '\0').empty())
-    return "--label-column is empty: the label column is required";
-  std::string err = resolve_one(opts.label_column, "--label-column", table, roles.label);
-  if (err.empty()) err = claim(roles.label, "--label-column");
-  if (err.empty() && !trim(opts.weight_column, '\0').empty()) {
+    return "--label-column is empty: the label column is required (or 'none')";
+  std::string err;
+  if (!is_none(opts.label_column)) {
+    err = resolve_one(opts.label_column, "--label-column", table, roles.label);
+    if (err.empty()) err = claim(roles.label, "--label-column");
+  }
+  if (err.empty() && !trim(opts.weight_column, '\0').empty() && !is_none(opts.weight_column)) {
     err = resolve_one(opts.weight_column, "--weight-column", table, roles.weight);
     if (err.empty()) err = claim(roles.weight, "--weight-column");
   }
-  if (err.empty() && !trim(opts.offset_column, '\0').empty()) {
+  if (err.empty() && !trim(opts.offset_column, '\0').empty() && !is_none(opts.offset_column)) {
     err = resolve_one(opts.offset_column, "--offset-column", table, roles.offset);
     if (err.empty()) err = claim(roles.offset, "--offset-column");
   }
@@ -273,10 +322,17 @@ std::string for_each_line_chunk(
   }
   std::string buf;
   std::int64_t buf_off = start, read_pos = start;
+  std::int64_t tail = kScanBytes;  // read size past the range's end, doubled per read
+  std::size_t searched = 0;        // buf[0, searched) holds no '\n' (an unfinished line)
   std::vector<LineSpan> spans;
   while (buf_off < end) {
-    // Up to a chunk of our range; past its end, only enough to finish the last line.
-    const std::int64_t want = read_pos < end ? std::min(kChunkBytes, end - read_pos) : kScanBytes;
+    // Up to a chunk of our range; past its end, only enough to finish the last line
+    // (in reads growing from 64 KiB to a chunk, so that a long line costs few reads).
+    std::int64_t want = tail;
+    if (read_pos < end)
+      want = std::min(kChunkBytes, end - read_pos);
+    else
+      tail = std::min(2 * tail, kChunkBytes);
     if (!f.append(buf, read_pos, want)) return "read error: " + f.error();
     read_pos = std::min(read_pos + want, f.size());
     const bool eof = read_pos >= f.size();
@@ -289,9 +345,13 @@ std::string for_each_line_chunk(
         done = true;
         break;
       }
-      std::size_t nl = buf.find('\n', i);
+      // A line longer than a read is searched once, not again after every read.
+      std::size_t nl = buf.find('\n', std::max(i, searched));
       if (nl == std::string::npos) {
-        if (!eof) break;
+        if (!eof) {
+          searched = buf.size();
+          break;
+        }
         nl = buf.size();  // the last line of a file without a final newline
       }
       if (!is_empty_line(std::string_view(buf.data() + i, nl - i))) spans.push_back({i, nl, lines});
@@ -301,6 +361,7 @@ std::string for_each_line_chunk(
     if (!spans.empty() && !on_chunk(buf, spans)) return {};
     if (done) return {};
     buf.erase(0, i);
+    searched = searched > i ? searched - i : 0;
     buf_off += static_cast<std::int64_t>(i);
   }
   return {};
@@ -333,6 +394,18 @@ std::string input_format(const ReadOptions& opts) {
   return "csv";
 }
 
+#ifdef NATGRAD_HAVE_HDF5
+bool hdf5_available() { return true; }
+#else
+bool hdf5_available() { return false; }
+
+Shard read_hdf5(const ReadOptions& opts, const Communicator&) {
+  throw CollectiveError(opts.path +
+                        ": HDF5 input is not available in this build (built without parallel "
+                        "HDF5; convert the data to .npy, CSV or LIBSVM)");
+}
+#endif
+
 Shard load_shard(const ReadOptions& opts, const Communicator& comm) {
   Shard shard;
   if (is_generator_spec(opts.path)) {
@@ -349,9 +422,7 @@ Shard load_shard(const ReadOptions& opts, const Communicator& comm) {
     else if (format == "libsvm")
       shard = read_libsvm(opts, comm);
     else if (format == "hdf5")
-      throw CollectiveError(opts.path +
-                            ": HDF5 input is not available in this build (convert the data to "
-                            ".npy, CSV or LIBSVM)");
+      shard = read_hdf5(opts, comm);
     else
       shard = read_csv(opts, comm);
   }

@@ -177,8 +177,14 @@ std::string describe_bad_line(std::string_view line, const Layout& lay) {
     const Field& f = s.fields[j];
     const std::string where = "field " + std::to_string(j + 1);
     double v = 0.0;
-    if (!field_number(f, lay.delim, v))
-      return where + " '" + shown(field_text(f)) + "' is not a number";
+    if (!field_number(f, lay.delim, v)) {
+      std::string hint;  // a field holding another usual delimiter: the wrong --delimiter?
+      for (const char d : {',', ';', '\t', '|'})
+        if (d != lay.delim && f.text.find(d) != std::string_view::npos && hint.empty() && !f.quoted)
+          hint = std::string(" (is the delimiter '") + (d == '\t' ? "\\t" : std::string(1, d)) +
+                 "'? see --delimiter)";
+      return where + " '" + shown(field_text(f)) + "' is not a number" + hint;
+    }
     if (!std::isfinite(v))
       return role == ColumnRoles::kWeight
                  ? "weight " + shown(f.text) + " (" + where + ") must be finite and >= 0"
@@ -191,10 +197,14 @@ std::string describe_bad_line(std::string_view line, const Layout& lay) {
 
 /// Parsed rows of this rank's range.
 struct Body {
-  Body(const Layout& layout, int nt) : lay(layout), threads(nt) {}
+  Body(const Layout& layout, int nt, std::int64_t range, std::int64_t extra)
+      : lay(layout), threads(nt), range_bytes(range), extra_cols(extra) {}
 
   const Layout& lay;
   int threads;
+  std::int64_t range_bytes;  ///< bytes of this rank's range
+  std::int64_t extra_cols;   ///< columns to reserve beyond the features (the intercept)
+  std::int64_t seen_bytes = 0;
   std::vector<double> x, y, w, o;
   LocalError err;
 
@@ -203,6 +213,19 @@ struct Body {
     const auto n = static_cast<std::int64_t>(spans.size());
     const auto row0 = static_cast<std::int64_t>(y.size());
     const std::int64_t p = lay.n_features;
+    for (const LineSpan& s : spans) seen_bytes += static_cast<std::int64_t>(s.end - s.begin) + 1;
+    if (row0 + n > static_cast<std::int64_t>(y.capacity())) {
+      // Reserve for the whole range at once, estimated from the bytes per line so far,
+      // so that x is not grown by doubling (a copy, and up to twice the memory).
+      const double per_line = static_cast<double>(seen_bytes) / static_cast<double>(row0 + n);
+      const auto est = std::max<std::int64_t>(
+          row0 + n + (row0 + n) / 8,
+          static_cast<std::int64_t>(static_cast<double>(range_bytes) / per_line * 1.02) + 64);
+      x.reserve(static_cast<std::size_t>(est * (p + extra_cols)));
+      y.reserve(static_cast<std::size_t>(est));
+      if (lay.weight) w.reserve(static_cast<std::size_t>(est));
+      if (lay.offset) o.reserve(static_cast<std::size_t>(est));
+    }
     x.resize(static_cast<std::size_t>((row0 + n) * p));
     y.resize(static_cast<std::size_t>(row0 + n));
     if (lay.weight) w.resize(y.size());
@@ -283,8 +306,11 @@ std::string read_header(File& f, const ReadOptions& opts, HeaderInfo& h) {
 
 // ---------------------------------------------------------------------------
 
-Shard read_csv(const ReadOptions& opts, const Communicator& comm) {
+namespace reader_detail {
+
+CsvPart parse_csv_part(const ReadOptions& opts, int rank, int size) {
   const std::string& path = opts.path;
+  CsvPart part;
   File file(path);
   HeaderInfo head;
   ColumnRoles roles;
@@ -300,8 +326,19 @@ Shard read_csv(const ReadOptions& opts, const Communicator& comm) {
                                   : "has no header line (its first line is all numbers; use "
                                     "--header yes if it holds names)";
     err = resolve_columns(opts, table, roles);
+    // Feature names go into model.json and the summary: they must be valid UTF-8.
+    for (std::size_t k = 0; err.empty() && head.is_header && k < roles.features.size(); ++k) {
+      const std::string bad = utf8_error(roles.names[k]);
+      if (!bad.empty())
+        err = path + ":" + std::to_string(head.lines_before_body) + ": header field " +
+              std::to_string(roles.features[k] + 1) + " is not valid UTF-8 (" + bad +
+              " of the name); save the file as UTF-8";
+    }
   }
-  comm.check(err.empty(), err);
+  if (!err.empty()) {
+    part.error = std::move(err);
+    return part;
+  }
 
   Layout lay;
   lay.n_fields = static_cast<std::int64_t>(head.fields.size());
@@ -312,12 +349,11 @@ Shard read_csv(const ReadOptions& opts, const Communicator& comm) {
   lay.offset = roles.offset >= 0;
 
   // This rank's bytes of the body; lines belong to the range holding their first byte.
-  Body body(lay, std::max(opts.threads, 1));
-  const Range mine = partition(file.size() - head.body_begin, comm.rank(), comm.size());
-  std::int64_t lines = 0;
+  const Range mine = partition(file.size() - head.body_begin, rank, size);
+  Body body(lay, std::max(opts.threads, 1), mine.size(), opts.intercept ? 1 : 0);
   std::string read_err;
   try {
-    read_err = for_each_line_chunk(file, head.body_begin, mine, lines,
+    read_err = for_each_line_chunk(file, head.body_begin, mine, part.lines,
                                    [&](const std::string& buf, const std::vector<LineSpan>& spans) {
                                      return body.parse(buf, spans);
                                    });
@@ -325,26 +361,50 @@ Shard read_csv(const ReadOptions& opts, const Communicator& comm) {
     read_err = "out of memory after " + std::to_string(body.y.size()) + " rows of this rank";
   }
   if (!read_err.empty() && !body.err.any()) body.err = {-1, read_err};
+  part.lines_before_body = head.lines_before_body;
+  part.bad = std::move(body.err);
+  part.n_features = lay.n_features;
+  part.x = std::move(body.x);
+  part.y = std::move(body.y);
+  part.weight = std::move(body.w);
+  part.offset = std::move(body.o);
+  part.names = std::move(roles.names);
+  return part;
+}
+
+}  // namespace reader_detail
+
+Shard read_csv(const ReadOptions& opts, const Communicator& comm) {
+  const std::string& path = opts.path;
+  CsvPart part = parse_csv_part(opts, comm.rank(), comm.size());
+  comm.check(part.error.empty(), part.error);
 
   // Collectives in the same order on every rank, failed or not.
-  const std::int64_t line0 = head.lines_before_body + comm.exscan_sum(lines);
+  const std::int64_t line0 = part.lines_before_body + comm.exscan_sum(part.lines);
   Shard shard;
-  shard.n_rows = static_cast<std::int64_t>(body.y.size());
+  shard.n_rows = static_cast<std::int64_t>(part.y.size());
   shard.first_row = comm.exscan_sum(shard.n_rows);
-  comm.check(!body.err.any(), located(path, body.err, line0));
+  comm.check(!part.bad.any(), located(path, part.bad, line0));
 
   shard.n_global = shard.n_rows;
   comm.allreduce_sum(&shard.n_global, 1);
-  shard.n_cols = lay.n_features;
-  shard.x = std::move(body.x);
-  shard.y = std::move(body.y);
-  shard.weight = std::move(body.w);
-  shard.offset = std::move(body.o);
-  shard.x.shrink_to_fit();
-  shard.y.shrink_to_fit();
-  shard.weight.shrink_to_fit();
-  shard.offset.shrink_to_fit();
-  shard.names = std::move(roles.names);
+  shard.n_cols = part.n_features;
+  shard.x = std::move(part.x);
+  shard.y = std::move(part.y);
+  shard.weight = std::move(part.weight);
+  shard.offset = std::move(part.offset);
+  // The reservation was an estimate: give back a large excess only (shrinking copies).
+  const std::size_t x_want =
+      shard.y.size() * static_cast<std::size_t>(shard.n_cols + (opts.intercept ? 1 : 0));
+  if (shard.x.capacity() > x_want + x_want / 8 + 1024) {
+    std::vector<double> fit;  // a copy, but only when the estimate was far off
+    fit.reserve(x_want);
+    fit.assign(shard.x.begin(), shard.x.end());
+    shard.x.swap(fit);
+  }
+  for (std::vector<double>* v : {&shard.y, &shard.weight, &shard.offset})
+    if (v->capacity() > v->size() + v->size() / 8 + 1024) v->shrink_to_fit();
+  shard.names = std::move(part.names);
   shard.source = path;
   return shard;
 }

@@ -14,8 +14,16 @@
 
 namespace natgrad::reader_detail {
 
-constexpr std::int64_t kChunkBytes = std::int64_t{1} << 22;  // 4 MiB per read
-constexpr std::int64_t kScanBytes = std::int64_t{1} << 16;   // finishing or skipping a line
+// The fuzz build (fuzz/CMakeLists.txt) makes these tiny, so that short inputs cross
+// chunk boundaries and lines outgrow the reads.
+#ifndef NATGRAD_READER_CHUNK_BYTES
+#define NATGRAD_READER_CHUNK_BYTES (std::int64_t{1} << 22)
+#endif
+#ifndef NATGRAD_READER_SCAN_BYTES
+#define NATGRAD_READER_SCAN_BYTES (std::int64_t{1} << 16)
+#endif
+constexpr std::int64_t kChunkBytes = NATGRAD_READER_CHUNK_BYTES;  // 4 MiB per read
+constexpr std::int64_t kScanBytes = NATGRAD_READER_SCAN_BYTES;    // finishing or skipping a line
 
 // ---------------------------------------------------------------------------
 // File access: POSIX pread, so errors carry errno and each rank reads only the bytes
@@ -60,6 +68,10 @@ bool is_empty_line(std::string_view line);
 /// and underflow 0 or a denormal, as strtod would.
 bool parse_double(std::string_view s, double& v);
 
+/// "" if \p s is valid UTF-8 (no overlong forms, surrogates or code points above
+/// U+10FFFF), else where it is not, e.g. "byte 0xFF at offset 3".
+std::string utf8_error(std::string_view s);
+
 /// \p s, cut to a length fit for an error message.
 std::string shown(std::string_view s);
 
@@ -72,7 +84,7 @@ std::string number_text(double v);
 // columns; LIBSVM: column 0 the label, column j feature index j).
 
 struct ColumnRoles {
-  std::int64_t label = -1;
+  std::int64_t label = -1;             ///< -1: none (--label-column none: y is all 0)
   std::int64_t weight = -1;            ///< -1: none
   std::int64_t offset = -1;            ///< -1: none
   std::vector<std::int64_t> features;  ///< columns of x, in order
@@ -92,6 +104,9 @@ struct TableColumns {
   std::optional<std::vector<std::string>> names;
   std::string no_names_reason;
 };
+
+/// True for the column reference "none" (no such column: label, weight or offset).
+bool is_none(std::string_view column);
 
 /// Resolves the roles. Returns the complete error message, or "" on success. Local and
 /// deterministic: ranks that see the same table get the same answer.
@@ -125,5 +140,44 @@ struct LocalError {
 /// "PATH:LINE: what" (or "PATH: what" when not tied to a line), given the file line
 /// of this rank's local line 0.
 std::string located(const std::string& path, const LocalError& err, std::int64_t first_line);
+
+// ---------------------------------------------------------------------------
+// The local part of each text reader: what rank \p rank of \p size parses, without
+// communication. read_csv / read_libsvm call these and then agree across ranks; the
+// fuzz targets (fuzz/) call them directly, for several (rank, size) of one file.
+
+/// CSV: header, column roles and this part's rows.
+struct CsvPart {
+  std::string error;  ///< open / header / column-role error (complete message), else ""
+  std::int64_t lines_before_body = 0;  ///< file lines before the first data line
+  std::int64_t lines = 0;              ///< lines of this part (empty ones included)
+  LocalError bad;                      ///< this part's first bad line (local line index)
+  std::int64_t n_features = 0;
+  std::vector<double> x, y, weight, offset;  ///< rows before the bad line, as in Shard
+  std::vector<std::string> names;
+};
+CsvPart parse_csv_part(const ReadOptions& opts, int rank, int size);
+
+/// LIBSVM rows in CSR form: row r holds pairs [ptr[r], ptr[r + 1]).
+struct SparseRows {
+  std::vector<std::int64_t> ptr{0};
+  std::vector<std::int64_t> index;  ///< 1-based feature index
+  std::vector<double> value;
+  std::vector<double> label;
+  std::vector<std::int64_t> line;  ///< local line index of each row
+  std::int64_t max_index = 0;
+
+  std::int64_t rows() const { return static_cast<std::int64_t>(label.size()); }
+  void append(const SparseRows& o);
+};
+
+/// LIBSVM: this part's rows, before the ranks agree on the number of features.
+struct LibsvmPart {
+  std::string error;  ///< open error (complete message), else ""
+  std::int64_t lines = 0;
+  LocalError bad;
+  SparseRows rows;
+};
+LibsvmPart parse_libsvm_part(const ReadOptions& opts, int rank, int size);
 
 }  // namespace natgrad::reader_detail

@@ -20,30 +20,19 @@
 
 namespace natgrad {
 
+void reader_detail::SparseRows::append(const SparseRows& o) {
+  const std::int64_t base = ptr.back();
+  for (std::size_t r = 1; r < o.ptr.size(); ++r) ptr.push_back(base + o.ptr[r]);
+  index.insert(index.end(), o.index.begin(), o.index.end());
+  value.insert(value.end(), o.value.begin(), o.value.end());
+  label.insert(label.end(), o.label.begin(), o.label.end());
+  line.insert(line.end(), o.line.begin(), o.line.end());
+  max_index = std::max(max_index, o.max_index);
+}
+
 namespace {
 
 using namespace reader_detail;
-
-/// Sparse rows in CSR form: row r holds pairs [ptr[r], ptr[r + 1]).
-struct SparseRows {
-  std::vector<std::int64_t> ptr{0};
-  std::vector<std::int64_t> index;  ///< 1-based feature index
-  std::vector<double> value;
-  std::vector<double> label;
-  std::vector<std::int64_t> line;  ///< local line index of each row
-  std::int64_t max_index = 0;
-
-  std::int64_t rows() const { return static_cast<std::int64_t>(label.size()); }
-  void append(const SparseRows& o) {
-    const std::int64_t base = ptr.back();
-    for (std::size_t r = 1; r < o.ptr.size(); ++r) ptr.push_back(base + o.ptr[r]);
-    index.insert(index.end(), o.index.begin(), o.index.end());
-    value.insert(value.end(), o.value.begin(), o.value.end());
-    label.insert(label.end(), o.label.begin(), o.label.end());
-    line.insert(line.end(), o.line.begin(), o.line.end());
-    max_index = std::max(max_index, o.max_index);
-  }
-};
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
@@ -112,7 +101,8 @@ std::string parse_line(std::string_view line, std::int64_t local_line, SparseRow
   return err;
 }
 
-/// Parses a chunk's lines: each thread a contiguous block, merged in order. Returns
+/// Parses a chunk's lines: each thread a contiguous block, merged in order (block 0
+/// appends to \p rows itself while the others fill their own). Returns
 /// false (with \p err set, rows after the bad line dropped) at the first bad line.
 bool parse_chunk(const std::string& buf, const std::vector<LineSpan>& spans, int threads,
                  SparseRows& rows, LocalError& err) {
@@ -126,7 +116,8 @@ bool parse_chunk(const std::string& buf, const std::vector<LineSpan>& spans, int
     // Blocks by the team actually granted; with fewer threads, one thread does more.
     for (int b = t; b < nt; b += got) {
       const Range r = partition(n, b, nt);
-      SparseRows& out = part[static_cast<std::size_t>(b)];
+      // Block 0 goes straight into rows (no copy); the others are appended after it.
+      SparseRows& out = b == 0 ? rows : part[static_cast<std::size_t>(b)];
       for (std::int64_t k = r.begin; k < r.end; ++k) {
         const LineSpan& s = spans[static_cast<std::size_t>(k)];
         std::string e;
@@ -143,7 +134,7 @@ bool parse_chunk(const std::string& buf, const std::vector<LineSpan>& spans, int
     }
   }
   for (std::size_t b = 0; b < part.size(); ++b) {
-    rows.append(part[b]);
+    if (b > 0) rows.append(part[b]);
     if (part_err[b].any()) {
       err = part_err[b];
       return false;
@@ -154,38 +145,47 @@ bool parse_chunk(const std::string& buf, const std::vector<LineSpan>& spans, int
 
 }  // namespace
 
-Shard read_libsvm(const ReadOptions& opts, const Communicator& comm) {
+LibsvmPart reader_detail::parse_libsvm_part(const ReadOptions& opts, int rank, int size) {
   const std::string& path = opts.path;
+  LibsvmPart part;
   File file(path);
-  std::string err = file.ok() ? std::string() : path + ": cannot open: " + file.error();
   std::int64_t body_begin = 0;
-  if (err.empty()) {
-    std::string bom;
-    if (!file.append(bom, 0, 3))
-      err = path + ": read error: " + file.error();
-    else if (bom == "\xEF\xBB\xBF")
-      body_begin = 3;
+  if (!file.ok()) {
+    part.error = path + ": cannot open: " + file.error();
+    return part;
   }
-  comm.check(err.empty(), err);
+  std::string bom;
+  if (!file.append(bom, 0, 3)) {
+    part.error = path + ": read error: " + file.error();
+    return part;
+  }
+  if (bom == "\xEF\xBB\xBF") body_begin = 3;
 
   const int threads = std::max(opts.threads, 1);
-  SparseRows rows;
-  LocalError local;
-  const Range mine = partition(file.size() - body_begin, comm.rank(), comm.size());
-  std::int64_t lines = 0;
+  const Range mine = partition(file.size() - body_begin, rank, size);
   std::string read_err;
   try {
-    read_err = for_each_line_chunk(file, body_begin, mine, lines,
+    read_err = for_each_line_chunk(file, body_begin, mine, part.lines,
                                    [&](const std::string& buf, const std::vector<LineSpan>& spans) {
-                                     return parse_chunk(buf, spans, threads, rows, local);
+                                     return parse_chunk(buf, spans, threads, part.rows, part.bad);
                                    });
   } catch (const std::bad_alloc&) {  // fail with the others, not alone
-    read_err = "out of memory after " + std::to_string(rows.rows()) + " rows of this rank";
+    read_err = "out of memory after " + std::to_string(part.rows.rows()) + " rows of this rank";
   }
-  if (!read_err.empty() && !local.any()) local = {-1, read_err};
+  if (!read_err.empty() && !part.bad.any()) part.bad = {-1, read_err};
+  return part;
+}
+
+Shard read_libsvm(const ReadOptions& opts, const Communicator& comm) {
+  const std::string& path = opts.path;
+  LibsvmPart part = parse_libsvm_part(opts, comm.rank(), comm.size());
+  comm.check(part.error.empty(), part.error);
+  SparseRows& rows = part.rows;
+  LocalError& local = part.bad;
+  const int threads = std::max(opts.threads, 1);
 
   // Collectives in the same order on every rank, failed or not.
-  const std::int64_t line0 = comm.exscan_sum(lines);
+  const std::int64_t line0 = comm.exscan_sum(part.lines);
   Shard shard;
   shard.n_rows = rows.rows();
   shard.first_row = comm.exscan_sum(shard.n_rows);
@@ -204,11 +204,18 @@ Shard read_libsvm(const ReadOptions& opts, const Communicator& comm) {
     for (double& y : rows.label) y = y == -1.0 ? 0.0 : y;
   const std::int64_t n_columns = agreed[0] + 1;
   ColumnRoles roles;
-  err = resolve_columns(opts,
-                        {path, n_columns, std::nullopt,
-                         "is a LIBSVM file, whose columns have no names (column 0 is the label, "
-                         "column j the feature of index j)"},
-                        roles);
+  std::string err =
+      resolve_columns(opts,
+                      {path, n_columns, std::nullopt,
+                       "is a LIBSVM file, whose columns have no names (column 0 is the label, "
+                       "column j the feature of index j)"},
+                      roles);
+  if (err.empty() && roles.label < 0 && trim(opts.columns).empty() && !roles.features.empty() &&
+      roles.features.front() == 0) {
+    // --label-column none: the label token (column 0) is still no feature.
+    roles.features.erase(roles.features.begin());
+    roles.names.pop_back();  // names are x1..xP by feature order
+  }
   comm.check(err.empty(), err);
 
   // Dense rows.
@@ -216,6 +223,8 @@ Shard read_libsvm(const ReadOptions& opts, const Communicator& comm) {
   const bool has_w = roles.weight >= 0, has_o = roles.offset >= 0;
   const std::int64_t n = rows.rows();
   try {
+    shard.x.reserve(
+        static_cast<std::size_t>(n * (p + (opts.intercept ? 1 : 0))));  // see add_intercept
     shard.x.assign(static_cast<std::size_t>(n * p), 0.0);
     shard.y.assign(static_cast<std::size_t>(n), 0.0);
     if (has_w) shard.weight.assign(shard.y.size(), 0.0);

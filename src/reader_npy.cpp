@@ -260,6 +260,8 @@ Shard read_npy(const ReadOptions& opts, const Communicator& comm) {
   // First bad array row and its message.
   std::int64_t bad_row = -1;
   try {
+    shard.x.reserve(static_cast<std::size_t>(mine.size() *
+                                             (p + (opts.intercept ? 1 : 0))));  // see add_intercept
     shard.x.resize(static_cast<std::size_t>(mine.size() * p));
     shard.y.resize(static_cast<std::size_t>(mine.size()));
     if (has_w) shard.weight.resize(shard.y.size());
@@ -291,8 +293,10 @@ Shard read_npy(const ReadOptions& opts, const Communicator& comm) {
         xr[j] = load(src + roles.features[static_cast<std::size_t>(j)] * h.item, h.item);
         ok = ok && std::isfinite(xr[j]);
       }
-      shard.y[i] = load(src + roles.label * h.item, h.item);
-      ok = ok && std::isfinite(shard.y[i]);
+      if (roles.label >= 0) {  // else y stays 0 (--label-column none)
+        shard.y[i] = load(src + roles.label * h.item, h.item);
+        ok = ok && std::isfinite(shard.y[i]);
+      }
       if (has_w) {
         shard.weight[i] = load(src + roles.weight * h.item, h.item);
         ok = ok && std::isfinite(shard.weight[i]) && shard.weight[i] >= 0.0;

@@ -3,6 +3,8 @@
 // that one table written as CSV, NPY and LIBSVM loads to the same rows at the current
 // rank count. Every rank runs every test case and makes the same collective calls in
 // the same order; error messages are checked on every rank.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <charconv>
@@ -813,12 +815,14 @@ TEST_CASE("load_shard picks the format from ReadOptions.format or the extension"
   opts.path = write_file(comm, "npy_as.csv", to_npy(t));
   opts.format = "npy";
   check_shard(natgrad::load_shard(opts, comm), comm, t, {0, -1, -1, {}}, xnames(4));
+  const std::string no_hdf5 = natgrad::hdf5_available()
+                                  ? ": not an HDF5 file"
+                                  : ": HDF5 input is not available in this build";
   opts.format = "hdf5";
-  CHECK_THAT(load_error(opts, comm), Contains("HDF5 input is not available in this build"));
+  CHECK_THAT(load_error(opts, comm), Contains(opts.path + no_hdf5));
   opts.format = "";
   opts.path = write_file(comm, "data.h5", "");
-  CHECK_THAT(load_error(opts, comm),
-             Contains(opts.path + ": HDF5 input is not available in this build"));
+  CHECK_THAT(load_error(opts, comm), Contains(opts.path + no_hdf5));
   opts.format = "xml";
   CHECK_THAT(load_error(opts, comm), Contains("--format 'xml' is not one of"));
   // Missing files, every format.
@@ -833,4 +837,57 @@ TEST_CASE("load_shard picks the format from ReadOptions.format or the extension"
   CHECK_THAT(load_error(opts, comm), Contains("no data rows in " + opts.path));
   opts.path = write_file(comm, "empty.svm", "# nothing\n\n");
   CHECK_THAT(load_error(opts, comm), Contains("no data rows in " + opts.path));
+}
+
+TEST_CASE("--label-column none: every format, y all 0, the label column a feature", "[readers]") {
+  const Communicator comm = Communicator::world();
+  const Table t = make_table(41);
+  ReadOptions opts;
+  opts.label_column = "none";
+  auto check_none = [&](const Shard& s, std::int64_t p) {
+    CHECK(s.n_global == t.rows);
+    CHECK(s.n_cols == p);
+    CHECK(s.y == std::vector<double>(static_cast<std::size_t>(s.n_rows), 0.0));
+    bool same = s.x.size() == static_cast<std::size_t>(s.n_rows * p);
+    for (std::int64_t k = 0; same && k < s.n_rows; ++k)
+      for (std::int64_t j = 0; j < p; ++j)
+        same = same && s.row(k)[j] == t.at(s.first_row + k, j + 5 - p);
+    CHECK(same);
+  };
+  opts.path = write_file(comm, "none.csv", to_csv(t, {"y", "a", "b", "c", "d"}));
+  check_none(natgrad::load_shard(opts, comm), 5);  // every column a feature
+  opts.columns = "a,b,c,d";
+  check_none(natgrad::load_shard(opts, comm), 4);
+  opts.columns = "";
+  opts.path = write_file(comm, "none.npy", to_npy(t));
+  check_none(natgrad::load_shard(opts, comm), 5);
+  opts.weight_column = "none";  // none for weight and offset too: no such column
+  opts.offset_column = "none";
+  opts.path = write_file(comm, "none.svm", to_libsvm(t));
+  const Shard s = natgrad::load_shard(opts, comm);
+  CHECK(s.weight.empty());
+  CHECK(s.offset.empty());
+  check_none(s, 4);  // LIBSVM: column 0 (the label token) is unused, features 1..4
+}
+
+TEST_CASE("readers: a FIFO, a directory and invalid UTF-8 in a used header name", "[readers]") {
+  const Communicator comm = Communicator::world();
+  ReadOptions opts;
+  opts.path = std::string(NATGRAD_TEST_TMP) + "/rd_fifo.csv";
+  if (comm.is_root()) {
+    std::filesystem::create_directories(NATGRAD_TEST_TMP);
+    std::filesystem::remove(opts.path);
+    REQUIRE(mkfifo(opts.path.c_str(), 0600) == 0);
+  }
+  comm.barrier();
+  // Opening a FIFO for reading must not wait for a writer.
+  CHECK_THAT(load_error(opts, comm), Contains(opts.path + ": cannot open: not a regular file"));
+  opts.path = NATGRAD_TEST_TMP;
+  CHECK_THAT(load_error(opts, comm), Contains(opts.path + ": cannot open: Is a directory"));
+  opts.path = write_file(comm, "latin1.csv", "y,caf\xE9,b,\xFF\n1,2,3,x\n0,4,5,y\n");
+  opts.columns = "1,2";
+  CHECK_THAT(load_error(opts, comm),
+             Contains(opts.path + ":1: header field 2 is not valid UTF-8 (byte 0xE9 at offset 3"));
+  opts.columns = "2";  // names of unused columns are not checked
+  CHECK(load_error(opts, comm).empty());
 }

@@ -58,7 +58,9 @@ class Workspace {
   std::int64_t block() const { return block_; }
 
   // Per thread t: scaled row block (block x p), eta/nll/dnll/fisher (block each),
-  // gradient (p), Fisher accumulator (p x p, column-major, upper used).
+  // gradient (p), Fisher accumulator (p x p, column-major, upper used). When the
+  // Fisher is formed by one threaded SYRK (large p, see kernels.cpp), scaled_ and
+  // fisher_ hold a single tall block and a single p x p matrix instead.
   std::vector<std::vector<double>> scaled_, eta_, nll_, dnll_, fw_, grad_, fisher_;
   std::vector<double> loss_, wsum_;
 

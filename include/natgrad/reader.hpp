@@ -10,19 +10,20 @@
 namespace natgrad {
 
 struct ReadOptions {
-  std::string path;           ///< file, or a generator spec "gen:..."
-  std::string format;         ///< "", "csv", "libsvm", "npy", "hdf5" ("": by extension)
+  std::string path;    ///< file, or a generator spec "gen:..."
+  std::string format;  ///< "", "csv", "libsvm", "npy", "hdf5" ("": by extension)
   /// Columns by 0-based index or header name. The label defaults to column 0; weight
   /// and offset columns are optional (empty = none); \p columns selects the features
   /// (comma-separated; empty = every column not used otherwise).
-  std::string label_column = "0";
+  std::string label_column = "0";  ///< or "none" (predict: no label; y is all 0)
   std::string weight_column;
   std::string offset_column;
   std::string columns;
+  std::string dataset;  ///< HDF5: the 2-D dataset's path in the file ("": "data")
   char delimiter = ',';
   enum class Header { auto_detect, yes, no } header = Header::auto_detect;
-  bool intercept = false;     ///< prepend a column of ones
-  int threads = 1;            ///< OpenMP threads for parsing / generating
+  bool intercept = false;  ///< prepend a column of ones
+  int threads = 1;         ///< OpenMP threads for parsing / generating
 };
 
 /// Collective. Reads (or generates) this rank's rows: generator specs ("gen:..."), and
@@ -70,5 +71,17 @@ Shard read_npy(const ReadOptions& opts, const Communicator& comm);
 /// -1 becomes 0 (so binomial fits see {0, 1}); otherwise labels are kept as given (class
 /// ids, counts, responses). Errors name file and line.
 Shard read_libsvm(const ReadOptions& opts, const Communicator& comm);
+
+/// Collective. HDF5 through MPI-IO (parallel HDF5): the 2-D float64 or float32 dataset
+/// \p opts.dataset ("data" if empty) of the file, stored in any layout and byte order.
+/// Rows are split evenly across ranks (partition()); each rank reads its rows by
+/// hyperslab in blocks of about 4 MiB with collective transfers. Columns as for NPY (by
+/// index, features x1..xP). Errors name the file, the dataset and, for values, the
+/// 0-based row and column. In a build without parallel HDF5 (NATGRAD_HDF5 off) it
+/// throws CollectiveError saying so.
+Shard read_hdf5(const ReadOptions& opts, const Communicator& comm);
+
+/// True if this build reads HDF5 files (built with parallel HDF5).
+bool hdf5_available();
 
 }  // namespace natgrad

@@ -51,7 +51,7 @@ constexpr const char* kUsage =
     "natgrad: distributed natural-gradient fitting of probabilistic models\n\n"
     "usage: natgrad <command> [options]      (under mpirun: mpirun -n P natgrad ...)\n\n"
     "commands:\n"
-    "  fit       fit a model to a dataset (CSV file or built-in generator)\n"
+    "  fit       fit a model to a dataset (CSV, LIBSVM or NPY file, or a built-in generator)\n"
     "  predict   apply a fitted model.json to data\n"
     "  generate  write a built-in dataset to CSV or NPY\n"
     "  demo      the seed's experiment: NGD vs gradient descent on a Gaussian mixture\n"
@@ -158,7 +158,8 @@ int cmd_fit(int argc, char** argv, const Communicator& comm) {
   po::options_description f("fit options");
   f.add_options()
       ("data", po::value<std::string>(&job.read.path)->required(),
-       "CSV file (label in --label-column, optional header), or a generator spec such as "
+       "CSV, LIBSVM or NPY file (format from --format or the extension; label in --label-column), "
+       "or a generator spec such as "
        "gen:logit:rows=1000000,cols=64 or gen:mixture:rows=200 (see docs/cli.md)")
       ("out", po::value<std::string>(&out), "directory for model.json and history.csv")
       ("family", po::value<std::string>(&job.family)->default_value("binomial"),
@@ -194,6 +195,8 @@ int cmd_fit(int argc, char** argv, const Communicator& comm) {
        "comma-separated feature columns (indices or names; default: all other columns)")
       ("format", po::value<std::string>(&job.read.format),
        "csv | libsvm | npy | hdf5 (default: from the file extension)")
+      ("dataset", po::value<std::string>(&job.read.dataset)->default_value("data"),
+       "HDF5: the 2-D dataset to read (a path in the file)")
       ("delimiter", po::value<std::string>(&delim)->default_value(","), "CSV field delimiter (one character)")
       ("header", po::value<std::string>(&header)->default_value("auto"), "CSV header line: auto | yes | no")
       ("block-rows", po::value<std::int64_t>(&job.fit.block_rows)->default_value(256),
@@ -235,6 +238,8 @@ int cmd_fit(int argc, char** argv, const Communicator& comm) {
     if (job.start != "irls" && job.start != "zero")
       throw CollectiveError("--start '" + job.start + "' is not one of: irls, zero");
     if (job.classes == 1 || job.classes < 0) throw CollectiveError("--classes must be >= 2");
+    if (job.read.label_column == "none")
+      throw CollectiveError("--label-column none: fit needs a label column (none is for predict)");
     job.inference = !vm.count("no-inference");
     job.init = init;
     job.checkpoint = checkpoint;
@@ -277,7 +282,8 @@ int cmd_generate(int argc, char** argv, const Communicator& comm) {
        "generator spec: gen:mixture[:rows=,cols=,seed=] or "
        "gen:logit[:rows=,cols=,seed=,cond=,rho=,signal=,intercept=]")
       ("out", po::value<std::string>(&out)->required(), "output file (.csv or .npy); label in column 0")
-      ("format", po::value<std::string>(&job.format), "csv | npy (default: from the extension)")
+      ("format", po::value<std::string>(&job.format),
+       "csv | npy | hdf5 (dataset 'data'; default: from the extension: .csv, .npy, .h5)")
       ("truth", po::value<std::string>(&truth), "also write the true coefficients (JSON) here");
   d.add(g);
   const auto vm = parse(argc, argv, d, "generate", config);
@@ -308,7 +314,8 @@ int cmd_predict(int argc, char** argv, const Communicator& comm) {
       ("weight-column", po::value<std::string>(&job.read.weight_column), "as in fit (ignored for predictions)")
       ("offset-column", po::value<std::string>(&job.read.offset_column), "offset column (default: as in the fit)")
       ("columns", po::value<std::string>(&job.read.columns), "feature columns (default: as in the fit)")
-      ("format", po::value<std::string>(&job.read.format), "csv | libsvm | npy (default: by extension)")
+      ("format", po::value<std::string>(&job.read.format), "csv | libsvm | npy | hdf5 (default: by extension)")
+      ("dataset", po::value<std::string>(&job.read.dataset), "HDF5 dataset (default: as in the fit)")
       ("delimiter", po::value<std::string>(&delim), "CSV field delimiter (default: as in the fit)")
       ("header", po::value<std::string>(&header), "CSV header line: auto | yes | no (default: as in the fit)");
   d.add(g);
@@ -336,6 +343,7 @@ int cmd_predict(int argc, char** argv, const Communicator& comm) {
     fill("weight-column", job.read.weight_column);
     fill("offset-column", job.read.offset_column);
     fill("columns", job.read.columns);
+    fill("dataset", job.read.dataset);
     fill("delimiter", delim);
     fill("header", header);
     if (!delim.empty()) job.read.delimiter = delim[0];

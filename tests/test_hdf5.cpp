@@ -1,0 +1,253 @@
+// The parallel HDF5 reader (src/reader_hdf5.cpp): rank 0 writes .h5 files with the HDF5
+// C API (serial driver), every rank reads them back through MPI-IO at the current rank
+// count and compares with the same table written as CSV. Also --label-column none for
+// every format. Built only when natgrad is built with parallel HDF5 (NATGRAD_HDF5).
+#include <hdf5.h>
+
+#include <catch2/catch.hpp>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "natgrad/communicator.hpp"
+#include "natgrad/error.hpp"
+#include "natgrad/reader.hpp"
+
+namespace {
+
+using Catch::Matchers::Contains;
+using natgrad::Communicator;
+using natgrad::ReadOptions;
+using natgrad::Shard;
+
+std::string tmp_path(const std::string& name) {
+  return std::string(NATGRAD_TEST_TMP) + "/h5_" + name;
+}
+
+/// Row-major table: column 0 a 0/1 label, 1 positive (weight-like), 2..4 features whose
+/// values are exact in float32.
+std::vector<double> table(std::int64_t rows, std::int64_t cols = 5) {
+  std::vector<double> v;
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j)
+      v.push_back(j == 0   ? static_cast<double>(i % 3 == 0)
+                  : j == 1 ? 0.5 * static_cast<double>(i) + 0.25
+                           : 0.125 * static_cast<double>((i * (j + 3)) % 61) - 2.0);
+  return v;
+}
+
+/// Rank 0 writes \p v (rows x cols) as dataset \p name (file type \p ftype; chunked
+/// when \p chunk_rows > 0) into a new file; every rank waits.
+std::string write_h5(const Communicator& comm, const std::string& file, const std::string& name,
+                     const std::vector<double>& v, hsize_t rows, hsize_t cols, hid_t ftype,
+                     hsize_t chunk_rows = 0, int ndims = 2) {
+  const std::string path = tmp_path(file);
+  if (comm.is_root()) {
+    std::filesystem::create_directories(NATGRAD_TEST_TMP);
+    const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const hsize_t dims3[3] = {rows, cols, 1};
+    const hid_t space = H5Screate_simple(ndims, dims3, nullptr);
+    const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (chunk_rows > 0) {
+      const hsize_t chunk[3] = {chunk_rows, cols, 1};
+      H5Pset_chunk(dcpl, ndims, chunk);
+    }
+    const hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    const hid_t d = H5Dcreate2(f, name.c_str(), ftype, space, lcpl, dcpl, H5P_DEFAULT);
+    if (!v.empty()) H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+    H5Dclose(d);
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  comm.barrier();
+  return path;
+}
+
+std::string num(double v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+std::string write_csv(const Communicator& comm, const std::string& file,
+                      const std::vector<double>& v, std::int64_t cols) {
+  const std::string path = tmp_path(file);
+  if (comm.is_root()) {
+    std::filesystem::create_directories(NATGRAD_TEST_TMP);
+    std::ofstream out(path, std::ios::trunc);
+    for (std::size_t k = 0; k < v.size(); ++k)
+      out << num(v[k]) << ((k + 1) % static_cast<std::size_t>(cols) == 0 ? "\n" : ",");
+  }
+  comm.barrier();
+  return path;
+}
+
+std::string load_error(const ReadOptions& opts, const Communicator& comm) {
+  try {
+    natgrad::load_shard(opts, comm);
+  } catch (const natgrad::Error& e) {
+    return e.what();
+  }
+  return {};
+}
+
+/// Collective. Every row (y, x, weight, offset) as bytes, in row order, on root.
+std::string global_rows(const Shard& s, const Communicator& comm) {
+  std::string mine;
+  auto put = [&](double v) { mine.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  for (std::int64_t k = 0; k < s.n_rows; ++k) {
+    put(s.y[k]);
+    for (std::int64_t j = 0; j < s.n_cols; ++j) put(s.row(k)[j]);
+    if (!s.weight.empty()) put(s.weight[k]);
+    if (!s.offset.empty()) put(s.offset[k]);
+  }
+  std::string all;
+  for (const std::string& part : comm.gather(mine)) all += part;
+  return all;
+}
+
+/// Collective: the two loads hold the same rows (each rank its own, by rows for HDF5 and
+/// by bytes for CSV, so compared over all ranks).
+void check_same(const Shard& a, const Shard& b, const Communicator& comm) {
+  CHECK(a.n_global == b.n_global);
+  CHECK(a.n_cols == b.n_cols);
+  CHECK(a.names == b.names);
+  CHECK(a.weight.empty() == b.weight.empty());
+  CHECK(a.offset.empty() == b.offset.empty());
+  const std::string ra = global_rows(a, comm), rb = global_rows(b, comm);
+  CHECK(ra.size() ==
+        static_cast<std::size_t>(
+            comm.is_root() ? a.n_global * (1 + a.n_cols + !a.weight.empty() + !a.offset.empty()) * 8
+                           : 0));
+  CHECK(ra == rb);
+}
+
+}  // namespace
+
+TEST_CASE("hdf5: rows by hyperslab per rank match the CSV of the same table", "[hdf5]") {
+  const Communicator comm = Communicator::world();
+  REQUIRE(natgrad::hdf5_available());
+  const std::int64_t rows = 1003, cols = 5;
+  const std::vector<double> t = table(rows, cols);
+  ReadOptions csv;
+  csv.path = write_csv(comm, "t.csv", t, cols);
+  csv.header = ReadOptions::Header::no;
+  const Shard want = natgrad::load_shard(csv, comm);
+
+  ReadOptions h5;
+  // float64 contiguous; float32; big-endian float64; chunked, in a group.
+  h5.path = write_h5(comm, "f64.h5", "data", t, rows, cols, H5T_IEEE_F64LE);
+  check_same(natgrad::load_shard(h5, comm), want, comm);
+  h5.path = write_h5(comm, "f32.h5", "data", t, rows, cols, H5T_IEEE_F32LE);
+  check_same(natgrad::load_shard(h5, comm), want, comm);
+  h5.path = write_h5(comm, "be.h5", "data", t, rows, cols, H5T_IEEE_F64BE);
+  check_same(natgrad::load_shard(h5, comm), want, comm);
+  h5.path = write_h5(comm, "chunked.hdf5", "g/x", t, rows, cols, H5T_IEEE_F64LE, 100);
+  h5.dataset = "g/x";
+  check_same(natgrad::load_shard(h5, comm), want, comm);
+
+  // Column roles by index, as for NPY; threads.
+  for (ReadOptions* o : {&csv, &h5}) {
+    o->label_column = "0";
+    o->weight_column = "1";
+    o->offset_column = "4";
+    o->columns = "3,2";
+    o->threads = 2;
+    o->intercept = true;
+  }
+  check_same(natgrad::load_shard(h5, comm), natgrad::load_shard(csv, comm), comm);
+
+  // --label-column none: y is 0.
+  for (ReadOptions* o : {&csv, &h5}) {
+    o->label_column = "none";
+    o->weight_column = o->offset_column = o->columns = "";
+  }
+  const Shard no_label = natgrad::load_shard(h5, comm);
+  CHECK(no_label.n_cols == 6);  // intercept + 5 columns
+  CHECK(no_label.y == std::vector<double>(static_cast<std::size_t>(no_label.n_rows), 0.0));
+  check_same(no_label, natgrad::load_shard(csv, comm), comm);
+}
+
+TEST_CASE("hdf5: fewer rows than ranks, and many blocks per rank", "[hdf5]") {
+  const Communicator comm = Communicator::world();
+  ReadOptions h5;
+  h5.path = write_h5(comm, "three.h5", "data", table(3, 2), 3, 2, H5T_IEEE_F64LE);
+  const Shard s = natgrad::load_shard(h5, comm);
+  std::int64_t total = s.n_rows;
+  comm.allreduce_sum(&total, 1);
+  CHECK(total == 3);
+  CHECK(s.n_global == 3);
+  // 2 columns: 262144 rows per 4 MiB block; 600000 rows: 1 to 3 blocks per rank.
+  const std::int64_t rows = 600000;
+  const std::vector<double> t = table(rows, 2);
+  h5.path = write_h5(comm, "tall.h5", "data", t, rows, 2, H5T_IEEE_F64LE, 4096);
+  const Shard tall = natgrad::load_shard(h5, comm);
+  std::int64_t bad = 0;
+  for (std::int64_t k = 0; k < tall.n_rows; ++k) {
+    const std::int64_t i = tall.first_row + k;
+    if (tall.y[k] != t[i * 2] || tall.x[k] != t[i * 2 + 1]) ++bad;
+  }
+  CHECK(bad == 0);
+  total = tall.n_rows;
+  comm.allreduce_sum(&total, 1);
+  CHECK(total == rows);
+}
+
+TEST_CASE("hdf5: errors name the file, the dataset and what was expected", "[hdf5]") {
+  const Communicator comm = Communicator::world();
+  const std::vector<double> t = table(50);
+  ReadOptions o;
+  o.path = write_h5(comm, "named.h5", "features", t, 50, 5, H5T_IEEE_F64LE);
+  CHECK_THAT(load_error(o, comm),
+             Contains(o.path + ": no dataset 'data' (--dataset); its datasets: features"));
+  o.dataset = "features";
+  CHECK(load_error(o, comm).empty());
+  o.path = write_h5(comm, "int.h5", "data", t, 50, 5, H5T_STD_I32LE);
+  o.dataset = "";
+  CHECK_THAT(load_error(o, comm),
+             Contains(o.path + ": dataset 'data': unsupported type (integer of 4 bytes); expected "
+                               "float64 or float32"));
+  o.path = write_h5(comm, "3d.h5", "data", t, 10, 5, H5T_IEEE_F64LE, 0, 3);
+  CHECK_THAT(load_error(o, comm),
+             Contains(o.path + ": dataset 'data' is 3-D, expected a 2-D dataset"));
+  o.path = write_h5(comm, "empty.h5", "data", {}, 0, 5, H5T_IEEE_F64LE);
+  CHECK_THAT(load_error(o, comm), Contains("no data rows in " + o.path));
+
+  std::vector<double> bad = t;
+  bad[37 * 5 + 3] = std::numeric_limits<double>::quiet_NaN();
+  o.path = write_h5(comm, "nan.h5", "data", bad, 50, 5, H5T_IEEE_F64LE);
+  CHECK_THAT(
+      load_error(o, comm),
+      Contains(o.path + ": dataset 'data' row 37, column 3 (0-based): value nan is not finite"));
+  o.columns = "1,2,4";  // column 3 unused: its NaN does not matter
+  CHECK(load_error(o, comm).empty());
+  o.columns = "";
+  bad = t;
+  bad[12 * 5 + 1] = -1.5;
+  o.path = write_h5(comm, "w.h5", "data", bad, 50, 5, H5T_IEEE_F64LE);
+  o.weight_column = "1";
+  CHECK_THAT(
+      load_error(o, comm),
+      Contains(o.path + ": dataset 'data' row 12, column 1 (0-based): weight -1.5 must be >= 0"));
+  o.weight_column = "";
+  o.label_column = "5";
+  CHECK_THAT(load_error(o, comm), Contains("--label-column 5 but " + o.path + " has 5 columns"));
+  o.label_column = "y";
+  CHECK_THAT(load_error(o, comm), Contains("is an HDF5 dataset, whose columns have no names"));
+  o.label_column = "0";
+
+  o.path = tmp_path("not_h5.h5");
+  if (comm.is_root()) std::ofstream(o.path, std::ios::trunc) << "y,a\n1,2\n";
+  comm.barrier();
+  CHECK_THAT(load_error(o, comm), Contains(o.path + ": not an HDF5 file"));
+  o.path = tmp_path("missing.h5");
+  CHECK_THAT(load_error(o, comm), Contains(o.path + ": cannot open: No such file or directory"));
+}
