@@ -183,6 +183,7 @@ natgrad_fit() {  # label ranks threads bind data [extra fit options]
   gmax=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; ++i) h[$i] = i; next } { g = $h["grad_norm"]; s = $h["seconds"] } END { print g "," s }' "$tag.out/history.csv")
   fit_s=${gmax#*,}
   gmax=${gmax%,*}
+  rm -f "$tag.out/model.json" "$tag.out/summary.txt"  # the log has the summary; keep history.csv
   # Per rank: the largest shard (rows / ranks rounded up) of label + features, float64.
   local shard target
   shard=$(awk -v n="$rows" -v p="$np" -v d="$cols" 'BEGIN { printf "%.1f", int((n + p - 1) / p) * (d + 1) * 8 / 1048576 }')
