@@ -177,6 +177,20 @@ void pack_upper(const double* F, std::int64_t p, double* packed, bool add) {
 
 namespace {
 
+/// Adds the per-thread accumulators into \p out in thread order, so the result is
+/// deterministic for a fixed thread count.
+void combine_threads(const Workspace& ws, int threads, std::int64_t P, FisherKind kind, PackedSums& out) {
+  for (int t = 0; t < threads; ++t) {
+    out.loss_sum() += ws.loss_[t];
+    out.weight_sum() += ws.wsum_[t];
+    for (std::int64_t j = 0; j < P; ++j) out.grad()[j] += ws.grad_[t][j];
+    if (is_full(kind))
+      pack_upper(ws.fisher_[t].data(), P, out.fisher(), true);
+    else if (kind == FisherKind::diagonal)
+      for (std::int64_t j = 0; j < P; ++j) out.fisher()[j] += ws.fisher_[t][j];
+  }
+}
+
 /// Multi-output models (multinomial): eta_k = X theta_k for k < m, per-row m x q Fisher
 /// factors, and for each row q scaled copies of x, one per factor column, so that the
 /// Fisher is still one SYRK per block: sum over rows and columns c of
@@ -262,15 +276,7 @@ void accumulate_multi(const Shard& s, const Model& model, std::span<const double
     ws.loss_[t] = loss;
     ws.wsum_[t] = wsum;
   }
-  for (int t = 0; t < threads; ++t) {
-    out.loss_sum() += ws.loss_[t];
-    out.weight_sum() += ws.wsum_[t];
-    for (std::int64_t j = 0; j < P; ++j) out.grad()[j] += ws.grad_[t][j];
-    if (full)
-      pack_upper(ws.fisher_[t].data(), P, out.fisher(), true);
-    else if (kind == FisherKind::diagonal)
-      for (std::int64_t j = 0; j < P; ++j) out.fisher()[j] += ws.fisher_[t][j];
-  }
+  combine_threads(ws, threads, P, kind, out);
   out.rows() = static_cast<double>(n);
 }
 
@@ -363,16 +369,7 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
       ws.loss_[t] = loss;
       ws.wsum_[t] = wsum;
     }
-    // Combine in thread order: deterministic for a fixed thread count.
-    for (int t = 0; t < threads; ++t) {
-      out.loss_sum() += ws.loss_[t];
-      out.weight_sum() += ws.wsum_[t];
-      for (std::int64_t j = 0; j < p; ++j) out.grad()[j] += ws.grad_[t][j];
-      if (full)
-        pack_upper(ws.fisher_[t].data(), p, out.fisher(), true);
-      else if (kind == FisherKind::diagonal)
-        for (std::int64_t j = 0; j < p; ++j) out.fisher()[j] += ws.fisher_[t][j];
-    }
+    combine_threads(ws, threads, p, kind, out);
   } else {
     // Large p: rows of a tall block are prepared in parallel, then one SYRK with
     // OpenBLAS's own OpenMP threads accumulates the block into a single p x p matrix,
