@@ -68,31 +68,6 @@ int count_classes(const Shard& s, const Communicator& comm) {
   return static_cast<int>(mx) + 1;
 }
 
-/// Collective: indices of linearly dependent design columns, found in column order as
-/// R's QR does, but from the Gram matrix X^T W X: tolerance 1e-11 on the squared residual
-/// in correlation scaling (a norm ratio of ~3e-6; R's QR uses 1e-11 on the norm ratio,
-/// which a Gram matrix in double precision cannot resolve).
-std::vector<std::int64_t> dependent_design_columns(const Shard& s, const Communicator& comm, int threads) {
-  const Glm gram(Family::gaussian, Link::identity);  // expected Fisher = X^T W X
-  Workspace ws;
-  ws.prepare(threads, s.n_cols, 256, FisherKind::expected);
-  PackedSums sums;
-  accumulate(s, gram, std::vector<double>(static_cast<std::size_t>(s.n_cols), 0.0), FisherKind::expected,
-             threads, ws, sums);
-  comm.reduce_sum(sums.buf.data(), sums.buf.size());
-  std::vector<std::int64_t> dep;
-  if (comm.is_root()) {
-    Normalized nz;
-    finalize(sums, nz);
-    dep = dependent_columns(nz.fisher, s.n_cols, 1e-11);
-  }
-  std::int64_t n = static_cast<std::int64_t>(dep.size());
-  comm.broadcast(&n, 1);
-  dep.resize(static_cast<std::size_t>(n));
-  comm.broadcast(dep.data(), dep.size());
-  return dep;
-}
-
 /// Removes columns from the row-major design in place (no second copy of X).
 void drop_columns(Shard& s, const std::vector<std::int64_t>& cols) {
   std::vector<char> keep(static_cast<std::size_t>(s.n_cols), 1);
@@ -123,7 +98,7 @@ bool separated(const Shard& s, const Model& m, const FitResult& r, const FitOpti
   if (!(norm > 0)) return false;
   std::vector<double> far(r.theta);
   for (std::size_t j = 0; j < far.size(); ++j) far[j] += 10 * big * r.last_step[j] / norm;
-  const double f0 = global_loss(s, m, r.theta, o, comm), f1 = global_loss(s, m, far, o, comm);
+  const double f0 = r.loss, f1 = global_loss(s, m, far, o, comm);  // r.loss: the fit's loss at theta
   if (f0 <= 0) return true;  // every row fitted exactly: probabilities 0 or 1
   return std::isfinite(f1) && f1 < f0 * (1 - 1e-9);
 }
@@ -232,7 +207,16 @@ FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out
   // Linearly dependent (collinear or constant) columns: name them, fail or drop.
   const std::vector<std::string> all_columns = shard.names;
   std::vector<std::string> dropped;
-  const auto dep = dependent_design_columns(shard, comm, job.fit.threads);
+  // One pass gives both the Gram matrix for the collinearity check and R's starting
+  // values (StartSystem). With --fisher-sample the sampled rows' Gram is looked at
+  // first, with a 100x stricter tolerance; only if it flags a column are all rows used.
+  constexpr double kCollinearTol = 1e-11;
+  StartSystem sys = start_system(shard, *model, job.fit, comm, job.fit.sample.active());
+  auto dep = dependent_columns(sys, sys.sampled ? 100 * kCollinearTol : kCollinearTol, comm);
+  if (sys.sampled && !dep.empty()) {
+    sys = start_system(shard, *model, job.fit, comm, false);
+    dep = dependent_columns(sys, kCollinearTol, comm);
+  }
   if (!dep.empty()) {
     std::string list;
     for (auto c : dep) list += (list.empty() ? "" : ", ") + shard.names[static_cast<std::size_t>(c)];
@@ -282,7 +266,9 @@ FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out
     if (comm.is_root())
       out << "resuming from " << job.resume.string() << " at iteration " << fo.resume->iteration << '\n';
   }
-  if (!fo.resume && fo.theta0.empty() && job.start == "irls") fo.theta0 = irls_start(shard, *model, fo, comm);
+  if (!fo.resume && fo.theta0.empty() && job.start == "irls" && model->n_outputs() == 1)
+    fo.theta0 = solve_start(sys, job.drop_collinear ? dep : std::vector<std::int64_t>{}, fo, comm);
+  sys = StartSystem{};  // its p x p Gram is not needed during the fit
 
   FitObserver obs;
   if (comm.is_root()) {
@@ -319,6 +305,9 @@ FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out
     io.block_rows = fo.block_rows;
     io.l2 = fo.l2;
     io.penalized = fo.penalized;
+    // The fit's last evaluation was the exact expected Fisher at the estimate: reuse it.
+    io.fisher_from_fit = res.fisher_kind == FisherKind::expected && !res.fisher_sampled;
+    if (io.fisher_from_fit) io.fit_fisher = std::move(res.fisher);
     inf = infer(shard, *model, res.theta, comm, io);
   }
 

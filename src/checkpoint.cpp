@@ -106,6 +106,8 @@ std::string fit_fingerprint(const FitJob& job, const Shard& shard, const std::st
   f["tol"] = o.tol;
   f["ftol"] = o.ftol;
   f["l2"] = o.l2;
+  f["fisher_sample"] = o.sample.fraction;
+  f["fisher_sample_seed"] = o.sample.seed;
   f["intercept"] = job.read.intercept;
   f["penalize_intercept"] = job.penalize_intercept;
   return f.dump();

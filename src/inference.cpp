@@ -7,6 +7,7 @@
 #include <boost/math/distributions/students_t.hpp>
 #include <cmath>
 
+#include "natgrad/error.hpp"
 #include "natgrad/kernels.hpp"
 #include "natgrad/linalg.hpp"
 #include "natgrad/solver.hpp"
@@ -107,7 +108,8 @@ Inference infer(const Shard& s, const Model& m, std::span<const double> theta, c
   const bool intercept = !s.names.empty() && s.names[0] == "(Intercept)";
 
   // Expected Fisher and the sandwich's middle, per observation (root).
-  const Normalized F = global(s, m, theta, FisherKind::expected, o, comm);
+  Normalized F;
+  if (!o.fisher_from_fit) F = global(s, m, theta, FisherKind::expected, o, comm);
   const Normalized B = global(s, m, theta, FisherKind::meat, o, comm);
 
   // Deviance, Pearson chi^2, rows with positive weight, weight sum, label sums.
@@ -148,9 +150,14 @@ Inference infer(const Shard& s, const Model& m, std::span<const double> theta, c
   // Covariance: (sum_i w_i fisher_i x x^T + l2 I)^-1 * dispersion; HC0 sandwich.
   const auto np = static_cast<std::size_t>(P);
   std::vector<double> Finv(np * np);
-  for (std::size_t i = 0; i < np * np; ++i) Finv[i] = F.fisher[i] * wsum;
-  for (std::size_t j = 0; j < np; ++j)
-    if (o.l2 > 0 && (o.penalized.empty() || o.penalized[j])) Finv[j + j * np] += o.l2;
+  if (o.fisher_from_fit) {
+    if (o.fit_fisher.size() != np * np) throw Error("inference: the fit's Fisher has the wrong size");
+    for (std::size_t i = 0; i < np * np; ++i) Finv[i] = o.fit_fisher[i] * wsum;  // includes l2
+  } else {
+    for (std::size_t i = 0; i < np * np; ++i) Finv[i] = F.fisher[i] * wsum;
+    for (std::size_t j = 0; j < np; ++j)
+      if (o.l2 > 0 && (o.penalized.empty() || o.penalized[j])) Finv[j + j * np] += o.l2;
+  }
   const int info = cholesky_upper(Finv, P);
   r.std_errors.assign(np, NAN);
   r.robust_std_errors.assign(np, NAN);

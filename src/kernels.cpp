@@ -52,12 +52,51 @@ std::int64_t shared_block_rows(std::int64_t p, std::int64_t block) {
   // Scaled block of at most 64 MiB, and tall enough for BLAS-3 efficiency.
   return std::max<std::int64_t>(block, std::min<std::int64_t>(16384, (std::int64_t{1} << 23) / std::max<std::int64_t>(p, 1)));
 }
+
+// Fisher subsampling: row r is in the sample when the splitmix64 output number r of the
+// stream keyed by the seed is below fraction * 2^64. Depends on the global row only.
+constexpr std::uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
+
+inline std::uint64_t mix64(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+struct Sampler {
+  std::uint64_t key = 0, threshold = 0;
+  bool all = true;
+  explicit Sampler(const FisherSample& s)
+      : key(mix64(s.seed + kGolden)),
+        // fraction in (0, 1): fraction * 2^64 < 2^64 fits; fraction <= 0 selects nothing.
+        threshold(s.active() && s.fraction > 0 ? static_cast<std::uint64_t>(std::ldexp(s.fraction, 64)) : 0),
+        all(!s.active()) {}
+  bool take(std::int64_t global_row) const {
+    return all || mix64(key + (static_cast<std::uint64_t>(global_row) + 1) * kGolden) < threshold;
+  }
+};
+
+/// Block-local indices of the sampled rows among rows [i0, i0 + m) of \p s, into \p sel
+/// (ascending); adds their weights to \p fwsum. Returns their count.
+std::int64_t select_rows(const Sampler& smp, const Shard& s, std::int64_t i0, std::int64_t m, std::int64_t* sel,
+                         double& fwsum) {
+  std::int64_t k = 0;
+  const std::int64_t g0 = s.first_row + i0;
+  for (std::int64_t i = 0; i < m; ++i)
+    if (smp.take(g0 + i)) {
+      sel[k++] = i;
+      fwsum += s.weight.empty() ? 1.0 : s.weight[i0 + i];
+    }
+  return k;
+}
 }  // namespace
+
+bool in_fisher_sample(std::int64_t global_row, const FisherSample& s) { return Sampler(s).take(global_row); }
 
 void PackedSums::resize(std::int64_t p_, FisherKind kind_) {
   p = p_;
   kind = kind_;
-  buf.assign(3 + static_cast<std::size_t>(p) + fisher_size(), 0.0);
+  buf.assign(3 + static_cast<std::size_t>(p) + fisher_size() + 1, 0.0);  // + fisher_weight
 }
 
 std::size_t PackedSums::fisher_size() const {
@@ -97,8 +136,11 @@ void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherK
   fisher_.assign(shared ? 1 : static_cast<std::size_t>(threads), {});
   for (auto& f : fisher_)
     f.assign(is_full(kind) ? np * np : (kind == FisherKind::diagonal ? np : 0), 0.0);
+  // Sampled-row indices of a block: per thread, or one list for the shared tall block.
+  sel_.assign(shared ? 1 : static_cast<std::size_t>(threads), std::vector<std::int64_t>(rows, 0));
   loss_.assign(static_cast<std::size_t>(threads), 0.0);
   wsum_.assign(static_cast<std::size_t>(threads), 0.0);
+  fwsum_.assign(static_cast<std::size_t>(threads), 0.0);
 }
 
 namespace {
@@ -162,6 +204,43 @@ void scale_and_grad(const double* X, std::int64_t m, std::int64_t p, const doubl
   }
 }
 
+/// scale_and_grad for a Fisher subsample: grad += X_block^T g over all m rows, and the
+/// scaled rows a_i x_i of the sampled rows only, written contiguously from \p scaled.
+/// \p sel lists the \p nsel sampled rows ascending, as indices relative to X minus
+/// \p base (row i of X is sampled when sel[k] == base + i).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void scale_and_grad_sel(const double* X, std::int64_t m, std::int64_t p, const double* a, const double* g,
+                        const std::int64_t* sel, std::int64_t nsel, std::int64_t base, double* scaled,
+                        double* grad) {
+  std::int64_t k = 0;
+  for (std::int64_t i = 0; i < m; ++i) {
+    const double gi = g[i];
+    const double* __restrict xi = X + i * p;
+    double* __restrict gr = grad;
+    if (k < nsel && sel[k] == base + i) {
+      const double ai = a[i];
+      double* __restrict si = scaled + k * p;
+      ++k;
+#pragma omp simd
+      for (std::int64_t j = 0; j < p; ++j) {
+        si[j] = ai * xi[j];
+        gr[j] += gi * xi[j];
+      }
+    } else {
+#pragma omp simd
+      for (std::int64_t j = 0; j < p; ++j) gr[j] += gi * xi[j];
+    }
+  }
+}
+
+/// F (p x p, upper) += S S^T for the column-major p x k operand S.
+void syrk_add(std::int64_t p, std::int64_t k, const double* S, double* F) {
+  cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(p), static_cast<int>(k), 1.0, S,
+              static_cast<int>(p), 1.0, F, static_cast<int>(p));
+}
+
 void pack_upper(const double* F, std::int64_t p, double* packed, bool add) {
   for (std::int64_t j = 0; j < p; ++j) {
     double* col = packed + j * (j + 1) / 2;
@@ -178,17 +257,21 @@ void pack_upper(const double* F, std::int64_t p, double* packed, bool add) {
 namespace {
 
 /// Adds the per-thread accumulators into \p out in thread order, so the result is
-/// deterministic for a fixed thread count.
-void combine_threads(const Workspace& ws, int threads, std::int64_t P, FisherKind kind, PackedSums& out) {
+/// deterministic for a fixed thread count. Without sampling the Fisher weight is the
+/// weight sum.
+void combine_threads(const Workspace& ws, int threads, std::int64_t P, FisherKind kind, bool sampling,
+                     PackedSums& out) {
   for (int t = 0; t < threads; ++t) {
     out.loss_sum() += ws.loss_[t];
     out.weight_sum() += ws.wsum_[t];
+    if (sampling) out.fisher_weight() += ws.fwsum_[t];
     for (std::int64_t j = 0; j < P; ++j) out.grad()[j] += ws.grad_[t][j];
     if (is_full(kind))
       pack_upper(ws.fisher_[t].data(), P, out.fisher(), true);
     else if (kind == FisherKind::diagonal)
       for (std::int64_t j = 0; j < P; ++j) out.fisher()[j] += ws.fisher_[t][j];
   }
+  if (!sampling) out.fisher_weight() = out.weight_sum();
 }
 
 /// Multi-output models (multinomial): eta_k = X theta_k for k < m, per-row m x q Fisher
@@ -196,7 +279,7 @@ void combine_threads(const Workspace& ws, int threads, std::int64_t P, FisherKin
 /// Fisher is still one SYRK per block: sum over rows and columns c of
 /// (M_i[:, c] (x) x_i)(M_i[:, c] (x) x_i)^T.
 void accumulate_multi(const Shard& s, const Model& model, std::span<const double> theta,
-                      FisherKind kind, int threads, Workspace& ws, PackedSums& out) {
+                      FisherKind kind, int threads, Workspace& ws, PackedSums& out, const Sampler& smp) {
   const std::int64_t d = s.n_cols, n = s.n_rows, m = model.n_outputs();
   const std::int64_t P = d * m;
   const bool full = is_full(kind);
@@ -206,6 +289,7 @@ void accumulate_multi(const Shard& s, const Model& model, std::span<const double
   const std::int64_t block = ws.block();
   const std::int64_t nblocks = (n + block - 1) / block;
   const bool want_factor = kind == FisherKind::expected || kind == FisherKind::diagonal;
+  const bool sampling = !smp.all;
 #pragma omp parallel num_threads(threads)
   {
     const int t = omp_get_thread_num();
@@ -214,7 +298,16 @@ void accumulate_multi(const Shard& s, const Model& model, std::span<const double
     std::fill(g.begin(), g.end(), 0.0);
     std::fill(F.begin(), F.end(), 0.0);
     std::vector<double> wd(static_cast<std::size_t>(block));
-    double loss = 0, wsum = 0;
+    double loss = 0, wsum = 0, fwsum = 0;
+    // Sampling: the scaled copies of sampled rows are staged across blocks in the
+    // scaled buffer (room for `block` rows) and SYRKed when it would overflow.
+    double* sc = full ? ws.scaled_[t].data() : nullptr;
+    std::int64_t* sel = ws.sel_[t].data();
+    std::int64_t pending = 0;
+    auto flush = [&] {
+      if (pending > 0) syrk_add(P, pending * q, sc, F.data());
+      pending = 0;
+    };
 #pragma omp for schedule(static)
     for (std::int64_t b = 0; b < nblocks; ++b) {
       const std::int64_t i0 = b * block, rows = std::min(block, n - i0);
@@ -241,8 +334,12 @@ void accumulate_multi(const Shard& s, const Model& model, std::span<const double
         cblas_dgemv(CblasRowMajor, CblasTrans, static_cast<int>(rows), static_cast<int>(d), 1.0, X,
                     static_cast<int>(d), wd.data(), 1, 1.0, g.data() + k * d, 1);
       }
+      // Rows in the Fisher: all (ns = rows, row(r) = r) or the block's sampled rows.
+      const std::int64_t ns = sampling ? select_rows(smp, s, i0, rows, sel, fwsum) : rows;
+      auto row = [&](std::int64_t r) { return sampling ? sel[r] : r; };
       if (kind == FisherKind::diagonal) {
-        for (std::int64_t i = 0; i < rows; ++i) {
+        for (std::int64_t r = 0; r < ns; ++r) {
+          const std::int64_t i = row(r);
           const double w = s.weight.empty() ? 1.0 : s.weight[i0 + i];
           for (std::int64_t k = 0; k < m; ++k) {
             double f = 0;
@@ -254,12 +351,13 @@ void accumulate_multi(const Shard& s, const Model& model, std::span<const double
           }
         }
       } else if (full) {
-        double* sc = ws.scaled_[t].data();
-        for (std::int64_t i = 0; i < rows; ++i) {
+        if (pending + ns > block) flush();
+        for (std::int64_t r = 0; r < ns; ++r) {
+          const std::int64_t i = row(r);
           const double w = s.weight.empty() ? 1.0 : s.weight[i0 + i];
           const double* x = X + i * d;
           for (std::int64_t c = 0; c < q; ++c) {
-            double* u = sc + (i * q + c) * P;
+            double* u = sc + ((pending + r) * q + c) * P;
             for (std::int64_t k = 0; k < m; ++k) {
               double a;
               if (kind == FisherKind::expected) a = std::sqrt(w) * fac[(i * m + k) * q + c];
@@ -269,14 +367,16 @@ void accumulate_multi(const Shard& s, const Model& model, std::span<const double
             }
           }
         }
-        cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(P), static_cast<int>(rows * q),
-                    1.0, sc, static_cast<int>(P), 1.0, F.data(), static_cast<int>(P));
+        pending += ns;
+        if (!sampling) flush();  // one SYRK per block, as without staging
       }
     }
+    if (full) flush();
     ws.loss_[t] = loss;
     ws.wsum_[t] = wsum;
+    ws.fwsum_[t] = fwsum;
   }
-  combine_threads(ws, threads, P, kind, out);
+  combine_threads(ws, threads, P, kind, sampling, out);
   out.rows() = static_cast<double>(n);
 }
 
@@ -321,13 +421,19 @@ void accumulate_loss_multi(const Shard& s, const Model& model, std::span<const d
 }  // namespace
 
 void accumulate(const Shard& shard, const Model& model, std::span<const double> theta,
-                FisherKind kind, int threads, Workspace& ws, PackedSums& out) {
+                FisherKind kind, int threads, Workspace& ws, PackedSums& out, const FisherSample& sample) {
   const std::int64_t p = shard.n_cols, n = shard.n_rows;
   if (static_cast<std::int64_t>(theta.size()) != p * model.n_outputs())
     throw Error("accumulate: theta has " + std::to_string(theta.size()) + " entries, expected " +
                 std::to_string(p * model.n_outputs()));
+  if (sample.active() && (kind == FisherKind::empirical_centered || kind == FisherKind::meat))
+    throw Error(std::string("a subsampled Fisher (fraction ") + std::to_string(sample.fraction) +
+                ") is not supported for the " + to_string(kind) +
+                " matrix: use expected, empirical or diagonal, or fraction 1");
   threads = std::max(threads, 1);
-  if (model.n_outputs() > 1) return accumulate_multi(shard, model, theta, kind, threads, ws, out);
+  const Sampler smp(sample);
+  const bool sampling = !smp.all;
+  if (model.n_outputs() > 1) return accumulate_multi(shard, model, theta, kind, threads, ws, out, smp);
   ws.prepare(threads, p, ws.block() > 0 ? ws.block() : 256, kind);
   out.resize(p, kind);
   const bool full = is_full(kind);
@@ -345,7 +451,13 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
       auto& F = ws.fisher_[t];
       std::fill(g.begin(), g.end(), 0.0);
       std::fill(F.begin(), F.end(), 0.0);
-      double loss = 0, wsum = 0;
+      double loss = 0, wsum = 0, fwsum = 0;
+      double* sc = full ? ws.scaled_[t].data() : nullptr;
+      std::int64_t* sel = ws.sel_[t].data();
+      // Sampling: the sampled rows' scaled copies are staged across blocks in sc (room
+      // for `block` rows) and SYRKed when the next block's would not fit, so each SYRK
+      // stays about as wide as without sampling.
+      std::int64_t pending = 0;
 #pragma omp for schedule(static)
       for (std::int64_t b = 0; b < nblocks; ++b) {
         const std::int64_t i0 = b * block, m = std::min(block, n - i0);
@@ -353,23 +465,43 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
         double* dn = ws.dnll_[t].data();
         rows_pass(shard, model, theta.data(), kind, i0, m, ws.eta_[t].data(), ws.nll_[t].data(), dn, fw,
                   loss, wsum);
-        if (!full) add_gradient(shard, i0, m, dn, g.data());
+        if (!sampling) {
+          if (!full) add_gradient(shard, i0, m, dn, g.data());
+          if (full) {
+            scale_and_grad(shard.row(i0), m, p, fw, dn, sc, g.data());
+            syrk_add(p, m, sc, F.data());
+          } else if (kind == FisherKind::diagonal) {
+            const double* X = shard.row(i0);
+            for (std::int64_t i = 0; i < m; ++i)
+              for (std::int64_t j = 0; j < p; ++j) F[j] += fw[i] * X[i * p + j] * X[i * p + j];
+          }
+          continue;
+        }
+        const std::int64_t ns = select_rows(smp, shard, i0, m, sel, fwsum);
         if (full) {
-          double* sc = ws.scaled_[t].data();
-          scale_and_grad(shard.row(i0), m, p, fw, dn, sc, g.data());
-          cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(p),
-                      static_cast<int>(m), 1.0, sc, static_cast<int>(p), 1.0, F.data(),
-                      static_cast<int>(p));
-        } else if (kind == FisherKind::diagonal) {
-          const double* X = shard.row(i0);
-          for (std::int64_t i = 0; i < m; ++i)
-            for (std::int64_t j = 0; j < p; ++j) F[j] += fw[i] * X[i * p + j] * X[i * p + j];
+          if (pending + ns > block) {
+            syrk_add(p, pending, sc, F.data());
+            pending = 0;
+          }
+          scale_and_grad_sel(shard.row(i0), m, p, fw, dn, sel, ns, 0, sc + pending * p, g.data());
+          pending += ns;
+        } else {
+          add_gradient(shard, i0, m, dn, g.data());
+          if (kind == FisherKind::diagonal) {
+            const double* X = shard.row(i0);
+            for (std::int64_t r = 0; r < ns; ++r) {
+              const std::int64_t i = sel[r];
+              for (std::int64_t j = 0; j < p; ++j) F[j] += fw[i] * X[i * p + j] * X[i * p + j];
+            }
+          }
         }
       }
+      if (pending > 0) syrk_add(p, pending, sc, F.data());
       ws.loss_[t] = loss;
       ws.wsum_[t] = wsum;
+      ws.fwsum_[t] = fwsum;
     }
-    combine_threads(ws, threads, p, kind, out);
+    combine_threads(ws, threads, p, kind, sampling, out);
   } else {
     // Large p: rows of a tall block are prepared in parallel, then one SYRK with
     // OpenBLAS's own OpenMP threads accumulates the block into a single p x p matrix,
@@ -377,9 +509,27 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
     std::vector<double>& F = ws.fisher_[0];
     std::fill(F.begin(), F.end(), 0.0);
     double* sc = ws.scaled_[0].data();
+    // Sampling: the tall block's sampled rows (sel, block-local, ascending) are listed
+    // first (index arithmetic only), each thread writes its own sampled rows' scaled
+    // copies at their place in the list, after the `pending` rows staged by earlier
+    // blocks; the threaded SYRK runs when the next block's would not fit.
+    std::int64_t* sel = ws.sel_[0].data();
+    std::int64_t pending = 0;
+    double fwsum = 0;
+    auto flush = [&] {
+      if (pending == 0) return;
+      openblas_set_num_threads(threads);
+      syrk_add(p, pending, sc, F.data());
+      pending = 0;
+    };
     for (std::int64_t b = 0; b < nblocks; ++b) {
       const std::int64_t i0 = b * block, m = std::min(block, n - i0);
       const std::int64_t sub = (m + threads - 1) / threads;
+      std::int64_t ns = m;
+      if (sampling) {
+        ns = select_rows(smp, shard, i0, m, sel, fwsum);
+        if (pending + ns > block) flush();
+      }
 #pragma omp parallel num_threads(threads)
       {
         const int t = omp_get_thread_num();
@@ -389,17 +539,23 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
         if (s1 > s0) {
           rows_pass(shard, model, theta.data(), kind, i0 + s0, s1 - s0, ws.eta_[t].data(),
                     ws.nll_[t].data(), ws.dnll_[t].data(), ws.fw_[t].data(), loss, wsum);
-          scale_and_grad(shard.row(i0 + s0), s1 - s0, p, ws.fw_[t].data(), ws.dnll_[t].data(),
-                         sc + s0 * p, ws.grad_[t].data());
+          if (!sampling) {
+            scale_and_grad(shard.row(i0 + s0), s1 - s0, p, ws.fw_[t].data(), ws.dnll_[t].data(),
+                           sc + s0 * p, ws.grad_[t].data());
+          } else {
+            const std::int64_t k0 = std::lower_bound(sel, sel + ns, s0) - sel;
+            const std::int64_t k1 = std::lower_bound(sel + k0, sel + ns, s1) - sel;
+            scale_and_grad_sel(shard.row(i0 + s0), s1 - s0, p, ws.fw_[t].data(), ws.dnll_[t].data(),
+                               sel + k0, k1 - k0, s0, sc + (pending + k0) * p, ws.grad_[t].data());
+          }
         }
         ws.loss_[t] = (b == 0 ? 0.0 : ws.loss_[t]) + loss;
         ws.wsum_[t] = (b == 0 ? 0.0 : ws.wsum_[t]) + wsum;
       }
-      openblas_set_num_threads(threads);
-      cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(p),
-                  static_cast<int>(m), 1.0, sc, static_cast<int>(p), 1.0, F.data(),
-                  static_cast<int>(p));
+      pending += ns;
+      if (!sampling) flush();  // one SYRK per tall block
     }
+    flush();
     for (int t = 0; t < threads; ++t) {
       if (nblocks == 0) break;
       out.loss_sum() += ws.loss_[t];
@@ -407,6 +563,7 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
       for (std::int64_t j = 0; j < p; ++j) out.grad()[j] += ws.grad_[t][j];
     }
     pack_upper(F.data(), p, out.fisher(), false);
+    out.fisher_weight() = sampling ? fwsum : out.weight_sum();
   }
   out.rows() = static_cast<double>(n);
 }
@@ -453,14 +610,16 @@ void accumulate_loss(const Shard& shard, const Model& model, std::span<const dou
 void finalize(PackedSums& sums, Normalized& out) {
   const std::int64_t p = sums.p;
   const double W = sums.weight_sum();
+  const double Wf = sums.fisher_weight();  // == W without sampling: same bits as before
   out.loss = sums.loss_sum() / W;
   out.weight_sum = W;
+  out.fisher_weight = Wf;
   out.rows = sums.rows();
   out.grad.assign(sums.grad(), sums.grad() + p);
   for (double& g : out.grad) g /= W;
   if (sums.kind == FisherKind::diagonal) {
     out.fisher.assign(sums.fisher(), sums.fisher() + p);
-    for (double& f : out.fisher) f /= W;
+    for (double& f : out.fisher) f /= Wf;
     return;
   }
   if (!is_full(sums.kind)) {
@@ -475,7 +634,7 @@ void finalize(PackedSums& sums, Normalized& out) {
   for (std::int64_t j = 0; j < p; ++j)
     for (std::int64_t i = 0; i <= j; ++i) {
       double v = packed[j * (j + 1) / 2 + i];
-      v = centered ? (v - gsum[i] * gsum[j] / n) / (n - 1) : v / W;
+      v = centered ? (v - gsum[i] * gsum[j] / n) / (n - 1) : v / Wf;
       out.fisher[i + j * p] = out.fisher[j + i * p] = v;
     }
 }

@@ -1,4 +1,6 @@
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <boost/math/distributions/normal.hpp>
 #include <cmath>
 
@@ -11,9 +13,23 @@ namespace {
 constexpr double kInvSqrt2Pi = 0.3989422804014327;
 constexpr double kSqrt1_2 = 0.7071067811865476;
 
-// log(1 + exp(x)) without overflow or loss of precision for large |x|.
-inline double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
 inline double xlogy(double x, double y) { return x == 0 ? 0.0 : x * std::log(y); }
+
+/// The logistic function's pieces at eta from one exp and one log1p, with e = exp(-|eta|)
+/// in (0, 1] (0 when |eta| > 745):
+///   softplus(eta)  = log(1 + exp(eta))  = max(eta, 0) + log1p(e)  = -log(1 - p)
+///   softplus(-eta) = log(1 + exp(-eta)) = max(-eta, 0) + log1p(e) = -log p
+///   q = min(p, 1 - p) = e / (1 + e);  p (1 - p) = e / (1 + e)^2
+/// Every piece is a sum or product of non-negative terms (no cancellation), so each has
+/// the relative accuracy of exp and log1p for any eta; a value below the smallest normal
+/// double (|eta| > 708) loses relative, never absolute, accuracy.
+struct Logit {
+  double e;  ///< exp(-|eta|)
+  explicit Logit(double eta) : e(std::exp(-std::fabs(eta))) {}
+  double log1p_e() const { return std::log1p(e); }
+  double r() const { return 1 / (1 + e); }  ///< max(p, 1 - p)
+};
+inline double pos(double x) { return x > 0 ? x : 0.0; }
 
 /// Binomial mean, its logs and dmu/deta for one link, computed without cancellation.
 struct BinomialRow {
@@ -40,14 +56,135 @@ BinomialRow binomial_row(Link link, double eta) {
       break;
     }
     default: {  // logit
-      r.log_mu = -softplus(-eta);
-      r.log_1mmu = -softplus(eta);
-      r.mu = std::exp(r.log_mu);
-      r.dmu = std::exp(r.log_mu + r.log_1mmu);
+      const Logit g(eta);
+      const double l1 = g.log1p_e(), big = g.r(), q = g.e * big;
+      r.log_mu = -(pos(-eta) + l1);
+      r.log_1mmu = -(pos(eta) + l1);
+      r.mu = eta >= 0 ? big : q;
+      r.dmu = q * big;
       break;
     }
   }
   return r;
+}
+
+/// Per-row forms of Glm::eval, one per family and link: row<NLL, D, F>(eta, y, l, d, f)
+/// sets what is asked for (the flags) and nothing else, so that the loop below does only
+/// the wanted work and no switch runs per row.
+struct LogitRows {
+  template <bool NLL, bool D, bool F>
+  static void row(double eta, double y, double& l, double& d, double& f) {
+    // Branch-free (the sign of eta is unpredictable): t = 1 where eta's sign bit is clear
+    // (p >= 1/2), else 0, and selects by exact products with t and 1 - t. From the bit
+    // rather than a comparison, which the compiler turns back into a branch.
+    const Logit g(eta);
+    const double t = static_cast<double>(1 - (std::bit_cast<std::uint64_t>(eta) >> 63));
+    // y softplus(-eta) + (1 - y) softplus(eta) = log1p(e) + (eta >= 0 ? 1 - y : y) |eta|
+    if constexpr (NLL) l = g.log1p_e() + (t * (1 - y) + (1 - t) * y) * std::fabs(eta);
+    if constexpr (D || F) {
+      const double big = g.r(), q = g.e * big;  // max(p, 1 - p), min(p, 1 - p)
+      // p - y, as (1 - y) - (1 - p) where p >= 1/2: no cancellation where y = 1
+      if constexpr (D) d = (t - y) + (1 - 2 * t) * q;
+      if constexpr (F) f = q * big;  // p (1 - p)
+    }
+  }
+};
+
+/// The non-canonical binomial links (probit, cloglog).
+template <Link L>
+struct BinomialRows {
+  template <bool NLL, bool D, bool F>
+  static void row(double eta, double y, double& l, double& d, double& f) {
+    const BinomialRow r = binomial_row(L, eta);
+    if constexpr (NLL) l = -(y * r.log_mu + (1 - y) * r.log_1mmu);
+    const double a = r.dmu / r.mu, b = r.dmu / (1 - r.mu);  // dmu/mu, dmu/(1-mu)
+    if constexpr (D) d = -(y * a - (1 - y) * b);
+    if constexpr (F) f = a * b;
+  }
+};
+
+struct PoissonLogRows {
+  template <bool NLL, bool D, bool F>
+  static void row(double eta, double y, double& l, double& d, double& f) {
+    const double mu = std::exp(std::min(eta, 700.0));
+    if constexpr (NLL) l = mu - y * eta;
+    if constexpr (D) d = mu - y;
+    if constexpr (F) f = mu;
+  }
+};
+
+struct GaussianIdentityRows {
+  template <bool NLL, bool D, bool F>
+  static void row(double eta, double y, double& l, double& d, double& f) {
+    const double r = eta - y;
+    if constexpr (NLL) l = 0.5 * r * r;
+    if constexpr (D) d = r;
+    if constexpr (F) f = 1.0;
+  }
+};
+
+struct GaussianLogRows {
+  template <bool NLL, bool D, bool F>
+  static void row(double eta, double y, double& l, double& d, double& f) {
+    const double mu = std::exp(std::min(eta, 700.0)), r = mu - y;
+    if constexpr (NLL) l = 0.5 * r * r;
+    if constexpr (D) d = r * mu;
+    if constexpr (F) f = mu * mu;
+  }
+};
+
+struct GammaInverseRows {
+  template <bool NLL, bool D, bool F>
+  static void row(double eta, double y, double& l, double& d, double& f) {
+    if (eta > 0) {  // mu = 1/eta must be positive
+      const double mu = 1.0 / eta;
+      if constexpr (NLL) l = y * eta - std::log(eta);
+      if constexpr (D) d = y - mu;
+      if constexpr (F) f = mu * mu;
+    } else {  // outside the model: the solver backs off
+      if constexpr (NLL) l = INFINITY;
+      if constexpr (D) d = 0;
+      if constexpr (F) f = 0;
+    }
+  }
+};
+
+struct GammaLogRows {
+  template <bool NLL, bool D, bool F>
+  static void row(double eta, double y, double& l, double& d, double& f) {
+    const double ie = std::exp(-std::max(eta, -700.0));  // 1/mu
+    if constexpr (NLL) l = y * ie + eta;
+    if constexpr (D) d = 1.0 - y * ie;
+    if constexpr (F) f = 1.0;
+  }
+};
+
+template <class Rows, bool NLL, bool D, bool F>
+void eval_loop(std::size_t n, const double* eta, const double* y, double* nll, double* dnll,
+               double* fisher) {
+  for (std::size_t i = 0; i < n; ++i) {
+    double l = 0, d = 0, f = 0;
+    Rows::template row<NLL, D, F>(eta[i], y[i], l, d, f);
+    if constexpr (NLL) nll[i] = l;
+    if constexpr (D) dnll[i] = d;
+    if constexpr (F) fisher[i] = f;
+  }
+}
+
+/// One loop per combination of wanted outputs (a null pointer: not wanted).
+template <class Rows>
+void eval_rows(std::size_t n, const double* eta, const double* y, double* nll, double* dnll,
+               double* fisher) {
+  switch ((nll ? 1 : 0) | (dnll ? 2 : 0) | (fisher ? 4 : 0)) {
+    case 1: return eval_loop<Rows, true, false, false>(n, eta, y, nll, dnll, fisher);
+    case 2: return eval_loop<Rows, false, true, false>(n, eta, y, nll, dnll, fisher);
+    case 3: return eval_loop<Rows, true, true, false>(n, eta, y, nll, dnll, fisher);
+    case 4: return eval_loop<Rows, false, false, true>(n, eta, y, nll, dnll, fisher);
+    case 5: return eval_loop<Rows, true, false, true>(n, eta, y, nll, dnll, fisher);
+    case 6: return eval_loop<Rows, false, true, true>(n, eta, y, nll, dnll, fisher);
+    case 7: return eval_loop<Rows, true, true, true>(n, eta, y, nll, dnll, fisher);
+    default: return;  // nothing wanted
+  }
 }
 
 double linkinv(Link l, double eta) {
@@ -123,70 +260,20 @@ std::string Glm::check_label(double y) const {
 
 void Glm::eval(std::size_t n, const double* eta, const double* y, double* nll, double* dnll,
                double* fisher) const {
-  for (std::size_t i = 0; i < n; ++i) {
-    const double e = eta[i], yi = y[i];
-    double l = 0, d = 0, f = 0;
-    switch (family_) {
-      case Family::binomial: {
-        if (link_ == Link::logit) {  // canonical: the simplest stable forms
-          const double sp = softplus(-e), sn = softplus(e);  // -log p, -log(1-p)
-          const double p = std::exp(-sp);
-          l = yi * sp + (1 - yi) * sn;
-          d = p - yi;
-          f = std::exp(-sp - sn);  // p (1-p) without the cancellation in 1 - p
-
-        } else {
-          const BinomialRow r = binomial_row(link_, e);
-          l = -(yi * r.log_mu + (1 - yi) * r.log_1mmu);
-          const double a = r.dmu / r.mu, b = r.dmu / (1 - r.mu);  // dmu/mu, dmu/(1-mu)
-          d = -(yi * a - (1 - yi) * b);
-          f = a * b;
-        }
-        break;
+  switch (family_) {
+    case Family::binomial:
+      switch (link_) {
+        case Link::probit: return eval_rows<BinomialRows<Link::probit>>(n, eta, y, nll, dnll, fisher);
+        case Link::cloglog: return eval_rows<BinomialRows<Link::cloglog>>(n, eta, y, nll, dnll, fisher);
+        default: return eval_rows<LogitRows>(n, eta, y, nll, dnll, fisher);
       }
-      case Family::poisson: {  // log link
-        const double mu = std::exp(std::min(e, 700.0));
-        l = mu - yi * e;
-        d = mu - yi;
-        f = mu;
-        break;
-      }
-      case Family::gaussian: {
-        if (link_ == Link::identity) {
-          l = 0.5 * (yi - e) * (yi - e);
-          d = e - yi;
-          f = 1.0;
-        } else {  // log
-          const double mu = std::exp(std::min(e, 700.0));
-          l = 0.5 * (yi - mu) * (yi - mu);
-          d = -(yi - mu) * mu;
-          f = mu * mu;
-        }
-        break;
-      }
-      case Family::gamma: {
-        if (link_ == Link::inverse) {
-          if (e > 0) {  // mu = 1/eta must be positive
-            l = yi * e - std::log(e);
-            d = yi - 1.0 / e;
-            f = 1.0 / (e * e);
-          } else {
-            l = INFINITY;  // outside the model: the solver backs off
-            d = 0;
-            f = 0;
-          }
-        } else {  // log
-          const double ie = std::exp(-std::max(e, -700.0));
-          l = yi * ie + e;
-          d = 1.0 - yi * ie;
-          f = 1.0;
-        }
-        break;
-      }
-    }
-    if (nll) nll[i] = l;
-    if (dnll) dnll[i] = d;
-    if (fisher) fisher[i] = f;
+    case Family::poisson: return eval_rows<PoissonLogRows>(n, eta, y, nll, dnll, fisher);
+    case Family::gaussian:
+      if (link_ == Link::identity) return eval_rows<GaussianIdentityRows>(n, eta, y, nll, dnll, fisher);
+      return eval_rows<GaussianLogRows>(n, eta, y, nll, dnll, fisher);
+    case Family::gamma:
+      if (link_ == Link::inverse) return eval_rows<GammaInverseRows>(n, eta, y, nll, dnll, fisher);
+      return eval_rows<GammaLogRows>(n, eta, y, nll, dnll, fisher);
   }
 }
 

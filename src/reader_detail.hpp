@@ -2,7 +2,11 @@
 // Private to the readers (src/reader*.cpp): file access, number parsing, column roles
 // and this rank's byte range of lines, shared by the CSV, NPY and LIBSVM readers.
 // Not installed; nothing here communicates.
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <string>
@@ -43,6 +47,22 @@ class File {
   /// Appends bytes [offset, offset + n) to \p out (clamped at the end of file).
   /// Returns false (and sets error()) on a read failure.
   bool append(std::string& out, std::int64_t offset, std::int64_t n);
+
+  /// Reads exactly bytes [offset, offset + n) into \p out. Returns "" or what went wrong
+  /// (errno's text, or "file shrank while reading"); leaves error() alone, so that
+  /// threads may read disjoint ranges of one File at once.
+  std::string read_at(char* out, std::int64_t offset, std::int64_t n) const {
+    std::int64_t done = 0;
+    while (done < n) {
+      const ssize_t got = ::pread(fd_, out + done, static_cast<std::size_t>(n - done),
+                                  static_cast<off_t>(offset + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) return std::strerror(errno);
+      if (got == 0) return "file shrank while reading";
+      done += got;
+    }
+    return {};
+  }
 
  private:
   int fd_ = -1;

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "natgrad/error.hpp"
+#include "natgrad/glm.hpp"
 #include "natgrad/linalg.hpp"
 
 namespace natgrad {
@@ -69,6 +70,10 @@ void FitOptions::validate() const {
   if (step == StepRule::kl && method == Method::gd)
     bad("--step kl needs a Fisher metric: use --method ngd or diag");
   if (!(l2 >= 0) || !std::isfinite(l2)) bad("--l2 must be >= 0");
+  if (!(sample.fraction > 0 && sample.fraction <= 1)) bad("--fisher-sample must be in (0, 1]");
+  if (sample.active() && method == Method::gd) bad("--fisher-sample needs a Fisher: use --method ngd or diag");
+  if (sample.active() && method == Method::ngd && fisher != FisherKind::expected && fisher != FisherKind::empirical)
+    bad("--fisher-sample works with --fisher expected or empirical");
 }
 
 namespace {
@@ -235,13 +240,22 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
     return s;
   };
 
-  for (int k = start;; ++k) {
-    accumulate(shard, model, res.theta, kind, o.threads, ws, sums);
-    // Every rank's interrupt flag rides along in the reduction: no extra collective.
+  // One fused pass at \p at: loss, gradient and Fisher, reduced to root. Every rank's
+  // interrupt flag rides along in the reduction: no extra collective. Returns the flag
+  // (meaningful on root).
+  auto evaluate = [&](std::span<const double> at) {
+    accumulate(shard, model, at, kind, o.threads, ws, sums, o.sample);
     sums.buf.push_back(o.interrupt != nullptr && *o.interrupt != 0 ? 1.0 : 0.0);
     comm.reduce_sum(sums.buf.data(), sums.buf.size());
-    const bool stop_requested = sums.buf.back() > 0;  // meaningful on root
+    const bool stop = sums.buf.back() > 0;
     sums.buf.pop_back();
+    return stop;
+  };
+  bool have_sums = false;  // sums already hold theta_k's evaluation (an accepted fused trial)
+  bool stop_requested = false;
+  for (int k = start;; ++k) {
+    if (!have_sums) stop_requested = evaluate(res.theta);
+    have_sums = false;
     if (comm.is_root()) {
       Reason status = Reason::running;
       int control = kContinue;
@@ -332,12 +346,25 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
       double slope = 0;
       if (comm.is_root())
         for (std::size_t j = 0; j < np; ++j) slope += st.nz.grad[j] * d[j];
+      // The first trial is a full pass (loss, gradient, Fisher) when the last step was
+      // accepted at its first trial (or this is the first step): if it is accepted, as
+      // near the optimum it is, the next iteration needs no pass of its own. Otherwise
+      // the trials evaluate the loss only. The rule depends only on the checkpointed
+      // step length, so a resumed fit takes the same path.
+      const bool fuse_first = t_prev == 0 || t_prev == t;
       bool accepted = false;
       for (int h = 0; h <= o.max_halvings && !accepted; ++h) {
         for (std::size_t j = 0; j < np; ++j) trial[j] = prev_theta[j] + t * d[j];
         double lw[2];
-        accumulate_loss(shard, model, trial, o.threads, ws, lw);
-        comm.reduce_sum(lw, 2);
+        const bool full = h == 0 && fuse_first;
+        if (full) {
+          stop_requested = evaluate(trial);
+          lw[0] = sums.buf[0];  // root's reduced sums (the other ranks' are partial)
+          lw[1] = sums.buf[1];
+        } else {
+          accumulate_loss(shard, model, trial, o.threads, ws, lw);
+          comm.reduce_sum(lw, 2);
+        }
         double decision = 0;
         if (comm.is_root()) {
           const double f = (lw[0] + penalty(o, trial)) / lw[1];
@@ -345,10 +372,23 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
           // predicted decrease falls below the loss's rounding and could never be seen.
           const double noise = 16 * std::numeric_limits<double>::epsilon() * std::abs(res.loss);
           decision = (std::isfinite(f) && f <= res.loss + o.armijo_c1 * t * slope + noise) ? 1.0 : 0.0;
+          // At the rounding floor of the loss (a sum over all rows, relative error up to
+          // ~1e-13 at 1e6 rows) Armijo cannot see a decrease; a full trial then also
+          // accepts a step whose loss is level to 1e-12 and whose gradient max-norm falls.
+          if (decision == 0.0 && full && std::isfinite(f) && f - res.loss <= 1e-12 * std::abs(res.loss)) {
+            double gt = 0;
+            for (std::size_t j = 0; j < np; ++j) {
+              double g = sums.buf[3 + j] / lw[1];
+              if (o.l2 > 0 && (o.penalized.empty() || o.penalized[j])) g += o.l2 * trial[j] / lw[1];
+              gt = std::max(gt, std::isnan(g) ? INFINITY : std::abs(g));
+            }
+            if (gt < res.grad_norm) decision = 1.0;
+          }
         }
         comm.broadcast(&decision, 1);
         if (decision == 1.0) {
           accepted = true;
+          have_sums = full;
           res.theta = trial;
         } else {
           t *= 0.5;
@@ -376,6 +416,8 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
   comm.allreduce_sum(&nobs, 1);
   res.n_obs = nobs;
   if (comm.is_root()) res.fisher = std::move(st.nz.fisher);
+  res.fisher_kind = kind;
+  res.fisher_sampled = o.sample.active() && kind != FisherKind::none;
   res.seconds = elapsed();
   return res;
 }
@@ -427,27 +469,78 @@ class StartModel final : public Model {
 };
 }  // namespace
 
+StartSystem start_system(const Shard& shard, const Model& model, const FitOptions& options,
+                         const Communicator& comm, bool sampled) {
+  StartSystem sys;
+  sys.p = shard.n_cols;
+  sys.sampled = sampled && options.sample.active();
+  const FisherSample sample = sys.sampled ? options.sample : FisherSample{};
+  Workspace ws;
+  ws.prepare(options.threads, shard.n_cols, options.block_rows, FisherKind::expected);
+  PackedSums sums;
+  const std::vector<double> zero(static_cast<std::size_t>(shard.n_cols), 0.0);
+  if (model.n_outputs() == 1) {
+    const StartModel start(model);  // at theta = 0: Fisher X^T W0 X, gradient -X^T W0 eta0
+    accumulate(shard, start, zero, FisherKind::expected, options.threads, ws, sums, sample);
+  } else {
+    const Glm gram(Family::gaussian, Link::identity);  // prior weights only: X^T W X
+    accumulate(shard, gram, zero, FisherKind::expected, options.threads, ws, sums, sample);
+  }
+  comm.reduce_sum(sums.buf.data(), sums.buf.size());
+  if (comm.is_root()) {
+    Normalized nz;
+    finalize(sums, nz);
+    sys.gram = std::move(nz.fisher);
+    if (model.n_outputs() == 1) {
+      sys.rhs = std::move(nz.grad);
+      for (double& v : sys.rhs) v = -v;
+    }
+  }
+  return sys;
+}
+
+std::vector<std::int64_t> dependent_columns(const StartSystem& sys, double tol, const Communicator& comm) {
+  std::vector<std::int64_t> dep;
+  if (comm.is_root()) dep = dependent_columns(sys.gram, sys.p, tol);
+  std::int64_t n = static_cast<std::int64_t>(dep.size());
+  comm.broadcast(&n, 1);
+  dep.resize(static_cast<std::size_t>(n));
+  comm.broadcast(dep.data(), dep.size());
+  return dep;
+}
+
+std::vector<double> solve_start(const StartSystem& sys, const std::vector<std::int64_t>& dropped,
+                                const FitOptions& options, const Communicator& comm) {
+  std::vector<std::int64_t> keep;
+  for (std::int64_t j = 0, k = 0; j < sys.p; ++j) {
+    if (k < std::ssize(dropped) && dropped[static_cast<std::size_t>(k)] == j) ++k;
+    else keep.push_back(j);
+  }
+  const std::int64_t q = std::ssize(keep);
+  std::vector<double> theta(static_cast<std::size_t>(q), 0.0);
+  std::int64_t has_rhs = sys.rhs.empty() ? 0 : 1;
+  comm.broadcast(&has_rhs, 1);
+  if (has_rhs == 0) return theta;  // several outputs: start from zero
+  if (comm.is_root()) {
+    std::vector<double> A(static_cast<std::size_t>(q * q)), b(static_cast<std::size_t>(q)), factor;
+    for (std::int64_t c = 0; c < q; ++c) {
+      b[static_cast<std::size_t>(c)] = sys.rhs[static_cast<std::size_t>(keep[static_cast<std::size_t>(c)])];
+      for (std::int64_t r = 0; r < q; ++r)
+        A[static_cast<std::size_t>(r + c * q)] =
+            sys.gram[static_cast<std::size_t>(keep[static_cast<std::size_t>(r)] + keep[static_cast<std::size_t>(c)] * sys.p)];
+    }
+    const DampedSolve ds = damped_cholesky_solve(A, q, b, options.damping, theta, factor);
+    if (!ds.ok || !all_finite(theta)) std::fill(theta.begin(), theta.end(), 0.0);
+  }
+  comm.broadcast(theta.data(), theta.size());
+  return theta;
+}
+
 std::vector<double> irls_start(const Shard& shard, const Model& model, const FitOptions& options,
                                const Communicator& comm) {
-  const std::size_t p = static_cast<std::size_t>(shard.n_cols * model.n_outputs());
-  if (model.n_outputs() != 1) return std::vector<double>(p, 0.0);
-  StartModel start(model);
-  FitOptions o = options;
-  o.method = Method::ngd;
-  o.fisher = FisherKind::expected;
-  o.step = StepRule::fixed;
-  o.lr = 1;
-  o.max_iter = 1;
-  o.tol = 0;
-  o.ftol = 0;
-  o.theta0.assign(p, 0.0);
-  o.resume.reset();
-  o.checkpoint_every = 0;
-  o.interrupt = nullptr;
-  const FitResult r = fit(shard, start, o, comm);
-  std::vector<double> theta = r.theta;
-  for (double v : theta)
-    if (!std::isfinite(v)) return std::vector<double>(p, 0.0);
+  const StartSystem sys = start_system(shard, model, options, comm);
+  std::vector<double> theta = solve_start(sys, {}, options, comm);
+  theta.resize(static_cast<std::size_t>(shard.n_cols * model.n_outputs()), 0.0);
   return theta;
 }
 

@@ -7,14 +7,15 @@
 
 namespace natgrad::ref {
 
-Sums naive_sums(const Shard& s, const Model& model, const std::vector<double>& theta, FisherKind kind) {
+Sums naive_sums(const Shard& s, const Model& model, const std::vector<double>& theta, FisherKind kind,
+                const FisherSample& sample) {
   const std::int64_t n = s.n_rows, d = s.n_cols, m = model.n_outputs(), q = model.n_factors();
   const std::int64_t p = d * m;
   Sums out;
   out.grad.assign(p, 0.0);
   std::vector<double> F(kind == FisherKind::diagonal ? p : p * p, 0.0);
   std::vector<double> eta(m), dnll(m), fac(m * q), score(p), mean_score(p, 0.0);
-  double W = 0;
+  double W = 0, Wf = 0;  // all rows; the rows in the Fisher
   // One row: eta (class-major theta), nll, dnll, and the m x m expected-Fisher weight.
   auto row_eval = [&](std::int64_t i, double& nll, std::vector<double>& fw) {
     for (std::int64_t k = 0; k < m; ++k) {
@@ -44,6 +45,8 @@ Sums naive_sums(const Shard& s, const Model& model, const std::vector<double>& t
     double nll;
     row_eval(i, nll, fw);
     const double w = s.weight.empty() ? 1.0 : s.weight[i];
+    if (kind != FisherKind::empirical_centered && !in_fisher_sample(s.first_row + i, sample)) continue;
+    Wf += w;
     const double* x = s.row(i);
     for (std::int64_t k = 0; k < m; ++k)
       for (std::int64_t j = 0; j < d; ++j) score[j + d * k] = -dnll[k] * x[j];
@@ -71,7 +74,7 @@ Sums naive_sums(const Shard& s, const Model& model, const std::vector<double>& t
   }
   out.loss /= W;
   for (double& g : out.grad) g /= W;
-  const double scale = kind == FisherKind::empirical_centered ? static_cast<double>(n) - 1.0 : W;
+  const double scale = kind == FisherKind::empirical_centered ? static_cast<double>(n) - 1.0 : Wf;
   for (double& f : F) f /= scale;
   if (kind != FisherKind::none) out.fisher = F;
   return out;

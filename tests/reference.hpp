@@ -19,7 +19,11 @@ struct Sums {
 
 /// Loss, gradient and Fisher of \p kind at theta over all rows of \p s. The centred
 /// empirical Fisher is computed in two passes (mean score first), as numpy.cov does.
-Sums naive_sums(const Shard& s, const Model& m, const std::vector<double>& theta, FisherKind kind);
+/// With an active \p sample the Fisher sums only the rows with
+/// in_fisher_sample(s.first_row + i) and is divided by their weight (the centred kind
+/// ignores the sample); loss and gradient still use every row.
+Sums naive_sums(const Shard& s, const Model& m, const std::vector<double>& theta, FisherKind kind,
+                const FisherSample& sample = {});
 
 /// max |a - b| / max |b|.
 double rel_diff(const std::vector<double>& a, const std::vector<double>& b);

@@ -222,3 +222,204 @@ TEST_CASE("multinomial: gradient by finite differences and Fisher factors", "[mo
   CHECK_FALSE(m.check_label(1.5).empty());
   CHECK(m.check_label(3).empty());
 }
+
+// ------------------------------------------------------------------------------------
+// Subsampled Fisher: the Fisher from the rows with in_fisher_sample(first_row + i),
+// loss and gradient from every row, in the same pass.
+// ------------------------------------------------------------------------------------
+namespace {
+PackedSums packed_sums(const Shard& s, const Model& m, const std::vector<double>& theta, FisherKind k, int threads,
+                       std::int64_t block, const FisherSample& sample) {
+  Workspace ws;
+  ws.prepare(threads, s.n_cols, block, k);
+  PackedSums sums;
+  accumulate(s, m, theta, k, threads, ws, sums, sample);
+  return sums;
+}
+Normalized normalized(PackedSums sums) {
+  Normalized nz;
+  finalize(sums, nz);
+  return nz;
+}
+/// Rows [b, e) of \p s as a shard of their own, first_row shifted accordingly.
+Shard rows_of(const Shard& s, std::int64_t b, std::int64_t e) {
+  Shard r;
+  r.n_rows = e - b;
+  r.n_cols = s.n_cols;
+  r.first_row = s.first_row + b;
+  r.n_global = s.n_global;
+  r.x.assign(s.x.begin() + b * s.n_cols, s.x.begin() + e * s.n_cols);
+  r.y.assign(s.y.begin() + b, s.y.begin() + e);
+  if (!s.weight.empty()) r.weight.assign(s.weight.begin() + b, s.weight.begin() + e);
+  if (!s.offset.empty()) r.offset.assign(s.offset.begin() + b, s.offset.begin() + e);
+  r.names = s.names;
+  return r;
+}
+}  // namespace
+
+TEST_CASE("Fisher sample: fraction 1 gives bit-identical sums", "[kernels][sample]") {
+  const auto glm = make_model("binomial", "logit");
+  const auto mn = make_model("multinomial", "", 3);
+  // (model, n, p, threads, block): per-thread path, shared path (p > 384, 2 threads), multinomial
+  struct Case {
+    const Model* m;
+    std::int64_t n, p;
+    int threads;
+    std::int64_t block;
+  };
+  const Case cases[] = {{glm.get(), 517, 9, 1, 64}, {glm.get(), 517, 9, 2, 7}, {glm.get(), 150, 400, 2, 64},
+                        {mn.get(), 301, 5, 2, 32}};
+  for (const auto& c : cases) {
+    Shard s = ref::relabel(ref::random_shard(c.n, c.p, 5, true, c.m->n_outputs() == 1), c.m->n_outputs() > 1
+                                                                                           ? "multinomial"
+                                                                                           : "binomial",
+                           3, 5);
+    s.first_row = 12345;
+    const auto theta = random_theta(c.p * c.m->n_outputs(), 8);
+    for (FisherKind k : {FisherKind::expected, FisherKind::empirical, FisherKind::empirical_centered,
+                         FisherKind::meat, FisherKind::diagonal, FisherKind::none}) {
+      CAPTURE(c.m->name(), c.n, c.p, c.threads, c.block, to_string(k));
+      const PackedSums a = packed_sums(s, *c.m, theta, k, c.threads, c.block, FisherSample{});
+      const PackedSums b = packed_sums(s, *c.m, theta, k, c.threads, c.block, FisherSample{1.0, 77});
+      REQUIRE(a.buf.size() == b.buf.size());
+      CHECK(a.buf == b.buf);  // bit for bit
+      PackedSums a2 = a;
+      CHECK(a2.fisher_weight() == a2.weight_sum());
+      CHECK(a2.buf.size() == 4 + static_cast<std::size_t>(a2.p) + a2.fisher_size());
+      // finalize: the Fisher is divided by fisher_weight == weight_sum
+      const Normalized nz = normalized(a);
+      CHECK(nz.fisher_weight == nz.weight_sum);
+      // the old default call agrees too
+      Workspace ws;
+      ws.prepare(c.threads, s.n_cols, c.block, k);
+      PackedSums d;
+      accumulate(s, *c.m, theta, k, c.threads, ws, d);
+      CHECK(d.buf == a.buf);
+    }
+  }
+}
+
+TEST_CASE("Fisher sample: the Fisher equals the naive sum over the sampled rows", "[kernels][sample]") {
+  const auto glm = make_model("binomial", "logit");
+  const auto mn = make_model("multinomial", "", 4);
+  struct Case {
+    const Model* m;
+    std::int64_t n, p;
+    int threads;
+    std::int64_t block;
+  };
+  // p small: per-thread accumulators (blocks of 64 and 7 rows: staging across blocks);
+  // p = 400 with 2 threads: the shared threaded-SYRK path.
+  const Case cases[] = {{glm.get(), 997, 7, 1, 64},  {glm.get(), 997, 7, 2, 64}, {glm.get(), 531, 12, 2, 7},
+                        {glm.get(), 260, 400, 2, 64}, {mn.get(), 701, 5, 1, 64},  {mn.get(), 701, 5, 2, 16}};
+  const FisherSample sample{0.25, 2024};
+  for (const auto& c : cases) {
+    const bool multi = c.m->n_outputs() > 1;
+    Shard s = ref::relabel(ref::random_shard(c.n, c.p, 31 + c.n, true, !multi), multi ? "multinomial" : "binomial",
+                           4, 9);
+    s.first_row = 100003;  // the selection uses the global row index
+    const auto theta = random_theta(c.p * c.m->n_outputs(), 4);
+    for (FisherKind k : {FisherKind::expected, FisherKind::empirical, FisherKind::diagonal}) {
+      CAPTURE(c.m->name(), c.n, c.p, c.threads, c.block, to_string(k));
+      PackedSums sums = packed_sums(s, *c.m, theta, k, c.threads, c.block, sample);
+      const PackedSums all = packed_sums(s, *c.m, theta, k, c.threads, c.block, FisherSample{});
+      double wf = 0, rows = 0;
+      for (std::int64_t i = 0; i < s.n_rows; ++i)
+        if (in_fisher_sample(s.first_row + i, sample)) {
+          wf += s.weight[i];
+          rows += 1;
+        }
+      REQUIRE(rows > 0.15 * c.n);
+      REQUIRE(rows < 0.35 * c.n);
+      CHECK(sums.fisher_weight() == Approx(wf).epsilon(1e-13));
+      // loss, weights, rows, gradient: every row, as without the sample
+      for (std::size_t j = 0; j < 3 + static_cast<std::size_t>(sums.p); ++j) {
+        CAPTURE(j);
+        CHECK(sums.buf[j] == Approx(all.buf[j]).epsilon(1e-13).margin(1e-13 * std::abs(all.buf[1])));
+      }
+      const Normalized fast = normalized(sums);
+      const ref::Sums slow = ref::naive_sums(s, *c.m, theta, k, sample);
+      const ref::Sums full = ref::naive_sums(s, *c.m, theta, k);
+      CHECK(std::abs(fast.loss - slow.loss) <= 1e-12 * std::abs(slow.loss));
+      CHECK(ref::rel_diff(fast.grad, full.grad) <= 1e-12);
+      CHECK(ref::rel_diff(fast.fisher, slow.fisher) <= 1e-12);
+      CHECK(fast.fisher_weight == Approx(wf).epsilon(1e-13));
+      // and it is not the full Fisher
+      CHECK(ref::rel_diff(fast.fisher, full.fisher) > 1e-6);
+    }
+  }
+}
+
+TEST_CASE("Fisher sample: selection is independent of block size, threads and shards", "[kernels][sample]") {
+  const auto glm = make_model("binomial", "logit");
+  const auto mn = make_model("multinomial", "", 3);
+  const FisherSample sample{0.25, 5};
+  for (const Model* m : {static_cast<const Model*>(glm.get()), static_cast<const Model*>(mn.get())}) {
+    const bool multi = m->n_outputs() > 1;
+    Shard s = ref::relabel(ref::random_shard(1003, 6, 77, true, !multi), multi ? "multinomial" : "binomial", 3, 2);
+    s.first_row = 4000;
+    const auto theta = random_theta(6 * m->n_outputs(), 12);
+    for (FisherKind k : {FisherKind::expected, FisherKind::empirical, FisherKind::diagonal}) {
+      CAPTURE(m->name(), to_string(k));
+      const PackedSums one = packed_sums(s, *m, theta, k, 1, 256, sample);
+      for (const auto& [threads, block] : {std::pair{1, 7}, std::pair{2, 64}, std::pair{2, 1000}, std::pair{1, 2048}}) {
+        CAPTURE(threads, block);
+        const PackedSums other = packed_sums(s, *m, theta, k, threads, block, sample);
+        CHECK(ref::rel_diff(other.buf, one.buf) <= 1e-12);
+        CHECK(other.fisher_weight() == Approx(one.fisher_weight()).epsilon(1e-14));
+      }
+      // two shards (first_row offsets) sum to the one shard's sums
+      for (std::int64_t cut : {1, 333, 512, 1002}) {
+        CAPTURE(cut);
+        const PackedSums a = packed_sums(rows_of(s, 0, cut), *m, theta, k, 2, 64, sample);
+        const PackedSums b = packed_sums(rows_of(s, cut, s.n_rows), *m, theta, k, 1, 32, sample);
+        REQUIRE(a.buf.size() == one.buf.size());
+        std::vector<double> sum(a.buf.size());
+        for (std::size_t j = 0; j < sum.size(); ++j) sum[j] = a.buf[j] + b.buf[j];
+        CHECK(ref::rel_diff(sum, one.buf) <= 1e-12);
+        CHECK(sum[2] == one.buf[2]);
+      }
+    }
+  }
+}
+
+TEST_CASE("Fisher sample: the sampled share of the rows is the requested fraction", "[kernels][sample]") {
+  for (double f : {0.03125, 0.1, 0.25, 0.5, 0.9}) {
+    for (std::uint64_t seed : {0ULL, 1ULL, 123456789ULL}) {
+      const FisherSample s{f, seed};
+      std::int64_t hit = 0, first_half = 0;
+      for (std::int64_t r = 0; r < 100000; ++r)
+        if (in_fisher_sample(r, s)) {
+          ++hit;
+          first_half += r < 50000;
+        }
+      CAPTURE(f, seed);
+      CHECK(std::abs(static_cast<double>(hit) / 1e5 - f) <= 0.01);
+      CHECK(std::abs(static_cast<double>(first_half) / 5e4 - f) <= 0.015);  // no drift along the rows
+    }
+  }
+  // another seed, another subsample; no sample = every row
+  std::int64_t same = 0;
+  for (std::int64_t r = 0; r < 10000; ++r)
+    same += in_fisher_sample(r, FisherSample{0.5, 1}) == in_fisher_sample(r, FisherSample{0.5, 2});
+  CHECK(same > 4500);
+  CHECK(same < 5500);
+  for (std::int64_t r : {std::int64_t{0}, std::int64_t{1}, std::int64_t{1} << 40}) CHECK(in_fisher_sample(r, FisherSample{}));
+  CHECK_FALSE(FisherSample{}.active());
+  CHECK(FisherSample{0.5, 0}.active());
+}
+
+TEST_CASE("Fisher sample: centred empirical and meat are refused", "[kernels][sample]") {
+  const auto glm = make_model("binomial", "logit");
+  const auto mn = make_model("multinomial", "", 3);
+  const Shard s = ref::random_shard(50, 4, 3, false, false);
+  const FisherSample sample{0.5, 1};
+  for (FisherKind k : {FisherKind::empirical_centered, FisherKind::meat}) {
+    CAPTURE(to_string(k));
+    CHECK_THROWS_AS(packed_sums(s, *glm, std::vector<double>(4, 0.1), k, 1, 64, sample), Error);
+    CHECK_THROWS_AS(packed_sums(ref::relabel(s, "multinomial", 3, 1), *mn, std::vector<double>(8, 0.1), k, 2, 64,
+                                sample),
+                    Error);
+    CHECK_NOTHROW(packed_sums(s, *glm, std::vector<double>(4, 0.1), k, 1, 64, FisherSample{}));
+  }
+}

@@ -592,6 +592,55 @@ TEST_CASE("npy: errors name the file and what was expected", "[readers]") {
   CHECK_THAT(e, Contains("--weight-column 5 but " + opts.path + " has 5 columns"));
 }
 
+TEST_CASE("npy: a file of many read blocks, read by several threads, loads as one read would",
+          "[readers]") {
+  const Communicator comm = Communicator::world();
+  // 200003 rows of 40 bytes (8 MB): several of the reader's 1 MiB blocks on every rank
+  // at 1 to 4 ranks, read and scattered by the threads in any order.
+  const std::int64_t n = 200003;
+  const Table t = make_table(n);
+  ReadOptions opts;
+  opts.threads = 3;
+  opts.path = write_file(comm, "blocks.npy", to_npy(t));
+  check_shard(natgrad::load_shard(opts, comm), comm, t, {0, -1, -1, {}}, xnames(4));
+  // Features not one run of columns (a gather), a weight and an offset.
+  opts.weight_column = "1";
+  opts.offset_column = "4";
+  opts.columns = "3,2";
+  check_shard(natgrad::load_shard(opts, comm), comm, t, {0, 1, 4, {3, 2}}, xnames(2));
+  // float32.
+  const Table t32 = make_table(n, true);
+  opts = ReadOptions{};
+  opts.threads = 2;
+  opts.path = write_file(comm, "blocks_f4.npy", to_npy(t32, true));
+  check_shard(natgrad::load_shard(opts, comm), comm, t32, {0, -1, -1, {}}, xnames(4));
+  // The intercept's column is added in place after the read.
+  opts.intercept = true;
+  const Shard with = natgrad::load_shard(opts, comm);
+  REQUIRE(with.n_cols == 5);
+  std::int64_t wrong = 0;
+  for (std::int64_t k = 0; k < with.n_rows; ++k) {
+    wrong += with.row(k)[0] != 1.0;
+    for (std::int64_t j = 1; j < 5; ++j) wrong += with.row(k)[j] != t32.at(with.first_row + k, j);
+  }
+  CHECK(wrong == 0);
+
+  // Bad values in several blocks: the first bad row in file order is the one reported.
+  Table bad = make_table(n);
+  bad.v[199000 * 5 + 2] = std::numeric_limits<double>::infinity();
+  bad.v[150001 * 5 + 3] = std::numeric_limits<double>::quiet_NaN();
+  bad.v[120000 * 5 + 4] = std::numeric_limits<double>::quiet_NaN();
+  bad.v[120000 * 5 + 3] = std::numeric_limits<double>::quiet_NaN();
+  opts = ReadOptions{};
+  opts.threads = 4;
+  opts.path = write_file(comm, "blocks_nan.npy", to_npy(bad));
+  CHECK_THAT(load_error(opts, comm),
+             Contains("rd_blocks_nan.npy: array row 120000, column 3 (0-based): value nan is not finite"));
+  opts.columns = "1,2";  // columns 3 and 4 unused: the infinity in column 2 is the first
+  CHECK_THAT(load_error(opts, comm),
+             Contains("rd_blocks_nan.npy: array row 199000, column 2 (0-based): value inf is not finite"));
+}
+
 // ===========================================================================
 // LIBSVM
 

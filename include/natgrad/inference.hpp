@@ -32,6 +32,11 @@ struct InferenceOptions {
   std::int64_t block_rows = 256;
   double l2 = 0;  ///< ridge penalty of the fit (added to the Fisher for the covariance)
   std::vector<char> penalized;  ///< per parameter; empty = all
+  /// Same on every rank. True: fit_fisher (root) is the expected Fisher per observation
+  /// at theta as the fit left it (FitResult::fisher, l2 / weight sum already on the
+  /// penalised diagonal), and no pass recomputes it.
+  bool fisher_from_fit = false;
+  std::vector<double> fit_fisher;
 };
 
 /// Collective. \p theta: the fitted parameters (d * n_outputs, class-major). The shard's

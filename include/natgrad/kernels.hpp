@@ -25,11 +25,30 @@ enum class FisherKind {
 const char* to_string(FisherKind k);
 FisherKind fisher_kind_from_string(const std::string& s);  // throws natgrad::Error
 
-/// Packed layout of one rank's sums, reduced across ranks in one call:
+/// Which rows enter the Fisher sum: a deterministic subsample of the rows by their
+/// GLOBAL index (Shard::first_row + local index), so the chosen rows are the same at any
+/// rank count, thread count and block size. Loss, weight sum, row count and gradient
+/// always use every row. fraction >= 1 (the default) = every row (no sampling).
+struct FisherSample {
+  double fraction = 1.0;    ///< expected share of the rows in the Fisher, in (0, 1]
+  std::uint64_t seed = 0;   ///< another seed = another subsample
+  bool active() const { return fraction < 1.0; }
+};
+
+/// Whether global row \p global_row is in the Fisher subsample \p s: the splitmix64
+/// output number global_row of the stream keyed by \p s.seed, compared with
+/// fraction * 2^64. Always true when !s.active(); never for fraction <= 0.
+bool in_fisher_sample(std::int64_t global_row, const FisherSample& s);
+
+/// Packed layout of one rank's sums, reduced across ranks in one call (every slot is a
+/// plain sum, so the whole buffer is summed element-wise):
 ///   [0] sum w_i nll_i   [1] sum w_i   [2] rows   [3 .. 3+p) sum w_i dnll_i x_i
-///   then, for diagonal: p entries; for the other full kinds: the upper triangle of
-///   sum w_i c_i x_i x_i^T packed column by column (LAPACK 'U' packed storage),
-///   p(p+1)/2 entries, with c_i = fisher_i (expected) or dnll_i^2 (empirical kinds).
+///   then fisher_size() entries: for diagonal, p entries; for the other full kinds, the
+///   upper triangle of sum w_i c_i x_i x_i^T packed column by column (LAPACK 'U' packed
+///   storage), p(p+1)/2 entries, with c_i = fisher_i (expected) or dnll_i^2 (empirical
+///   kinds); the sum runs over the Fisher subsample's rows only (FisherSample);
+///   then [3+p+fisher_size()] sum w_i over the rows that entered the Fisher sum (equal
+///   to [1] without sampling; also summed for kind none), the last slot.
 /// The centred correction is applied after the reduction (finalize_fisher), because it
 /// needs the global mean score.
 struct PackedSums {
@@ -43,6 +62,13 @@ struct PackedSums {
   double& rows() { return buf[2]; }
   double* grad() { return buf.data() + 3; }
   double* fisher() { return buf.data() + 3 + p; }
+  double& fisher_weight() { return buf[3 + static_cast<std::size_t>(p) + fisher_size()]; }
+  double loss_sum() const { return buf[0]; }
+  double weight_sum() const { return buf[1]; }
+  double rows() const { return buf[2]; }
+  const double* grad() const { return buf.data() + 3; }
+  const double* fisher() const { return buf.data() + 3 + p; }
+  double fisher_weight() const { return buf[3 + static_cast<std::size_t>(p) + fisher_size()]; }
   std::size_t fisher_size() const;
 };
 
@@ -61,8 +87,12 @@ class Workspace {
   // gradient (p), Fisher accumulator (p x p, column-major, upper used). When the
   // Fisher is formed by one threaded SYRK (large p, see kernels.cpp), scaled_ and
   // fisher_ hold a single tall block and a single p x p matrix instead.
+  // With a FisherSample, scaled_ stages the scaled rows of sampled rows across row
+  // blocks (one SYRK per full buffer), sel_ holds a block's sampled row indices and
+  // fwsum_ the per-thread weight of the sampled rows.
   std::vector<std::vector<double>> scaled_, eta_, nll_, dnll_, fw_, grad_, fisher_;
-  std::vector<double> loss_, wsum_;
+  std::vector<std::vector<std::int64_t>> sel_;
+  std::vector<double> loss_, wsum_, fwsum_;
 
  private:
   int threads_ = 0, outputs_ = 1, factors_ = 1;
@@ -73,8 +103,13 @@ class Workspace {
 /// One fused pass over this rank's rows: loss, gradient and the chosen Fisher sum at
 /// \p theta (d * model.n_outputs() values, class-major), written into \p out (resized).
 /// Deterministic for a fixed thread count. Local; uses \p threads OpenMP threads.
+/// With an active \p sample the Fisher sum (and PackedSums::fisher_weight) covers only
+/// the rows with in_fisher_sample(shard.first_row + i, sample), in the same pass; loss,
+/// weight sum, rows and gradient still cover every row. Throws natgrad::Error for an
+/// active sample with kinds empirical_centered and meat (not supported).
 void accumulate(const Shard& shard, const Model& model, std::span<const double> theta,
-                FisherKind kind, int threads, Workspace& ws, PackedSums& out);
+                FisherKind kind, int threads, Workspace& ws, PackedSums& out,
+                const FisherSample& sample = {});
 
 /// Loss-only pass (sum w_i nll_i, sum w_i) for line-search trials. Local.
 void accumulate_loss(const Shard& shard, const Model& model, std::span<const double> theta,
@@ -82,10 +117,14 @@ void accumulate_loss(const Shard& shard, const Model& model, std::span<const dou
 
 /// After the reduction: turns the summed buffer into per-observation quantities.
 /// Writes loss (mean), gradient (p) and the full symmetric Fisher (p x p, both
-/// triangles) or its diagonal (p). For empirical_centered applies
-/// (S - n mean mean^T) / (n - 1) with the row count n, as numpy.cov does.
+/// triangles) or its diagonal (p). Loss and gradient are divided by weight_sum, the
+/// Fisher by fisher_weight (the weight of the rows it was summed over, = weight_sum
+/// without sampling), so a subsampled Fisher estimates the per-observation Fisher.
+/// For empirical_centered applies (S - n mean mean^T) / (n - 1) with the row count n,
+/// as numpy.cov does.
 struct Normalized {
   double loss = 0, weight_sum = 0, rows = 0;
+  double fisher_weight = 0;    // sum of w_i over the rows in the Fisher sum
   std::vector<double> grad;    // p
   std::vector<double> fisher;  // p*p (full) or p (diagonal) or empty
 };

@@ -56,6 +56,10 @@ struct FitOptions {
   int max_halvings = 40;
   int threads = 1;           ///< OpenMP threads per rank
   std::int64_t block_rows = 256;
+  /// Fisher from a fraction of the rows (chosen by global row index, so the same rows at
+  /// any rank count); loss, gradient and the stopping rule always use every row.
+  /// fraction 1 = the exact Fisher. Kinds expected, empirical and the diagonal only.
+  FisherSample sample;
   std::vector<double> theta0;  ///< start (empty = zeros)
   double l2 = 0;               ///< ridge penalty: objective sum_i w_i nll_i + l2/2 ||theta||^2
   std::vector<char> penalized; ///< per parameter, whether l2 applies (empty = all)
@@ -109,7 +113,12 @@ struct FitResult {
   double weight_sum = 0;
   std::int64_t n_obs = 0;
   std::vector<IterationRecord> history;
-  std::vector<double> fisher;  ///< p x p Fisher of the last evaluation (root only; may be empty)
+  /// p x p Fisher (per observation) of the last evaluation, at theta: root only, may be
+  /// empty. Of kind fisher_kind; the ridge term l2/W is on its penalised diagonal; from
+  /// the sampled rows when fisher_sampled.
+  std::vector<double> fisher;
+  FisherKind fisher_kind = FisherKind::none;
+  bool fisher_sampled = false;
   std::vector<double> last_step;  ///< theta_k - theta_{k-1} of the last accepted step
   double seconds = 0;
   bool converged() const { return static_cast<int>(reason) > 0; }
@@ -127,8 +136,38 @@ struct FitObserver {
 double global_loss(const Shard& shard, const Model& model, std::span<const double> theta,
                    const FitOptions& options, const Communicator& comm);
 
+/// R's first IRLS step as a weighted least-squares system, from one pass over the rows:
+/// gram = X^T W0 X / sum W0 and rhs = X^T W0 eta0 / sum W0, with eta0_i = g(mustart(y_i))
+/// and W0 the prior weight times the family's working weight at mustart. For a model
+/// with several outputs (multinomial) W0 is the prior weight and rhs is empty (no start).
+/// The same Gram matrix serves the collinearity check: W0 > 0 wherever the prior weight
+/// is, so it has the null space of the prior-weighted X^T W X (R's QR also works on the
+/// working-weighted design).
+struct StartSystem {
+  std::int64_t p = 0;          ///< design columns
+  std::vector<double> gram;    ///< p x p (root only)
+  std::vector<double> rhs;     ///< p (root only; empty without a start)
+  bool sampled = false;        ///< formed from FitOptions::sample's rows only
+};
+
+/// Collective. \p sampled: use options.sample's rows for the Gram (the right-hand side
+/// always comes from every row), as a cheap first look.
+StartSystem start_system(const Shard& shard, const Model& model, const FitOptions& options,
+                         const Communicator& comm, bool sampled = false);
+
+/// Collective. Columns of the system's Gram matrix that depend linearly on earlier
+/// columns (tolerance \p tol on the squared residual in correlation scaling), on every rank.
+std::vector<std::int64_t> dependent_columns(const StartSystem& sys, double tol, const Communicator& comm);
+
+/// Collective. The start: the least-squares solution on the columns not in \p dropped
+/// (sorted), broadcast to every rank; zeros when the system has no right-hand side or the
+/// solution is not finite. Costs no pass over the rows.
+std::vector<double> solve_start(const StartSystem& sys, const std::vector<std::int64_t>& dropped,
+                                const FitOptions& options, const Communicator& comm);
+
 /// Collective. R's starting values: one weighted least-squares step from theta = 0 towards
 /// the working response eta0_i = g(mustart(y_i)) (identity: the exact least-squares fit).
+/// start_system + solve_start with no column dropped.
 std::vector<double> irls_start(const Shard& shard, const Model& model, const FitOptions& options,
                                const Communicator& comm);
 

@@ -172,6 +172,12 @@ int cmd_fit(int argc, char** argv, const Communicator& comm) {
       ("fisher", po::value<std::string>(&fisher)->default_value("expected"),
        "expected (X^T W X, Fisher scoring) | empirical (sum of score outer products) | "
        "empirical-centered (covariance of the scores, as the seed's np.cov)")
+      ("fisher-sample", po::value<double>(&job.fit.sample.fraction)->default_value(1.0),
+       "form the Fisher from this fraction of the rows (chosen by global row index: the same rows at "
+       "any rank count); loss, gradient and --tol use every row, so the answer is the same, in more but "
+       "cheaper iterations. 1 = exact Fisher")
+      ("fisher-sample-seed", po::value<std::uint64_t>(&job.fit.sample.seed)->default_value(0),
+       "which rows --fisher-sample picks")
       ("step", po::value<std::string>(&step)->default_value("armijo"),
        "fixed (theta -= lr * direction, the seed's rule) | armijo (backtracking from lr) | "
        "kl (KL trust region: 0.5 d^T F d <= --kl, then backtracking)")

@@ -1,8 +1,8 @@
 # Fits the benchmark's logistic regression with R's glm.fit (IRLS with LINPACK QR) on
 # the first ROWS rows of the NPY file `natgrad generate` wrote (label in column 0).
-# usage: Rscript bench/peer_glm.R DATA.npy ROWS [EPSILON]
+# usage: Rscript tests/bench/peer_glm.R DATA.npy ROWS [EPSILON]
 # Prints one CSV record: solver,rows,cols,load_s,fit_s,iterations,grad_max,loss,note
-# (the same fields as bench/peers.py; grad_max is max |gradient of the mean log-loss|).
+# (the same fields as tests/bench/peers.py; grad_max is max |gradient of the mean log-loss|).
 args <- commandArgs(trailingOnly = TRUE)
 path <- args[1]
 rows <- as.numeric(args[2])

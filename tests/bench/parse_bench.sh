@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Parse speed of the readers (docs/readers.md, "Parse speed", reports its output).
 #
-# usage: bash bench/parse_bench.sh NATGRAD_EXE [ROWS] [COLS] [DATA_DIR] [MPIEXEC]
+# usage: bash tests/bench/parse_bench.sh NATGRAD_EXE [ROWS] [COLS] [DATA_DIR] [MPIEXEC]
 #   ROWS, COLS  the generated table: gen:logit:rows=ROWS,cols=COLS (default 400000 x 16),
 #               a label column and COLS features, written by `natgrad generate` as CSV
 #               (17 significant digits) and NPY (float64), converted to LIBSVM by awk

@@ -14,7 +14,7 @@ Record: solver,rows,cols,load_s,fit_s,iterations,grad_max,loss,note
   grad_max: max |gradient of the mean log-loss| at the returned coefficients, computed
   here the same way for every solver (natgrad's stopping rule is grad_max <= 1e-8).
 Runs under Debian's python3 (python3-sklearn, python3-statsmodels); thread counts come
-from OMP_NUM_THREADS / OPENBLAS_NUM_THREADS set by bench/run.sh.
+from OMP_NUM_THREADS / OPENBLAS_NUM_THREADS set by tests/bench/run.sh.
 """
 import argparse
 import sys

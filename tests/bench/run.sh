@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command (docs/performance.md reports its output).
 #
-# usage: bash bench/run.sh BUILD_DIR [--quick] [--out DIR] [--data-dir DIR]
+# usage: bash tests/bench/run.sh BUILD_DIR [--quick] [--out DIR] [--data-dir DIR]
 #                          [--skip-peers] [--skip-kernels] [--no-install]
 #
 #   BUILD_DIR     a Release build holding natgrad and natgrad_bench (this script builds
 #                 nothing: cmake -S . -B build/rel -DCMAKE_BUILD_TYPE=Release && cmake --build build/rel)
 #   --quick       smaller sizes (kernels up to d = 1024, 200k x 128 data): a few minutes
-#   --out DIR     results directory (default bench/results); files written there:
+#   --out DIR     results directory (default tests/bench/results); files written there:
 #                   kernels.csv    DGEMM roofline, Fisher pass, SYRK, loss pass, Cholesky per d
 #                   iteration.csv  one iteration's phases at 1 and 2 ranks (strong, weak scaling)
 #                   e2e.csv        time to the answer, natgrad at 1 and 2 ranks and the peers
@@ -21,6 +21,7 @@
 #   --no-install  do not apt-get the peers (python3-sklearn, python3-statsmodels,
 #                 r-base-core, time) when missing; a missing peer is then skipped
 #   REPEAT=n      (environment) runs of each fast end-to-end case, default 2
+#   SAMPLE=f      (environment) --fisher-sample of the natgrad-ngd-sampled runs, default 0.0625
 #
 # Timings are wall-clock, plus CPU seconds (and, for the kernels, a 1-thread run timed by
 # its CPU clock) so that results stay readable on a shared machine; the machine and its
@@ -113,7 +114,7 @@ fi
   echo "python: $($PY --version 2>&1), sklearn $($PY -c 'import sklearn; print(sklearn.__version__)' 2>/dev/null || echo -), statsmodels $($PY -c 'import statsmodels; print(statsmodels.__version__)' 2>/dev/null || echo -), numpy $($PY -c 'import numpy; print(numpy.__version__)' 2>/dev/null || echo -)"
   echo "R: $(Rscript --version 2>&1 | head -1)"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "command: bench/run.sh $ARGS"
+  echo "command: tests/bench/run.sh $ARGS"
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt"
 
@@ -191,14 +192,25 @@ natgrad_fit() {  # label ranks threads bind data [extra fit options]
   echo "natgrad-$label,$np,$th,$rows,$rows,$cols,$wall,$fit_s,$read_s,$cpu,$iters,$gmax,$rss,$shard,$target,$load1," >>"$ALL"
   log "  wall ${wall}s, fit() ${fit_s}s, $iters iterations, |g| $gmax, peak RSS ${rss} MiB/rank (target <= ${target})"
 }
+# Three natgrad runs: the default (the answer plus standard errors, robust standard
+# errors, deviances, AIC/BIC); -no-inference (the maximum-likelihood answer only, what the
+# peers compute); -sampled (the same with the Fisher from a fraction SAMPLE of the rows:
+# the same answer to the same 1e-8 gradient tolerance, in cheaper iterations).
+SAMPLE=${SAMPLE:-0.0625}
+HALF=$((CORES / 2 > 0 ? CORES / 2 : 1))
 for _ in $(seq "$REPEAT"); do
   natgrad_fit ngd 1 "$CORES" none "$NPY"
-  natgrad_fit ngd 2 $((CORES / 2 > 0 ? CORES / 2 : 1)) core "$NPY"
+  natgrad_fit ngd 2 "$HALF" core "$NPY"
   natgrad_fit ngd-no-inference 1 "$CORES" none "$NPY" --no-inference
+  natgrad_fit ngd-no-inference 2 "$HALF" core "$NPY" --no-inference
+  natgrad_fit ngd-sampled 1 "$CORES" none "$NPY" --no-inference --fisher-sample "$SAMPLE"
+  natgrad_fit ngd-sampled 2 "$HALF" core "$NPY" --no-inference --fisher-sample "$SAMPLE"
 done
 # One core each (natgrad and scikit-learn below): single-threaded processes, so that
 # CPU seconds are the work done even when other jobs share the machine.
 natgrad_fit ngd-1core 1 1 core "$NPY"
+natgrad_fit ngd-no-inference-1core 1 1 core "$NPY" --no-inference
+natgrad_fit ngd-sampled-1core 1 1 core "$NPY" --no-inference --fisher-sample "$SAMPLE"
 
 # ---- 5. the peers on the same file ----------------------------------------------------
 peer() {  # name command...   (PEER_THREADS: threads, default all cores)

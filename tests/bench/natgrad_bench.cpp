@@ -1,4 +1,4 @@
-// natgrad_bench: the measurement half of the benchmark suite (bench/run.sh drives it).
+// natgrad_bench: the measurement half of the benchmark suite (tests/bench/run.sh drives it).
 //
 //   natgrad_bench kernels   [--quick|--smoke] [--dims 64,256,...] [--threads T] [--csv F]
 //       The roofline (DGEMM of the linked BLAS on the Fisher's shape), natgrad's fused
@@ -590,7 +590,7 @@ int dispatch(int argc, char** argv, const Communicator& comm) {
   if (cmd == "project") return comm.is_root() ? cmd_project(a) : 0;
   if (cmd == "plot") return comm.is_root() ? cmd_plot(a) : 0;
   if (comm.is_root())
-    std::cerr << "usage: natgrad_bench kernels|iteration|project|plot [options] (see bench/natgrad_bench.cpp)\n";
+    std::cerr << "usage: natgrad_bench kernels|iteration|project|plot [options] (see tests/bench/natgrad_bench.cpp)\n";
   return 2;
 }
 
