@@ -5,6 +5,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define NATGRAD_X86_KERNELS 1
+#endif
 
 #include "natgrad/error.hpp"
 
@@ -52,6 +58,15 @@ std::int64_t shared_block_rows(std::int64_t p, std::int64_t block) {
   // Scaled block of at most 64 MiB, and tall enough for BLAS-3 efficiency.
   return std::max<std::int64_t>(block, std::min<std::int64_t>(16384, (std::int64_t{1} << 23) / std::max<std::int64_t>(p, 1)));
 }
+
+// The per-thread Fisher of a single-output model with p <= kPerThreadMaxP is formed by
+// natgrad's own packed kernel (packed_syrk below) instead of the BLAS SYRK: at these
+// sizes DSYRK reaches only 70-88% of the DGEMM rate (docs/performance.md section 8).
+bool packed_fisher(std::int64_t p, int outputs, bool full, bool shared) {
+  return outputs == 1 && full && !shared && p <= kPerThreadMaxP;
+}
+constexpr std::int64_t kPanel = 4;  // columns per panel of the packed operand
+std::int64_t padded(std::int64_t p) { return (p + kPanel - 1) / kPanel * kPanel; }
 
 // Fisher subsampling: row r is in the sample when the splitmix64 output number r of the
 // stream keyed by the seed is below fraction * 2^64. Depends on the global row only.
@@ -122,8 +137,16 @@ void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherK
   const std::size_t np = static_cast<std::size_t>(p), m = static_cast<std::size_t>(outputs);
   const std::size_t q = kind == FisherKind::expected ? static_cast<std::size_t>(factors) : 1;
   const std::size_t slots = shared ? 1 : static_cast<std::size_t>(threads);
-  scaled_.assign(slots, {});
-  for (auto& s : scaled_) s.assign(is_full(kind) ? rows * q * np : 0, 0.0);
+  const bool packed = packed_fisher(p, outputs, is_full(kind), shared);
+  const std::size_t pp = static_cast<std::size_t>(packed ? padded(p) : p);
+  // Panels one cache line longer than their rows: at a power-of-two stride the rows'
+  // stores into the p / 4 panels, and the tile kernel's loads, would all map to the same
+  // L1 sets.
+  pstride_ = packed ? kPanel * static_cast<std::int64_t>(rows) + 8 : 0;
+  fisher_ld_ = static_cast<std::int64_t>(pp);
+  scaled_.assign(slots, {});  // zero: the padding columns of the packed layout stay zero
+  const std::size_t scaled_size = packed ? pp / kPanel * static_cast<std::size_t>(pstride_) : rows * q * pp;
+  for (auto& s : scaled_) s.assign(is_full(kind) ? scaled_size : 0, 0.0);
   auto per_thread = [&](std::vector<std::vector<double>>& v, std::size_t n) {
     v.assign(static_cast<std::size_t>(threads), std::vector<double>(n, 0.0));
   };
@@ -135,7 +158,7 @@ void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherK
   // Shared mode keeps its one p x p matrix here too, so that no call allocates it.
   fisher_.assign(shared ? 1 : static_cast<std::size_t>(threads), {});
   for (auto& f : fisher_)
-    f.assign(is_full(kind) ? np * np : (kind == FisherKind::diagonal ? np : 0), 0.0);
+    f.assign(is_full(kind) ? pp * pp : (kind == FisherKind::diagonal ? np : 0), 0.0);
   // Sampled-row indices of a block: per thread, or one list for the shared tall block.
   sel_.assign(shared ? 1 : static_cast<std::size_t>(threads), std::vector<std::int64_t>(rows, 0));
   loss_.assign(static_cast<std::size_t>(threads), 0.0);
@@ -183,55 +206,73 @@ void add_gradient(const Shard& s, std::int64_t i0, std::int64_t m, const double*
   cblas_dgemv(CblasRowMajor, CblasTrans, static_cast<int>(m), ip, 1.0, s.row(i0), ip, g, 1, 1.0, grad, 1);
 }
 
-/// scaled = diag(a) X_block (row-major m x p = column-major p x m, the SYRK operand) and
-/// grad += X_block^T g, in one read of the block. Built for AVX2 as well as the baseline
-/// ISA; the loader picks the variant the CPU supports.
+/// Where the scaled rows (the Fisher operand) go: row k of the operand at S + k * p
+/// (row-major m x p = column-major p x m, the BLAS SYRK operand) when pstride is 0, else
+/// in panels of kPanel columns for packed_syrk: element (k, j) at
+/// S[(j / 4) * pstride + 4 * k + j % 4].
+struct Operand {
+  double* S;
+  std::int64_t p, pstride;
+};
+
+/// Writes a * x (p values) as row k of \p op.
+inline void put_row(const Operand& op, std::int64_t k, double a, const double* __restrict x) {
+  if (op.pstride == 0) {
+    double* __restrict si = op.S + k * op.p;
+#pragma omp simd
+    for (std::int64_t j = 0; j < op.p; ++j) si[j] = a * x[j];
+    return;
+  }
+  double* __restrict si = op.S + kPanel * k;
+  std::int64_t j = 0;
+  for (; j + kPanel <= op.p; j += kPanel) {
+    double* __restrict d = si + (j / kPanel) * op.pstride;
+    d[0] = a * x[j];
+    d[1] = a * x[j + 1];
+    d[2] = a * x[j + 2];
+    d[3] = a * x[j + 3];
+  }
+  for (; j < op.p; ++j) si[(j / kPanel) * op.pstride + j % kPanel] = a * x[j];
+}
+
+/// Rows row0.. of \p op = diag(a) X_block and grad += X_block^T g, in one read of the
+/// block. Built for AVX2 as well as the baseline ISA; the loader picks the variant the
+/// CPU supports.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 __attribute__((target_clones("avx2", "default")))
 #endif
-void scale_and_grad(const double* X, std::int64_t m, std::int64_t p, const double* a, const double* g,
-                    double* scaled, double* grad) {
+void scale_and_grad(const double* X, std::int64_t m, const double* a, const double* g, const Operand& op,
+                    std::int64_t row0, double* grad) {
+  const std::int64_t p = op.p;
   for (std::int64_t i = 0; i < m; ++i) {
-    const double ai = a[i], gi = g[i];
+    const double gi = g[i];
     const double* __restrict xi = X + i * p;
-    double* __restrict si = scaled + i * p;
     double* __restrict gr = grad;
+    put_row(op, row0 + i, a[i], xi);
 #pragma omp simd
-    for (std::int64_t j = 0; j < p; ++j) {
-      si[j] = ai * xi[j];
-      gr[j] += gi * xi[j];
-    }
+    for (std::int64_t j = 0; j < p; ++j) gr[j] += gi * xi[j];
   }
 }
 
 /// scale_and_grad for a Fisher subsample: grad += X_block^T g over all m rows, and the
-/// scaled rows a_i x_i of the sampled rows only, written contiguously from \p scaled.
+/// scaled rows a_i x_i of the sampled rows only, as rows row0, row0 + 1, ... of \p op.
 /// \p sel lists the \p nsel sampled rows ascending, as indices relative to X minus
 /// \p base (row i of X is sampled when sel[k] == base + i).
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 __attribute__((target_clones("avx2", "default")))
 #endif
-void scale_and_grad_sel(const double* X, std::int64_t m, std::int64_t p, const double* a, const double* g,
-                        const std::int64_t* sel, std::int64_t nsel, std::int64_t base, double* scaled,
-                        double* grad) {
+void scale_and_grad_sel(const double* X, std::int64_t m, const double* a, const double* g,
+                        const std::int64_t* sel, std::int64_t nsel, std::int64_t base, const Operand& op,
+                        std::int64_t row0, double* grad) {
+  const std::int64_t p = op.p;
   std::int64_t k = 0;
   for (std::int64_t i = 0; i < m; ++i) {
     const double gi = g[i];
     const double* __restrict xi = X + i * p;
     double* __restrict gr = grad;
-    if (k < nsel && sel[k] == base + i) {
-      const double ai = a[i];
-      double* __restrict si = scaled + k * p;
-      ++k;
+    if (k < nsel && sel[k] == base + i) put_row(op, row0 + k++, a[i], xi);
 #pragma omp simd
-      for (std::int64_t j = 0; j < p; ++j) {
-        si[j] = ai * xi[j];
-        gr[j] += gi * xi[j];
-      }
-    } else {
-#pragma omp simd
-      for (std::int64_t j = 0; j < p; ++j) gr[j] += gi * xi[j];
-    }
+    for (std::int64_t j = 0; j < p; ++j) gr[j] += gi * xi[j];
   }
 }
 
@@ -241,10 +282,129 @@ void syrk_add(std::int64_t p, std::int64_t k, const double* S, double* F) {
               static_cast<int>(p), 1.0, F, static_cast<int>(p));
 }
 
-void pack_upper(const double* F, std::int64_t p, double* packed, bool add) {
+// ---- packed_syrk: the Fisher update of the per-thread path at p <= kPerThreadMaxP ----
+//
+// F (column-major, leading dimension ld) += sum over rows k < kc of s_k s_k^T on and above
+// the diagonal, for the panel operand of put_row. The triangle is covered by tiles of
+// NV <= 3 panels (12 rows of F) by one panel (4 columns): per operand row, NV vector
+// loads, 4 broadcasts and 4 NV fused multiply-adds into 4 NV accumulators held in
+// registers (12 of the 16 AVX2 registers). Tiles on the diagonal drop the row panels
+// below it; the 4 x 4 diagonal blocks are computed whole, and what they write below
+// the diagonal nobody reads. Rows are swept kKc at a time so that the NV panels of a
+// tile strip (12 KiB) and the current column panel (4 KiB) stay in the L1 cache.
+constexpr std::int64_t kKc = 128;
+
+template <int NV>
+void tile_generic(const double* S, std::int64_t ps, std::int64_t q0, std::int64_t b, std::int64_t k0,
+                  std::int64_t k1, double* F, std::int64_t ld) {
+  double acc[NV][kPanel][kPanel] = {};  // [row panel][column in panel b][row in panel]
+  for (std::int64_t k = k0; k < k1; ++k) {
+    const double* bk = S + b * ps + kPanel * k;
+    for (int v = 0; v < NV; ++v) {
+      const double* ak = S + (q0 + v) * ps + kPanel * k;
+      for (int j = 0; j < kPanel; ++j)
+        for (int l = 0; l < kPanel; ++l) acc[v][j][l] += ak[l] * bk[j];
+    }
+  }
+  for (int v = 0; v < NV; ++v)
+    for (int j = 0; j < kPanel; ++j)
+      for (int l = 0; l < kPanel; ++l) F[(kPanel * b + j) * ld + kPanel * (q0 + v) + l] += acc[v][j][l];
+}
+
+#ifdef NATGRAD_X86_KERNELS
+template <int NV>
+__attribute__((target("avx2,fma"))) void tile_avx2(const double* S, std::int64_t ps, std::int64_t q0, std::int64_t b,
+                                                   std::int64_t k0, std::int64_t k1, double* F, std::int64_t ld) {
+  __m256d acc[NV][kPanel];
+#pragma GCC unroll 3
+  for (int v = 0; v < NV; ++v)
+#pragma GCC unroll 4
+    for (int j = 0; j < kPanel; ++j) acc[v][j] = _mm256_setzero_pd();
+  const double* A = S + q0 * ps;
+  const double* B = S + b * ps;
+  for (std::int64_t k = k0; k < k1; ++k) {
+    __m256d a[NV];
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) a[v] = _mm256_loadu_pd(A + v * ps + kPanel * k);
+#pragma GCC unroll 4
+    for (int j = 0; j < kPanel; ++j) {
+      const __m256d bj = _mm256_broadcast_sd(B + kPanel * k + j);
+#pragma GCC unroll 3
+      for (int v = 0; v < NV; ++v) acc[v][j] = _mm256_fmadd_pd(a[v], bj, acc[v][j]);
+    }
+  }
+#pragma GCC unroll 3
+  for (int v = 0; v < NV; ++v)
+#pragma GCC unroll 4
+    for (int j = 0; j < kPanel; ++j) {
+      double* c = F + (kPanel * b + j) * ld + kPanel * (q0 + v);
+      _mm256_storeu_pd(c, _mm256_add_pd(_mm256_loadu_pd(c), acc[v][j]));
+    }
+}
+#endif
+
+using TileFn = void (*)(const double*, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
+                        double*, std::int64_t);
+
+bool simd_available() {
+#ifdef NATGRAD_X86_KERNELS
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+#else
+  return false;
+#endif
+}
+bool g_simd_enabled = true;  // detail::set_simd_kernels (tests of the portable path)
+
+/// Bytes [ahead, ahead + ahead_bytes) are prefetched towards the L2 cache, spread over the
+/// tiles: the caller passes its next row block, whose first read would otherwise wait
+/// for memory (at p = 64 the pass streams 8 bytes from memory per 65 flops).
+void packed_syrk(const double* S, std::int64_t ps, std::int64_t pp, std::int64_t kc, double* F, std::int64_t ld,
+                 const void* ahead = nullptr, std::int64_t ahead_bytes = 0) {
+  TileFn tiles[3] = {tile_generic<1>, tile_generic<2>, tile_generic<3>};
+#ifdef NATGRAD_X86_KERNELS
+  if (g_simd_enabled && simd_available()) {
+    tiles[0] = tile_avx2<1>;
+    tiles[1] = tile_avx2<2>;
+    tiles[2] = tile_avx2<3>;
+  }
+#endif
+  const std::int64_t nq = pp / kPanel;
+  const std::int64_t ntiles = (kc + kKc - 1) / kKc * ((nq + 2) / 3) * (nq + 1) / 2 + 1;  // upper bound
+  const std::int64_t lines = ahead_bytes / 64, per_tile = (lines + ntiles - 1) / ntiles;
+  const char* pf = static_cast<const char*>(ahead);
+  std::int64_t next_line = 0;
+  for (std::int64_t k0 = 0; k0 < kc; k0 += kKc) {
+    const std::int64_t k1 = std::min(kc, k0 + kKc);
+    for (std::int64_t q0 = 0; q0 < nq; q0 += 3) {
+      const std::int64_t nv = std::min<std::int64_t>(3, nq - q0);
+      for (std::int64_t b = q0; b < nq; ++b) {
+        // Row panels past column panel b lie below the diagonal: left out.
+        tiles[std::min(nv, b - q0 + 1) - 1](S, ps, q0, b, k0, k1, F, ld);
+        for (std::int64_t e = std::min(lines, next_line + per_tile); next_line < e; ++next_line)
+          __builtin_prefetch(pf + 64 * next_line, 0, 2);
+      }
+    }
+  }
+}
+
+/// The Fisher update of one thread's staged rows: packed_syrk or the BLAS SYRK,
+/// according to the workspace's layout.
+void fisher_update(const Operand& op, const Workspace& ws, std::int64_t k, double* F, const void* ahead = nullptr,
+                   std::int64_t ahead_bytes = 0) {
+  if (k <= 0) return;
+  if (op.pstride > 0)
+    packed_syrk(op.S, op.pstride, ws.fisher_ld_, k, F, ws.fisher_ld_, ahead, ahead_bytes);
+  else
+    syrk_add(op.p, k, op.S, F);
+}
+
+/// The upper triangle of F (p x p of leading dimension ld, column-major) into packed
+/// column-major upper storage, added or assigned.
+void pack_upper(const double* F, std::int64_t p, std::int64_t ld, double* packed, bool add) {
   for (std::int64_t j = 0; j < p; ++j) {
     double* col = packed + j * (j + 1) / 2;
-    const double* src = F + j * p;
+    const double* src = F + j * ld;
     if (add)
       for (std::int64_t i = 0; i <= j; ++i) col[i] += src[i];
     else
@@ -267,7 +427,7 @@ void combine_threads(const Workspace& ws, int threads, std::int64_t P, FisherKin
     if (sampling) out.fisher_weight() += ws.fwsum_[t];
     for (std::int64_t j = 0; j < P; ++j) out.grad()[j] += ws.grad_[t][j];
     if (is_full(kind))
-      pack_upper(ws.fisher_[t].data(), P, out.fisher(), true);
+      pack_upper(ws.fisher_[t].data(), P, ws.fisher_ld_, out.fisher(), true);
     else if (kind == FisherKind::diagonal)
       for (std::int64_t j = 0; j < P; ++j) out.fisher()[j] += ws.fisher_[t][j];
   }
@@ -452,7 +612,7 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
       std::fill(g.begin(), g.end(), 0.0);
       std::fill(F.begin(), F.end(), 0.0);
       double loss = 0, wsum = 0, fwsum = 0;
-      double* sc = full ? ws.scaled_[t].data() : nullptr;
+      const Operand op{full ? ws.scaled_[t].data() : nullptr, p, ws.pstride_};
       std::int64_t* sel = ws.sel_[t].data();
       // Sampling: the sampled rows' scaled copies are staged across blocks in sc (room
       // for `block` rows) and SYRKed when the next block's would not fit, so each SYRK
@@ -468,8 +628,11 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
         if (!sampling) {
           if (!full) add_gradient(shard, i0, m, dn, g.data());
           if (full) {
-            scale_and_grad(shard.row(i0), m, p, fw, dn, sc, g.data());
-            syrk_add(p, m, sc, F.data());
+            scale_and_grad(shard.row(i0), m, fw, dn, op, 0, g.data());
+            // Prefetch this thread's next block (blocks are dealt out in contiguous runs).
+            const std::int64_t m_next = std::max<std::int64_t>(0, std::min(block, n - i0 - m));
+            fisher_update(op, ws, m, F.data(), m_next > 0 ? shard.row(i0 + m) : nullptr,
+                          m_next * p * static_cast<std::int64_t>(sizeof(double)));
           } else if (kind == FisherKind::diagonal) {
             const double* X = shard.row(i0);
             for (std::int64_t i = 0; i < m; ++i)
@@ -480,10 +643,10 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
         const std::int64_t ns = select_rows(smp, shard, i0, m, sel, fwsum);
         if (full) {
           if (pending + ns > block) {
-            syrk_add(p, pending, sc, F.data());
+            fisher_update(op, ws, pending, F.data());
             pending = 0;
           }
-          scale_and_grad_sel(shard.row(i0), m, p, fw, dn, sel, ns, 0, sc + pending * p, g.data());
+          scale_and_grad_sel(shard.row(i0), m, fw, dn, sel, ns, 0, op, pending, g.data());
           pending += ns;
         } else {
           add_gradient(shard, i0, m, dn, g.data());
@@ -496,7 +659,7 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
           }
         }
       }
-      if (pending > 0) syrk_add(p, pending, sc, F.data());
+      fisher_update(op, ws, pending, F.data());
       ws.loss_[t] = loss;
       ws.wsum_[t] = wsum;
       ws.fwsum_[t] = fwsum;
@@ -540,13 +703,13 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
           rows_pass(shard, model, theta.data(), kind, i0 + s0, s1 - s0, ws.eta_[t].data(),
                     ws.nll_[t].data(), ws.dnll_[t].data(), ws.fw_[t].data(), loss, wsum);
           if (!sampling) {
-            scale_and_grad(shard.row(i0 + s0), s1 - s0, p, ws.fw_[t].data(), ws.dnll_[t].data(),
-                           sc + s0 * p, ws.grad_[t].data());
+            scale_and_grad(shard.row(i0 + s0), s1 - s0, ws.fw_[t].data(), ws.dnll_[t].data(), Operand{sc, p, 0},
+                           s0, ws.grad_[t].data());
           } else {
             const std::int64_t k0 = std::lower_bound(sel, sel + ns, s0) - sel;
             const std::int64_t k1 = std::lower_bound(sel + k0, sel + ns, s1) - sel;
-            scale_and_grad_sel(shard.row(i0 + s0), s1 - s0, p, ws.fw_[t].data(), ws.dnll_[t].data(),
-                               sel + k0, k1 - k0, s0, sc + (pending + k0) * p, ws.grad_[t].data());
+            scale_and_grad_sel(shard.row(i0 + s0), s1 - s0, ws.fw_[t].data(), ws.dnll_[t].data(), sel + k0,
+                               k1 - k0, s0, Operand{sc, p, 0}, pending + k0, ws.grad_[t].data());
           }
         }
         ws.loss_[t] = (b == 0 ? 0.0 : ws.loss_[t]) + loss;
@@ -562,7 +725,7 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
       out.weight_sum() += ws.wsum_[t];
       for (std::int64_t j = 0; j < p; ++j) out.grad()[j] += ws.grad_[t][j];
     }
-    pack_upper(F.data(), p, out.fisher(), false);
+    pack_upper(F.data(), p, p, out.fisher(), false);
     out.fisher_weight() = sampling ? fwsum : out.weight_sum();
   }
   out.rows() = static_cast<double>(n);
@@ -638,5 +801,10 @@ void finalize(PackedSums& sums, Normalized& out) {
       out.fisher[i + j * p] = out.fisher[j + i * p] = v;
     }
 }
+
+namespace detail {
+bool set_simd_kernels(bool enabled) { return std::exchange(g_simd_enabled, enabled); }
+bool simd_kernels_active() { return g_simd_enabled && simd_available(); }
+}  // namespace detail
 
 }  // namespace natgrad

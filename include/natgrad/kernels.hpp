@@ -90,7 +90,12 @@ class Workspace {
   // With a FisherSample, scaled_ stages the scaled rows of sampled rows across row
   // blocks (one SYRK per full buffer), sel_ holds a block's sampled row indices and
   // fwsum_ the per-thread weight of the sampled rows.
+  // For the packed kernel (single output, p <= 384, per-thread accumulators) scaled_
+  // holds panels of 4 columns, each pstride_ doubles apart, columns padded to a multiple
+  // of 4 with zeros, and fisher_ is fisher_ld_ x fisher_ld_; otherwise pstride_ is 0
+  // (row-major scaled rows) and fisher_ld_ is p.
   std::vector<std::vector<double>> scaled_, eta_, nll_, dnll_, fw_, grad_, fisher_;
+  std::int64_t pstride_ = 0, fisher_ld_ = 0;
   std::vector<std::vector<std::int64_t>> sel_;
   std::vector<double> loss_, wsum_, fwsum_;
 
@@ -129,5 +134,15 @@ struct Normalized {
   std::vector<double> fisher;  // p*p (full) or p (diagonal) or empty
 };
 void finalize(PackedSums& sums, Normalized& out);
+
+namespace detail {
+/// Lets tests run the portable C++ version of natgrad's own SIMD kernels (the packed
+/// Fisher update) on a CPU that has AVX2: false selects it, true (the default) allows the
+/// AVX2/FMA version where the CPU has it. Returns the previous setting. Not thread-safe:
+/// call it between passes.
+bool set_simd_kernels(bool enabled);
+/// Whether the AVX2/FMA kernels are in use for the next pass.
+bool simd_kernels_active();
+}  // namespace detail
 
 }  // namespace natgrad

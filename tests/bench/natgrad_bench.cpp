@@ -126,6 +126,26 @@ Timing time_it(int reps, const std::function<void()>& f) {
   return {t.front(), t[t.size() / 2], reps};
 }
 
+/// Times several kernels in interleaved rounds (f0, f1, ..., f0, f1, ...), after one
+/// warm-up call of each, so that a slow spell of a shared machine hits all of them
+/// alike and the ratios of their best times stay meaningful.
+std::vector<Timing> time_rounds(int reps, const std::vector<std::function<void()>>& fs) {
+  for (const auto& f : fs) f();
+  std::vector<std::vector<double>> t(fs.size());
+  for (int r = 0; r < reps; ++r)
+    for (std::size_t i = 0; i < fs.size(); ++i) {
+      const double t0 = clock_now();
+      fs[i]();
+      t[i].push_back(clock_now() - t0);
+    }
+  std::vector<Timing> out;
+  for (auto& v : t) {
+    std::sort(v.begin(), v.end());
+    out.push_back({v.front(), v[v.size() / 2], reps});
+  }
+  return out;
+}
+
 /// A logistic-regression shard with n rows and d columns: x in [-1, 1], labels 0/1.
 /// The values do not matter for the rates, only that eta stays moderate.
 natgrad::Shard make_shard(std::int64_t n, std::int64_t d, int threads, std::uint64_t seed = 1) {
@@ -198,7 +218,12 @@ int cmd_kernels(const Args& a) {
   std::cout << "natgrad_bench kernels: " << threads << " thread(s), " << clock << " clock; "
             << natgrad::blas_description() << "\n";
   std::vector<KernelRow> rows;
-  const natgrad::LogisticModel model;
+  // --model gaussian: the same pass with an identity-link row evaluation (no exp or
+  // log1p per row), which isolates what the logistic evaluation costs.
+  const std::string model_name = a.str("model", "logistic");
+  if (model_name != "logistic" && model_name != "gaussian") throw Error("--model must be logistic or gaussian");
+  const natgrad::Glm model(model_name == "logistic" ? natgrad::Family::binomial : natgrad::Family::gaussian,
+                           model_name == "logistic" ? natgrad::Link::logit : natgrad::Link::identity);
   for (std::int64_t d : dims) {
     const std::int64_t n = rows_for(d, flop_target, mem);
     const natgrad::Shard s = make_shard(n, d, threads);
@@ -211,16 +236,18 @@ int cmd_kernels(const Args& a) {
     // Roofline 1: one threaded DGEMM over all rows, C = X^T X (X row-major n x d is
     // column-major d x n, so C = A A^T with A = that d x n matrix).
     natgrad::set_blas_threads(threads);
-    KernelRow g1{"dgemm", d, n, threads, time_it(r, [&] {
+    auto f_g1 = [&] {
+                   natgrad::set_blas_threads(threads);
                    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, id, id, in, 1.0, s.x.data(), id, s.x.data(), id,
                                0.0, C.data(), id);
-                 }), gemm_flop / 1e9};
+                 };
+    KernelRow g1{"dgemm", d, n, threads, {}, gemm_flop / 1e9};
     // Roofline 2: per-thread DGEMMs over row blocks into per-thread C (the layout of
     // the per-thread-accumulator path), single-threaded BLAS inside the region.
     std::vector<std::vector<double>> Ct(static_cast<std::size_t>(threads), std::vector<double>(C.size()));
     const std::int64_t gb = std::max<std::int64_t>(256, std::min<std::int64_t>(4096, (std::int64_t{1} << 21) / d));
     const std::int64_t nb = (n + gb - 1) / gb;
-    KernelRow g2{"dgemm-blocked", d, n, threads, time_it(r, [&] {
+    auto f_g2 = [&] {
 #pragma omp parallel num_threads(threads)
                    {
                      auto& c = Ct[static_cast<std::size_t>(omp_get_thread_num())];
@@ -232,19 +259,21 @@ int cmd_kernels(const Args& a) {
                                    s.row(i0), id, 1.0, c.data(), id);
                      }
                    }
-                 }), gemm_flop / 1e9};
-    natgrad::set_blas_threads(threads);
+                 };
+    KernelRow g2{"dgemm-blocked", d, n, threads, {}, gemm_flop / 1e9};
     // SYRK of the raw data (no weights): what BLAS gives for the symmetric product.
-    KernelRow sy{"dsyrk", d, n, threads, time_it(r, [&] {
+    auto f_sy = [&] {
+                   natgrad::set_blas_threads(threads);
                    cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, id, in, 1.0, s.x.data(), id, 0.0, C.data(), id);
-                 }), fisher_flop / 1e9};
+                 };
+    KernelRow sy{"dsyrk", d, n, threads, {}, fisher_flop / 1e9};
     // Optional: the triangle from GEMM tiles off the diagonal and SYRK on it (column
     // panels of width --tiles: C[0:j, j:j+nb] by one DGEMM, C[j:j+nb, j:j+nb] by SYRK),
     // the alternative to one SYRK that the issue asks to measure.
     KernelRow tl{"syrk-tiles", d, n, threads, {}, fisher_flop / 1e9};
     const auto tile = static_cast<std::int64_t>(a.num("tiles", 0));
-    if (tile > 0)
-      tl.t = time_it(r, [&] {
+    auto f_tl = [&] {
+        natgrad::set_blas_threads(threads);
         for (std::int64_t j = 0; j < d; j += tile) {
           const int w = static_cast<int>(std::min(tile, d - j)), ij = static_cast<int>(j);
           if (j > 0)
@@ -253,15 +282,23 @@ int cmd_kernels(const Args& a) {
           cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, w, in, 1.0, s.x.data() + j, id, 1.0,
                       C.data() + j * d + j, id);
         }
-      });
+      };
     // natgrad's fused pass: loss, gradient and expected Fisher of logistic regression.
     natgrad::Workspace ws;
     ws.prepare(threads, d, block, natgrad::FisherKind::expected);
     natgrad::PackedSums sums;
     const auto theta = small_theta(d);
-    KernelRow fi{"fisher", d, n, threads, time_it(r, [&] {
-                   natgrad::accumulate(s, model, theta, natgrad::FisherKind::expected, threads, ws, sums);
-                 }), fisher_flop / 1e9};
+    auto f_fi = [&] { natgrad::accumulate(s, model, theta, natgrad::FisherKind::expected, threads, ws, sums); };
+    KernelRow fi{"fisher", d, n, threads, {}, fisher_flop / 1e9};
+    // The roofline, the BLAS SYRK and the fused pass, timed in interleaved rounds.
+    std::vector<std::function<void()>> fs{f_g1, f_g2, f_sy, f_fi};
+    if (tile > 0) fs.push_back(f_tl);
+    const std::vector<Timing> tr = time_rounds(r, fs);
+    g1.t = tr[0];
+    g2.t = tr[1];
+    sy.t = tr[2];
+    fi.t = tr[3];
+    if (tile > 0) tl.t = tr[4];
     // Loss-only pass (a line-search trial): 2 n d flops, memory bound.
     double lw[2];
     KernelRow lo{"loss", d, n, threads, time_it(reps, [&] { natgrad::accumulate_loss(s, model, theta, threads, ws, lw); }),
