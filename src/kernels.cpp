@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <utility>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -346,16 +345,6 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const double* S, std::int64_t
 using TileFn = void (*)(const double*, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
                         double*, std::int64_t);
 
-bool simd_available() {
-#ifdef NATGRAD_X86_KERNELS
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-#else
-  return false;
-#endif
-}
-bool g_simd_enabled = true;  // detail::set_simd_kernels (tests of the portable path)
-
 /// Bytes [ahead, ahead + ahead_bytes) are prefetched towards the L2 cache, spread over the
 /// tiles: the caller passes its next row block, whose first read would otherwise wait
 /// for memory (at p = 64 the pass streams 8 bytes from memory per 65 flops).
@@ -363,7 +352,7 @@ void packed_syrk(const double* S, std::int64_t ps, std::int64_t pp, std::int64_t
                  const void* ahead = nullptr, std::int64_t ahead_bytes = 0) {
   TileFn tiles[3] = {tile_generic<1>, tile_generic<2>, tile_generic<3>};
 #ifdef NATGRAD_X86_KERNELS
-  if (g_simd_enabled && simd_available()) {
+  if (detail::simd_kernels_active()) {
     tiles[0] = tile_avx2<1>;
     tiles[1] = tile_avx2<2>;
     tiles[2] = tile_avx2<3>;
@@ -801,10 +790,5 @@ void finalize(PackedSums& sums, Normalized& out) {
       out.fisher[i + j * p] = out.fisher[j + i * p] = v;
     }
 }
-
-namespace detail {
-bool set_simd_kernels(bool enabled) { return std::exchange(g_simd_enabled, enabled); }
-bool simd_kernels_active() { return g_simd_enabled && simd_available(); }
-}  // namespace detail
 
 }  // namespace natgrad

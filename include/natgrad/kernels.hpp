@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "natgrad/model.hpp"
+#include "natgrad/simd.hpp"  // detail::set_simd_kernels
 #include "natgrad/shard.hpp"
 
 namespace natgrad {
@@ -134,15 +135,5 @@ struct Normalized {
   std::vector<double> fisher;  // p*p (full) or p (diagonal) or empty
 };
 void finalize(PackedSums& sums, Normalized& out);
-
-namespace detail {
-/// Lets tests run the portable C++ version of natgrad's own SIMD kernels (the packed
-/// Fisher update) on a CPU that has AVX2: false selects it, true (the default) allows the
-/// AVX2/FMA version where the CPU has it. Returns the previous setting. Not thread-safe:
-/// call it between passes.
-bool set_simd_kernels(bool enabled);
-/// Whether the AVX2/FMA kernels are in use for the next pass.
-bool simd_kernels_active();
-}  // namespace detail
 
 }  // namespace natgrad

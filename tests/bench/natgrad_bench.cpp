@@ -290,15 +290,25 @@ int cmd_kernels(const Args& a) {
     const auto theta = small_theta(d);
     auto f_fi = [&] { natgrad::accumulate(s, model, theta, natgrad::FisherKind::expected, threads, ws, sums); };
     KernelRow fi{"fisher", d, n, threads, {}, fisher_flop / 1e9};
+    // The same pass with natgrad's portable kernels instead of the AVX2/FMA ones (packed
+    // Fisher update for p <= 384, logistic row evaluation): what the SIMD code buys.
+    natgrad::PackedSums sums_portable;
+    auto f_fp = [&] {
+      const bool was = natgrad::detail::set_simd_kernels(false);
+      natgrad::accumulate(s, model, theta, natgrad::FisherKind::expected, threads, ws, sums_portable);
+      natgrad::detail::set_simd_kernels(was);
+    };
+    KernelRow fp{"fisher-portable", d, n, threads, {}, fisher_flop / 1e9};
     // The roofline, the BLAS SYRK and the fused pass, timed in interleaved rounds.
-    std::vector<std::function<void()>> fs{f_g1, f_g2, f_sy, f_fi};
+    std::vector<std::function<void()>> fs{f_g1, f_g2, f_sy, f_fi, f_fp};
     if (tile > 0) fs.push_back(f_tl);
     const std::vector<Timing> tr = time_rounds(r, fs);
     g1.t = tr[0];
     g2.t = tr[1];
     sy.t = tr[2];
     fi.t = tr[3];
-    if (tile > 0) tl.t = tr[4];
+    fp.t = tr[4];
+    if (tile > 0) tl.t = tr[5];
     // Loss-only pass (a line-search trial): 2 n d flops, memory bound.
     double lw[2];
     KernelRow lo{"loss", d, n, threads, time_it(reps, [&] { natgrad::accumulate_loss(s, model, theta, threads, ws, lw); }),
@@ -316,8 +326,9 @@ int cmd_kernels(const Args& a) {
     const double roof = std::max(g1.gflop / g1.t.best, g2.gflop / g2.t.best);
     sy.pct = 100 * (sy.gflop / sy.t.best) / roof;
     fi.pct = 100 * (fi.gflop / fi.t.best) / roof;
+    fp.pct = 100 * (fp.gflop / fp.t.best) / roof;
     if (tile > 0) tl.pct = 100 * (tl.gflop / tl.t.best) / roof;
-    for (auto* k : {&g1, &g2, &sy, &tl, &fi, &lo, &ch}) {
+    for (auto* k : {&g1, &g2, &sy, &tl, &fi, &fp, &lo, &ch}) {
       if (k->t.reps == 0) continue;
       rows.push_back(*k);
       std::printf("  d=%5lld rows=%8lld %-14s best %9.4f s  median %9.4f s  %8.2f GFLOP/s%s\n",
@@ -568,9 +579,10 @@ int cmd_plot(const Args& a) {
         continue;
       }
       auto& s = by[kind + th + clk];
-      s.label = (kind == "fisher"       ? "natgrad Fisher pass"
-                 : kind == "dsyrk"      ? "DSYRK (no weights)"
-                                        : "GEMM tiles + SYRK diagonal") +
+      s.label = (kind == "fisher"            ? "natgrad Fisher pass"
+                 : kind == "fisher-portable" ? "natgrad Fisher pass, portable kernels"
+                 : kind == "dsyrk"           ? "DSYRK (no weights)"
+                                             : "GEMM tiles + SYRK diagonal") +
                 std::string(", ") + th + (th == "1" ? " thread" : " threads") + (clk == "cpu" ? " (CPU time)" : "");
       s.x.push_back(std::log2(to_d(r[k.col("d")])));
       s.y.push_back(to_d(r[k.col("gflops")]));

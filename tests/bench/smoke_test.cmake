@@ -1,5 +1,5 @@
 # Runs natgrad_bench at tiny sizes and checks the shape of what it writes:
-# kernels.csv (header, six kinds per d, positive times and rates), the projection CSV
+# kernels.csv (header, seven kinds per d, positive times and rates), the projection CSV
 # and the plot. Usage: cmake -DBENCH=exe -DWORK=dir -P smoke_test.cmake
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
@@ -17,12 +17,12 @@ if(NOT header STREQUAL "kind,d,rows,threads,clock,reps,best_s,median_s,gflop,gfl
   message(FATAL_ERROR "kernels.csv header is '${header}'")
 endif()
 list(LENGTH lines n)
-if(NOT n EQUAL 19)  # header + 3 dims x 6 kinds
-  message(FATAL_ERROR "kernels.csv has ${n} lines, expected 19")
+if(NOT n EQUAL 22)  # header + 3 dims x 7 kinds
+  message(FATAL_ERROR "kernels.csv has ${n} lines, expected 22")
 endif()
 list(REMOVE_AT lines 0)
 foreach(l IN LISTS lines)
-  if(NOT l MATCHES "^(dgemm|dgemm-blocked|dsyrk|syrk-tiles|fisher|loss|potrf),[0-9]+,[0-9]+,[0-9]+,(wall|cpu),[0-9]+,[0-9.e+-]+,[0-9.e+-]+,[0-9.e+-]+,[0-9.e+-]+,[0-9.e+-]*$")
+  if(NOT l MATCHES "^(dgemm|dgemm-blocked|dsyrk|syrk-tiles|fisher|fisher-portable|loss|potrf),[0-9]+,[0-9]+,[0-9]+,(wall|cpu),[0-9]+,[0-9.e+-]+,[0-9.e+-]+,[0-9.e+-]+,[0-9.e+-]+,[0-9.e+-]*$")
     message(FATAL_ERROR "malformed record: '${l}'")
   endif()
   if(l MATCHES "^fisher," AND NOT l MATCHES ",[0-9.e+-]+$")

@@ -1,0 +1,14 @@
+#pragma once
+/// \file simd.hpp
+/// natgrad's own SIMD kernels, the packed Fisher update (kernels.cpp) and the logistic
+/// row evaluation (model.cpp), each have an AVX2/FMA version, used where the CPU has
+/// AVX2 and FMA (checked once at run time), and a portable C++ version.
+
+namespace natgrad::detail {
+/// Lets tests run the portable versions on a CPU that has AVX2: false selects them, true
+/// (the default) allows the AVX2/FMA versions where the CPU has them. Returns the
+/// previous setting. Not thread-safe: call it between passes.
+bool set_simd_kernels(bool enabled);
+/// Whether the AVX2/FMA versions are in use.
+bool simd_kernels_active();
+}  // namespace natgrad::detail

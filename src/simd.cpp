@@ -1,0 +1,20 @@
+#include "natgrad/simd.hpp"
+
+#include <utility>
+
+namespace natgrad::detail {
+namespace {
+bool cpu_has_avx2_fma() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+#else
+  return false;
+#endif
+}
+bool g_enabled = true;
+}  // namespace
+
+bool set_simd_kernels(bool enabled) { return std::exchange(g_enabled, enabled); }
+bool simd_kernels_active() { return g_enabled && cpu_has_avx2_fma(); }
+}  // namespace natgrad::detail
