@@ -59,12 +59,17 @@ std::int64_t shared_block_rows(std::int64_t p, std::int64_t block) {
 }
 
 // The per-thread Fisher of a single-output model with p <= kPerThreadMaxP is formed by
-// natgrad's own packed kernel (packed_syrk below) instead of the BLAS SYRK: at these
-// sizes DSYRK reaches only 70-88% of the DGEMM rate (docs/performance.md section 8).
-bool packed_fisher(std::int64_t p, int outputs, bool full, bool shared) {
-  return outputs == 1 && full && !shared && p <= kPerThreadMaxP;
+// natgrad's own AVX2/FMA packed kernel (packed_syrk below) instead of the BLAS SYRK: at
+// these sizes DSYRK reaches only 66-88% of the DGEMM rate (docs/performance.md,
+// section 1). Without AVX2 and FMA the BLAS SYRK is used.
+bool packed_fisher(std::int64_t p, int outputs, bool full, bool shared, bool simd) {
+  return simd && outputs == 1 && full && !shared && p <= kPerThreadMaxP;
 }
 constexpr std::int64_t kPanel = 4;  // columns per panel of the packed operand
+// Rows per block in the packed path (at most --block-rows): the block of X and its
+// packed copy then stay in L2 with the p x p accumulator; measured on one core, 128
+// rows beat 256 by about 5% at p = 64 and p = 256 (docs/performance.md, section 1).
+constexpr std::int64_t kPackedMaxRows = 128;
 std::int64_t padded(std::int64_t p) { return (p + kPanel - 1) / kPanel * kPanel; }
 
 // Fisher subsampling: row r is in the sample when the splitmix64 output number r of the
@@ -121,9 +126,11 @@ std::size_t PackedSums::fisher_size() const {
 
 void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherKind kind, int outputs,
                         int factors) {
+  const bool simd = detail::simd_kernels_active();
   if (threads == threads_ && d == p_ && block == block_ && kind == kind_ && outputs == outputs_ &&
-      factors == factors_)
+      factors == factors_ && simd == simd_)
     return;
+  simd_ = simd;
   threads_ = threads;
   p_ = d;
   block_ = block;
@@ -136,12 +143,13 @@ void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherK
   const std::size_t np = static_cast<std::size_t>(p), m = static_cast<std::size_t>(outputs);
   const std::size_t q = kind == FisherKind::expected ? static_cast<std::size_t>(factors) : 1;
   const std::size_t slots = shared ? 1 : static_cast<std::size_t>(threads);
-  const bool packed = packed_fisher(p, outputs, is_full(kind), shared);
+  const bool packed = packed_fisher(p, outputs, is_full(kind), shared, simd);
   const std::size_t pp = static_cast<std::size_t>(packed ? padded(p) : p);
   // Panels one cache line longer than their rows: at a power-of-two stride the rows'
   // stores into the p / 4 panels, and the tile kernel's loads, would all map to the same
   // L1 sets.
-  pstride_ = packed ? kPanel * static_cast<std::int64_t>(rows) + 8 : 0;
+  sweep_rows_ = packed ? std::min<std::int64_t>(block, kPackedMaxRows) : static_cast<std::int64_t>(rows);
+  pstride_ = packed ? kPanel * sweep_rows_ + 8 : 0;
   fisher_ld_ = static_cast<std::int64_t>(pp);
   scaled_.assign(slots, {});  // zero: the padding columns of the packed layout stay zero
   const std::size_t scaled_size = packed ? pp / kPanel * static_cast<std::size_t>(pstride_) : rows * q * pp;
@@ -291,26 +299,9 @@ void syrk_add(std::int64_t p, std::int64_t k, const double* S, double* F) {
 // below it; the 4 x 4 diagonal blocks are computed whole, and what they write below
 // the diagonal nobody reads. Rows are swept kKc at a time so that the NV panels of a
 // tile strip (12 KiB) and the current column panel (4 KiB) stay in the L1 cache.
+#ifdef NATGRAD_X86_KERNELS
 constexpr std::int64_t kKc = 128;
 
-template <int NV>
-void tile_generic(const double* S, std::int64_t ps, std::int64_t q0, std::int64_t b, std::int64_t k0,
-                  std::int64_t k1, double* F, std::int64_t ld) {
-  double acc[NV][kPanel][kPanel] = {};  // [row panel][column in panel b][row in panel]
-  for (std::int64_t k = k0; k < k1; ++k) {
-    const double* bk = S + b * ps + kPanel * k;
-    for (int v = 0; v < NV; ++v) {
-      const double* ak = S + (q0 + v) * ps + kPanel * k;
-      for (int j = 0; j < kPanel; ++j)
-        for (int l = 0; l < kPanel; ++l) acc[v][j][l] += ak[l] * bk[j];
-    }
-  }
-  for (int v = 0; v < NV; ++v)
-    for (int j = 0; j < kPanel; ++j)
-      for (int l = 0; l < kPanel; ++l) F[(kPanel * b + j) * ld + kPanel * (q0 + v) + l] += acc[v][j][l];
-}
-
-#ifdef NATGRAD_X86_KERNELS
 template <int NV>
 __attribute__((target("avx2,fma"))) void tile_avx2(const double* S, std::int64_t ps, std::int64_t q0, std::int64_t b,
                                                    std::int64_t k0, std::int64_t k1, double* F, std::int64_t ld) {
@@ -340,7 +331,6 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const double* S, std::int64_t
       _mm256_storeu_pd(c, _mm256_add_pd(_mm256_loadu_pd(c), acc[v][j]));
     }
 }
-#endif
 
 using TileFn = void (*)(const double*, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
                         double*, std::int64_t);
@@ -350,14 +340,7 @@ using TileFn = void (*)(const double*, std::int64_t, std::int64_t, std::int64_t,
 /// for memory (at p = 64 the pass streams 8 bytes from memory per 65 flops).
 void packed_syrk(const double* S, std::int64_t ps, std::int64_t pp, std::int64_t kc, double* F, std::int64_t ld,
                  const void* ahead = nullptr, std::int64_t ahead_bytes = 0) {
-  TileFn tiles[3] = {tile_generic<1>, tile_generic<2>, tile_generic<3>};
-#ifdef NATGRAD_X86_KERNELS
-  if (detail::simd_kernels_active()) {
-    tiles[0] = tile_avx2<1>;
-    tiles[1] = tile_avx2<2>;
-    tiles[2] = tile_avx2<3>;
-  }
-#endif
+  const TileFn tiles[3] = {tile_avx2<1>, tile_avx2<2>, tile_avx2<3>};
   const std::int64_t nq = pp / kPanel;
   const std::int64_t ntiles = (kc + kKc - 1) / kKc * ((nq + 2) / 3) * (nq + 1) / 2 + 1;  // upper bound
   const std::int64_t lines = ahead_bytes / 64, per_tile = (lines + ntiles - 1) / ntiles;
@@ -377,15 +360,19 @@ void packed_syrk(const double* S, std::int64_t ps, std::int64_t pp, std::int64_t
   }
 }
 
+#endif  // NATGRAD_X86_KERNELS
+
 /// The Fisher update of one thread's staged rows: packed_syrk or the BLAS SYRK,
 /// according to the workspace's layout.
 void fisher_update(const Operand& op, const Workspace& ws, std::int64_t k, double* F, const void* ahead = nullptr,
                    std::int64_t ahead_bytes = 0) {
   if (k <= 0) return;
-  if (op.pstride > 0)
-    packed_syrk(op.S, op.pstride, ws.fisher_ld_, k, F, ws.fisher_ld_, ahead, ahead_bytes);
-  else
-    syrk_add(op.p, k, op.S, F);
+#ifdef NATGRAD_X86_KERNELS
+  if (op.pstride > 0) return packed_syrk(op.S, op.pstride, ws.fisher_ld_, k, F, ws.fisher_ld_, ahead, ahead_bytes);
+#else
+  (void)ws, (void)ahead, (void)ahead_bytes;  // the packed layout needs AVX2 (Workspace::prepare)
+#endif
+  syrk_add(op.p, k, op.S, F);
 }
 
 /// The upper triangle of F (p x p of leading dimension ld, column-major) into packed
@@ -587,7 +574,7 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
   out.resize(p, kind);
   const bool full = is_full(kind);
   const bool shared = shared_fisher(p, threads, full);
-  const std::int64_t block = shared ? shared_block_rows(p, ws.block()) : ws.block();
+  const std::int64_t block = shared ? shared_block_rows(p, ws.block()) : ws.sweep_rows_;
   const std::int64_t nblocks = (n + block - 1) / block;
 
   if (!shared) {

@@ -91,12 +91,14 @@ class Workspace {
   // With a FisherSample, scaled_ stages the scaled rows of sampled rows across row
   // blocks (one SYRK per full buffer), sel_ holds a block's sampled row indices and
   // fwsum_ the per-thread weight of the sampled rows.
-  // For the packed kernel (single output, p <= 384, per-thread accumulators) scaled_
-  // holds panels of 4 columns, each pstride_ doubles apart, columns padded to a multiple
-  // of 4 with zeros, and fisher_ is fisher_ld_ x fisher_ld_; otherwise pstride_ is 0
-  // (row-major scaled rows) and fisher_ld_ is p.
+  // For the packed kernel (AVX2 and FMA, single output, p <= 384, per-thread
+  // accumulators) scaled_ holds panels of 4 columns, each pstride_ doubles apart,
+  // columns padded to a multiple of 4 with zeros, and fisher_ is fisher_ld_ x
+  // fisher_ld_; otherwise pstride_ is 0 (row-major scaled rows) and fisher_ld_ is p.
   std::vector<std::vector<double>> scaled_, eta_, nll_, dnll_, fw_, grad_, fisher_;
   std::int64_t pstride_ = 0, fisher_ld_ = 0;
+  std::int64_t sweep_rows_ = 0;  // rows per block of a pass: block(), or less (packed path)
+  bool simd_ = false;  // detail::simd_kernels_active() when prepared (selects the layout)
   std::vector<std::vector<std::int64_t>> sel_;
   std::vector<double> loss_, wsum_, fwsum_;
 

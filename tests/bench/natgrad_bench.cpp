@@ -290,12 +290,14 @@ int cmd_kernels(const Args& a) {
     const auto theta = small_theta(d);
     auto f_fi = [&] { natgrad::accumulate(s, model, theta, natgrad::FisherKind::expected, threads, ws, sums); };
     KernelRow fi{"fisher", d, n, threads, {}, fisher_flop / 1e9};
-    // The same pass with natgrad's portable kernels instead of the AVX2/FMA ones (packed
-    // Fisher update for p <= 384, logistic row evaluation): what the SIMD code buys.
+    // The same pass without natgrad's AVX2/FMA kernels, as on a CPU without them: BLAS
+    // SYRK per block and the libm logistic evaluation. What the SIMD code buys.
+    natgrad::Workspace ws_portable;
     natgrad::PackedSums sums_portable;
     auto f_fp = [&] {
       const bool was = natgrad::detail::set_simd_kernels(false);
-      natgrad::accumulate(s, model, theta, natgrad::FisherKind::expected, threads, ws, sums_portable);
+      ws_portable.prepare(threads, d, block, natgrad::FisherKind::expected);
+      natgrad::accumulate(s, model, theta, natgrad::FisherKind::expected, threads, ws_portable, sums_portable);
       natgrad::detail::set_simd_kernels(was);
     };
     KernelRow fp{"fisher-portable", d, n, threads, {}, fisher_flop / 1e9};
@@ -580,7 +582,7 @@ int cmd_plot(const Args& a) {
       }
       auto& s = by[kind + th + clk];
       s.label = (kind == "fisher"            ? "natgrad Fisher pass"
-                 : kind == "fisher-portable" ? "natgrad Fisher pass, portable kernels"
+                 : kind == "fisher-portable" ? "natgrad Fisher pass without AVX2 kernels"
                  : kind == "dsyrk"           ? "DSYRK (no weights)"
                                              : "GEMM tiles + SYRK diagonal") +
                 std::string(", ") + th + (th == "1" ? " thread" : " threads") + (clk == "cpu" ? " (CPU time)" : "");
