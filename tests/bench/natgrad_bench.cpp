@@ -235,12 +235,11 @@ int cmd_kernels(const Args& a) {
 
     // Roofline 1: one threaded DGEMM over all rows, C = X^T X (X row-major n x d is
     // column-major d x n, so C = A A^T with A = that d x n matrix).
-    natgrad::set_blas_threads(threads);
     auto f_g1 = [&] {
-                   natgrad::set_blas_threads(threads);
-                   cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, id, id, in, 1.0, s.x.data(), id, s.x.data(), id,
-                               0.0, C.data(), id);
-                 };
+      natgrad::set_blas_threads(threads);
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, id, id, in, 1.0, s.x.data(), id, s.x.data(), id, 0.0,
+                  C.data(), id);
+    };
     KernelRow g1{"dgemm", d, n, threads, {}, gemm_flop / 1e9};
     // Roofline 2: per-thread DGEMMs over row blocks into per-thread C (the layout of
     // the per-thread-accumulator path), single-threaded BLAS inside the region.
@@ -249,23 +248,23 @@ int cmd_kernels(const Args& a) {
     const std::int64_t nb = (n + gb - 1) / gb;
     auto f_g2 = [&] {
 #pragma omp parallel num_threads(threads)
-                   {
-                     auto& c = Ct[static_cast<std::size_t>(omp_get_thread_num())];
-                     std::fill(c.begin(), c.end(), 0.0);
+      {
+        auto& c = Ct[static_cast<std::size_t>(omp_get_thread_num())];
+        std::fill(c.begin(), c.end(), 0.0);
 #pragma omp for schedule(static)
-                     for (std::int64_t b = 0; b < nb; ++b) {
-                       const std::int64_t i0 = b * gb, m = std::min(gb, n - i0);
-                       cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, id, id, static_cast<int>(m), 1.0, s.row(i0), id,
-                                   s.row(i0), id, 1.0, c.data(), id);
-                     }
-                   }
-                 };
+        for (std::int64_t b = 0; b < nb; ++b) {
+          const std::int64_t i0 = b * gb, m = std::min(gb, n - i0);
+          cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, id, id, static_cast<int>(m), 1.0, s.row(i0), id,
+                      s.row(i0), id, 1.0, c.data(), id);
+        }
+      }
+    };
     KernelRow g2{"dgemm-blocked", d, n, threads, {}, gemm_flop / 1e9};
     // SYRK of the raw data (no weights): what BLAS gives for the symmetric product.
     auto f_sy = [&] {
-                   natgrad::set_blas_threads(threads);
-                   cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, id, in, 1.0, s.x.data(), id, 0.0, C.data(), id);
-                 };
+      natgrad::set_blas_threads(threads);
+      cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, id, in, 1.0, s.x.data(), id, 0.0, C.data(), id);
+    };
     KernelRow sy{"dsyrk", d, n, threads, {}, fisher_flop / 1e9};
     // Optional: the triangle from GEMM tiles off the diagonal and SYRK on it (column
     // panels of width --tiles: C[0:j, j:j+nb] by one DGEMM, C[j:j+nb, j:j+nb] by SYRK),
@@ -273,16 +272,16 @@ int cmd_kernels(const Args& a) {
     KernelRow tl{"syrk-tiles", d, n, threads, {}, fisher_flop / 1e9};
     const auto tile = static_cast<std::int64_t>(a.num("tiles", 0));
     auto f_tl = [&] {
-        natgrad::set_blas_threads(threads);
-        for (std::int64_t j = 0; j < d; j += tile) {
-          const int w = static_cast<int>(std::min(tile, d - j)), ij = static_cast<int>(j);
-          if (j > 0)
-            cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, ij, w, in, 1.0, s.x.data(), id, s.x.data() + j, id, 1.0,
-                        C.data() + j * d, id);
-          cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, w, in, 1.0, s.x.data() + j, id, 1.0,
-                      C.data() + j * d + j, id);
-        }
-      };
+      natgrad::set_blas_threads(threads);
+      for (std::int64_t j = 0; j < d; j += tile) {
+        const int w = static_cast<int>(std::min(tile, d - j)), ij = static_cast<int>(j);
+        if (j > 0)
+          cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, ij, w, in, 1.0, s.x.data(), id, s.x.data() + j, id, 1.0,
+                      C.data() + j * d, id);
+        cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, w, in, 1.0, s.x.data() + j, id, 1.0, C.data() + j * d + j,
+                    id);
+      }
+    };
     // natgrad's fused pass: loss, gradient and expected Fisher of logistic regression.
     natgrad::Workspace ws;
     ws.prepare(threads, d, block, natgrad::FisherKind::expected);
