@@ -6,12 +6,12 @@
 #include <algorithm>
 #include <cmath>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define NATGRAD_X86_KERNELS 1
-#endif
-
 #include "natgrad/error.hpp"
+#include "natgrad/simd.hpp"
+
+#ifdef NATGRAD_X86_KERNELS  // natgrad/simd.hpp
+#include <immintrin.h>
+#endif
 
 namespace natgrad {
 

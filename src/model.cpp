@@ -9,9 +9,8 @@
 #include "natgrad/model.hpp"
 #include "natgrad/simd.hpp"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#ifdef NATGRAD_X86_KERNELS  // natgrad/simd.hpp
 #include <immintrin.h>
-#define NATGRAD_X86_KERNELS 1
 #endif
 
 namespace natgrad {

@@ -5,7 +5,7 @@
 namespace natgrad::detail {
 namespace {
 bool cpu_has_avx2_fma() {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#ifdef NATGRAD_X86_KERNELS
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return ok;
 #else

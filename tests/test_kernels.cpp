@@ -295,20 +295,21 @@ Shard rows_of(const Shard& s, std::int64_t b, std::int64_t e) {
   r.names = s.names;
   return r;
 }
+/// One configuration of the Fisher-sample tests: model, rows, columns, threads, block rows.
+struct SampleCase {
+  const Model* m;
+  std::int64_t n, p;
+  int threads;
+  std::int64_t block;
+};
 }  // namespace
 
 TEST_CASE("Fisher sample: fraction 1 gives bit-identical sums", "[kernels][sample]") {
   const auto glm = make_model("binomial", "logit");
   const auto mn = make_model("multinomial", "", 3);
   // (model, n, p, threads, block): per-thread path, shared path (p > 384, 2 threads), multinomial
-  struct Case {
-    const Model* m;
-    std::int64_t n, p;
-    int threads;
-    std::int64_t block;
-  };
-  const Case cases[] = {{glm.get(), 517, 9, 1, 64}, {glm.get(), 517, 9, 2, 7}, {glm.get(), 150, 400, 2, 64},
-                        {mn.get(), 301, 5, 2, 32}};
+  const SampleCase cases[] = {{glm.get(), 517, 9, 1, 64}, {glm.get(), 517, 9, 2, 7},
+                              {glm.get(), 150, 400, 2, 64}, {mn.get(), 301, 5, 2, 32}};
   for (const auto& c : cases) {
     Shard s = ref::relabel(ref::random_shard(c.n, c.p, 5, true, c.m->n_outputs() == 1), c.m->n_outputs() > 1
                                                                                            ? "multinomial"
@@ -342,16 +343,10 @@ TEST_CASE("Fisher sample: fraction 1 gives bit-identical sums", "[kernels][sampl
 TEST_CASE("Fisher sample: the Fisher equals the naive sum over the sampled rows", "[kernels][sample]") {
   const auto glm = make_model("binomial", "logit");
   const auto mn = make_model("multinomial", "", 4);
-  struct Case {
-    const Model* m;
-    std::int64_t n, p;
-    int threads;
-    std::int64_t block;
-  };
   // p small: per-thread accumulators (blocks of 64 and 7 rows: staging across blocks);
   // p = 400 with 2 threads: the shared threaded-SYRK path.
-  const Case cases[] = {{glm.get(), 997, 7, 1, 64},  {glm.get(), 997, 7, 2, 64}, {glm.get(), 531, 12, 2, 7},
-                        {glm.get(), 260, 400, 2, 64}, {mn.get(), 701, 5, 1, 64},  {mn.get(), 701, 5, 2, 16}};
+  const SampleCase cases[] = {{glm.get(), 997, 7, 1, 64},   {glm.get(), 997, 7, 2, 64}, {glm.get(), 531, 12, 2, 7},
+                              {glm.get(), 260, 400, 2, 64}, {mn.get(), 701, 5, 1, 64},  {mn.get(), 701, 5, 2, 16}};
   const FisherSample sample{0.25, 2024};
   for (const auto& c : cases) {
     const bool multi = c.m->n_outputs() > 1;

@@ -4,6 +4,11 @@
 /// row evaluation (model.cpp), each have an AVX2/FMA version, used where the CPU has
 /// AVX2 and FMA (checked once at run time), and a portable C++ version.
 
+/// Defined where the AVX2/FMA versions are compiled (x86-64 with GCC or Clang).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define NATGRAD_X86_KERNELS 1
+#endif
+
 namespace natgrad::detail {
 /// Lets tests run the portable versions on a CPU that has AVX2: false selects them, true
 /// (the default) allows the AVX2/FMA versions where the CPU has them. Returns the

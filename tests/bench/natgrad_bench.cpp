@@ -558,6 +558,15 @@ int cmd_project(const Args& a) {
 // ------------------------------------------------------------------------------------
 // plot
 // ------------------------------------------------------------------------------------
+/// Writes the series of \p by (in key order) as one line plot at \p path.
+void write_series_plot(const std::map<std::string, natgrad::Series>& by, const natgrad::PlotOptions& po,
+                       const std::string& path) {
+  std::vector<natgrad::Series> series;
+  for (const auto& [_, s] : by) series.push_back(s);
+  natgrad::write_line_plot(path, series, po);
+  std::cout << "wrote " << path << "\n";
+}
+
 int cmd_plot(const Args& a) {
   const std::string prefix = a.str("out", "bench");
   if (a.has("kernels")) {
@@ -588,14 +597,11 @@ int cmd_plot(const Args& a) {
       s.x.push_back(std::log2(to_d(r[k.col("d")])));
       s.y.push_back(to_d(r[k.col("gflops")]));
     }
-    std::vector<natgrad::Series> series;
-    for (auto& [_, s] : by) series.push_back(s);
     natgrad::PlotOptions po;
     po.title = "Fisher pass vs the DGEMM roofline";
     po.x_label = "log2 d";
     po.y_label = "GFLOP/s (Fisher: N d(d+1)/s, DGEMM: 2 m n k/s)";
-    natgrad::write_line_plot(prefix + "-kernels.png", series, po);
-    std::cout << "wrote " << prefix << "-kernels.png\n";
+    write_series_plot(by, po, prefix + "-kernels.png");
   }
   if (a.has("e2e")) {
     // One flat series per solver over the rank counts measured for natgrad.
@@ -619,15 +625,12 @@ int cmd_plot(const Args& a) {
         s.y = {v, v};
       }
     }
-    std::vector<natgrad::Series> series;
-    for (auto& [_, s] : by) series.push_back(s);
     natgrad::PlotOptions po;
     po.title = "Time to the maximum-likelihood answer, same data, same machine";
     po.x_label = "MPI ranks (natgrad); peers run as one process";
     po.y_label = "wall seconds (log)";
     po.log_y = true;
-    natgrad::write_line_plot(prefix + "-e2e.png", series, po);
-    std::cout << "wrote " << prefix << "-e2e.png\n";
+    write_series_plot(by, po, prefix + "-e2e.png");
   }
   return 0;
 }
