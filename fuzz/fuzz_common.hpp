@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "natgrad/reader.hpp"
+#include "natgrad/io/reader.hpp"
 
 namespace natgrad_fuzz {
 

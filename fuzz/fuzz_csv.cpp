@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "fuzz_common.hpp"
-#include "reader_detail.hpp"
+#include "io/reader_detail.hpp"
 
 using natgrad::reader_detail::CsvPart;
 using natgrad::reader_detail::parse_csv_part;

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "fuzz_common.hpp"
-#include "reader_detail.hpp"
+#include "io/reader_detail.hpp"
 
 using natgrad::reader_detail::LibsvmPart;
 using natgrad::reader_detail::parse_libsvm_part;

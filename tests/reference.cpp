@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "natgrad/rng.hpp"
+#include "natgrad/core/rng.hpp"
 
 namespace natgrad::ref {
 

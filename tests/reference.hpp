@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "natgrad/kernels.hpp"
-#include "natgrad/model.hpp"
-#include "natgrad/shard.hpp"
+#include "core/kernels.hpp"
+#include "natgrad/core/model.hpp"
+#include "natgrad/core/shard.hpp"
 
 namespace natgrad::ref {
 

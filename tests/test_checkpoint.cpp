@@ -8,12 +8,12 @@
 #include <cstring>
 #include <filesystem>
 
-#include "natgrad/checkpoint.hpp"
-#include "natgrad/error.hpp"
-#include "natgrad/generator.hpp"
-#include "natgrad/model.hpp"
-#include "natgrad/partition.hpp"
-#include "natgrad/solver.hpp"
+#include "natgrad/io/checkpoint.hpp"
+#include "natgrad/core/error.hpp"
+#include "natgrad/io/generator.hpp"
+#include "natgrad/core/model.hpp"
+#include "natgrad/core/partition.hpp"
+#include "natgrad/core/solver.hpp"
 
 using namespace natgrad;
 

@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "natgrad/communicator.hpp"
-#include "natgrad/error.hpp"
-#include "natgrad/generator.hpp"
-#include "natgrad/partition.hpp"
-#include "natgrad/reader.hpp"
+#include "natgrad/core/communicator.hpp"
+#include "natgrad/core/error.hpp"
+#include "natgrad/io/generator.hpp"
+#include "natgrad/core/partition.hpp"
+#include "natgrad/io/reader.hpp"
 
 namespace {
 

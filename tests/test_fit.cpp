@@ -4,11 +4,11 @@
 #include <cmath>
 #include <cstring>
 
-#include "natgrad/error.hpp"
-#include "natgrad/generator.hpp"
-#include "natgrad/glm.hpp"
-#include "natgrad/partition.hpp"
-#include "natgrad/solver.hpp"
+#include "natgrad/core/error.hpp"
+#include "natgrad/io/generator.hpp"
+#include "natgrad/core/glm.hpp"
+#include "natgrad/core/partition.hpp"
+#include "natgrad/core/solver.hpp"
 #include "reference.hpp"
 
 using namespace natgrad;

@@ -1,9 +1,9 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "natgrad/error.hpp"
-#include "natgrad/generator.hpp"
-#include "natgrad/partition.hpp"
+#include "natgrad/core/error.hpp"
+#include "natgrad/io/generator.hpp"
+#include "natgrad/core/partition.hpp"
 
 using namespace natgrad;
 

@@ -7,11 +7,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "natgrad/simd.hpp"
-#include "natgrad/glm.hpp"
-#include "natgrad/inference.hpp"
-#include "natgrad/reader.hpp"
-#include "natgrad/solver.hpp"
+#include "core/simd.hpp"
+#include "natgrad/core/glm.hpp"
+#include "natgrad/core/inference.hpp"
+#include "natgrad/io/reader.hpp"
+#include "natgrad/core/solver.hpp"
 #include "reference.hpp"
 
 using namespace natgrad;

@@ -3,10 +3,10 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "natgrad/error.hpp"
-#include "natgrad/kernels.hpp"
-#include "natgrad/model.hpp"
-#include "natgrad/rng.hpp"
+#include "natgrad/core/error.hpp"
+#include "core/kernels.hpp"
+#include "natgrad/core/model.hpp"
+#include "natgrad/core/rng.hpp"
 #include "reference.hpp"
 
 using namespace natgrad;

@@ -1,9 +1,9 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "natgrad/error.hpp"
-#include "natgrad/linalg.hpp"
-#include "natgrad/rng.hpp"
+#include "natgrad/core/error.hpp"
+#include "natgrad/core/linalg.hpp"
+#include "natgrad/core/rng.hpp"
 
 using namespace natgrad;
 

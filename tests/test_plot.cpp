@@ -14,8 +14,8 @@
 #include <tuple>
 #include <vector>
 
-#include "natgrad/error.hpp"
-#include "natgrad/plot.hpp"
+#include "natgrad/core/error.hpp"
+#include "natgrad/plot/plot.hpp"
 
 namespace fs = std::filesystem;
 

@@ -18,10 +18,10 @@
 #include <string>
 #include <vector>
 
-#include "natgrad/communicator.hpp"
-#include "natgrad/error.hpp"
-#include "natgrad/npy.hpp"
-#include "natgrad/reader.hpp"
+#include "natgrad/core/communicator.hpp"
+#include "natgrad/core/error.hpp"
+#include "natgrad/io/npy.hpp"
+#include "natgrad/io/reader.hpp"
 
 namespace {
 

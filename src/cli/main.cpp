@@ -15,14 +15,14 @@
 #include <algorithm>
 #include <cstdlib>
 
-#include "natgrad/app.hpp"
-#include "natgrad/demo.hpp"
-#include "natgrad/error.hpp"
-#include "natgrad/generator.hpp"
-#include "natgrad/model.hpp"
-#include "natgrad/linalg.hpp"
-#include "natgrad/plot.hpp"
-#include "natgrad/selftest.hpp"
+#include "natgrad/app/jobs.hpp"
+#include "natgrad/app/demo.hpp"
+#include "natgrad/core/error.hpp"
+#include "natgrad/io/generator.hpp"
+#include "natgrad/core/model.hpp"
+#include "natgrad/core/linalg.hpp"
+#include "natgrad/plot/plot.hpp"
+#include "natgrad/app/selftest.hpp"
 
 namespace po = boost::program_options;
 using natgrad::CollectiveError;

@@ -34,15 +34,15 @@
 #include <string>
 #include <vector>
 
-#include "natgrad/communicator.hpp"
-#include "natgrad/error.hpp"
-#include "natgrad/glm.hpp"
-#include "natgrad/kernels.hpp"
-#include "natgrad/linalg.hpp"
-#include "natgrad/memory.hpp"
-#include "natgrad/plot.hpp"
-#include "natgrad/rng.hpp"
-#include "natgrad/shard.hpp"
+#include "natgrad/core/communicator.hpp"
+#include "natgrad/core/error.hpp"
+#include "natgrad/core/glm.hpp"
+#include "core/kernels.hpp"
+#include "natgrad/core/linalg.hpp"
+#include "natgrad/core/memory.hpp"
+#include "natgrad/plot/plot.hpp"
+#include "natgrad/core/rng.hpp"
+#include "natgrad/core/shard.hpp"
 
 extern "C" void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
 

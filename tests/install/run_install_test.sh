@@ -19,12 +19,16 @@ if timeout 120 cmake --install "$B" --prefix "$P" >"$W/install.log" 2>&1; then o
   bad "cmake --install" "$(tail -n 5 "$W/install.log")"; finish; fi
 
 missing=""
-for f in bin/natgrad include/natgrad/solver.hpp include/natgrad/communicator.hpp lib/libnatgrad.a \
+for f in bin/natgrad include/natgrad/core/solver.hpp include/natgrad/core/communicator.hpp \
+  include/natgrad/core/glm_fit.hpp include/natgrad/io/reader.hpp lib/libnatgrad_core.a lib/libnatgrad_io.a \
   lib/cmake/natgrad/natgradConfig.cmake lib/cmake/natgrad/natgradConfigVersion.cmake \
   lib/cmake/natgrad/natgradTargets.cmake lib/cmake/natgrad/FindNatgradOpenBLAS.cmake; do
   [ -e "$P/$f" ] || missing="$missing $f"
 done
 [ -z "$missing" ] && ok "installed files" || bad "installed files" "missing:$missing"
+# Only the public API is installed: no private header (kernels, SIMD switch, reader internals).
+private=$(cd "$P/include" && find natgrad -name 'kernels.hpp' -o -name 'simd.hpp' -o -name 'reader_detail.hpp' -o -name '*detail*')
+[ -z "$private" ] && ok "no private headers installed" || bad "no private headers installed" "found: $private"
 
 # The installed executable runs from the prefix (single-node mode, no mpirun).
 if out=$(cd "$W" && timeout 60 "$P/bin/natgrad" fit --data gen:logit:rows=2000,cols=3 --quiet 2>&1) &&

@@ -5,11 +5,11 @@
 #include <cmath>
 #include <cstdio>
 
-#include <natgrad/communicator.hpp>
-#include <natgrad/generator.hpp>
-#include <natgrad/model.hpp>
-#include <natgrad/partition.hpp>
-#include <natgrad/solver.hpp>
+#include <natgrad/core/communicator.hpp>
+#include <natgrad/io/generator.hpp>
+#include <natgrad/core/model.hpp>
+#include <natgrad/core/partition.hpp>
+#include <natgrad/core/solver.hpp>
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);

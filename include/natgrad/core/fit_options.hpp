@@ -1,0 +1,63 @@
+#pragma once
+/// \file fit_options.hpp
+/// The options of one fit (method, Fisher, step rule, stopping rule, penalty, threads,
+/// checkpointing hooks). Local, no MPI.
+#include <csignal>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "natgrad/core/fisher.hpp"
+
+namespace natgrad {
+
+enum class Method { ngd, gd, diag };
+enum class StepRule { fixed, armijo, kl };
+
+const char* to_string(Method m);
+const char* to_string(StepRule s);
+Method method_from_string(const std::string& s);
+StepRule step_rule_from_string(const std::string& s);
+
+struct FitState;  // solver.hpp: what a checkpoint holds
+
+/// Plain options of one fit, validated by validate().
+struct FitOptions {
+  Method method = Method::ngd;
+  FisherKind fisher = FisherKind::expected;
+  StepRule step = StepRule::armijo;
+  double lr = 1.0;           ///< learning rate / first trial step length
+  double kl = 0.1;           ///< KL radius c for StepRule::kl: 0.5 d^T F d <= c
+  double damping = 0.0;      ///< initial damping added to the Fisher diagonal
+  int max_iter = 100;
+  double tol = 1e-8;         ///< max |gradient of the mean loss|
+  double ftol = 0.0;         ///< relative loss change (0 = off)
+  double armijo_c1 = 1e-4;
+  int max_halvings = 40;
+  int threads = 1;           ///< OpenMP threads per rank
+  std::int64_t block_rows = 256;
+  /// Fisher from a fraction of the rows (chosen by global row index, so the same rows at
+  /// any rank count); loss, gradient and the stopping rule always use every row.
+  /// fraction 1 = the exact Fisher. Kinds expected, empirical and the diagonal only.
+  FisherSample sample;
+  std::vector<double> theta0;  ///< start (empty = zeros)
+  double l2 = 0;               ///< ridge penalty: objective sum_i w_i nll_i + l2/2 ||theta||^2
+  std::vector<char> penalized; ///< per parameter, whether l2 applies (empty = all)
+  /// Continue a checkpointed fit: start at iteration resume->iteration from resume->theta
+  /// (theta0 is then ignored), with its history. Same rank and thread counts as the
+  /// checkpointed run give bit-identical iterates; other counts agree to rounding.
+  std::shared_ptr<const FitState> resume;
+  /// Call FitObserver::on_checkpoint every this many iterations (0 = never).
+  int checkpoint_every = 0;
+  /// Polled on every rank once per iteration (may be null). Nonzero on any rank stops the
+  /// fit at the next iteration boundary with Reason::interrupted, after on_checkpoint.
+  /// Meant for a flag set by a SIGTERM/SIGUSR1 handler. Carried to root inside the
+  /// iteration's reduction, so it costs no extra collective.
+  const volatile std::sig_atomic_t* interrupt = nullptr;
+
+  /// Throws natgrad::Error naming the first inconsistent option.
+  void validate() const;
+};
+
+}  // namespace natgrad

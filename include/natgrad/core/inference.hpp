@@ -1,0 +1,47 @@
+#pragma once
+/// \file inference.hpp
+/// Standard errors and goodness of fit at a fitted coefficient vector, as R's
+/// summary.glm reports them. Collective; results are complete on the root rank.
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "natgrad/core/communicator.hpp"
+#include "natgrad/core/model.hpp"
+#include "natgrad/core/shard.hpp"
+
+namespace natgrad {
+
+struct Inference {
+  std::vector<double> std_errors;         ///< sqrt(diag(F^-1)) * sqrt(dispersion)
+  std::vector<double> robust_std_errors;  ///< HC0 sandwich F^-1 B F^-1 (B: sum of w^2 s s^T)
+  std::vector<double> statistic;          ///< estimate / std_error (z, or t when estimated dispersion)
+  std::vector<double> p_values;           ///< two-sided, normal or Student t(df_residual)
+  std::vector<double> covariance;         ///< P x P, scaled by the dispersion
+  bool t_statistic = false;
+  double dispersion = 1;                  ///< Pearson chi^2 / df_residual (gaussian, gamma), else 1
+  double log_likelihood = 0, deviance = 0, null_deviance = 0, aic = 0, bic = 0;
+  double nobs = 0;                        ///< rows with positive weight
+  double df_residual = 0, df_null = 0;
+  std::string note;                       ///< e.g. why standard errors are missing
+};
+
+struct InferenceOptions {
+  int threads = 1;
+  std::int64_t block_rows = 256;
+  double l2 = 0;  ///< ridge penalty of the fit (added to the Fisher for the covariance)
+  std::vector<char> penalized;  ///< per parameter; empty = all
+  /// Same on every rank. True: fit_fisher (root) is the expected Fisher per observation
+  /// at theta as the fit left it (FitResult::fisher, l2 / weight sum already on the
+  /// penalised diagonal), and no pass recomputes it.
+  bool fisher_from_fit = false;
+  std::vector<double> fit_fisher;
+};
+
+/// Collective. \p theta: the fitted parameters (d * n_outputs, class-major). The shard's
+/// first column is taken as the intercept when named "(Intercept)".
+Inference infer(const Shard& shard, const Model& model, std::span<const double> theta,
+                const Communicator& comm, const InferenceOptions& options);
+
+}  // namespace natgrad

@@ -1,0 +1,192 @@
+#include "natgrad/core/inference.hpp"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <boost/math/distributions/students_t.hpp>
+#include <cmath>
+
+#include "natgrad/core/error.hpp"
+#include "core/kernels.hpp"
+#include "natgrad/core/linalg.hpp"
+#include "natgrad/core/solver.hpp"
+
+namespace natgrad {
+
+namespace {
+
+/// Collective: normalised sums of \p kind at theta (valid on root).
+Normalized global(const Shard& s, const Model& m, std::span<const double> theta, FisherKind kind,
+                  const InferenceOptions& o, const Communicator& comm) {
+  Workspace ws;
+  ws.prepare(o.threads, s.n_cols, o.block_rows, kind, m.n_outputs(), m.n_factors());
+  PackedSums sums;
+  accumulate(s, m, theta, kind, o.threads, ws, sums);
+  comm.reduce_sum(sums.buf.data(), sums.buf.size());
+  Normalized nz;
+  if (comm.is_root()) finalize(sums, nz);
+  return nz;
+}
+
+/// Local: for every row, \p f(i, eta_row, y, w, acc) adds into a per-thread accumulator
+/// of \p width doubles; returns the sum over threads (deterministic order).
+/// eta of row i = Theta^T x_i + offset_i (+ \p eta_override if non-empty: per-output
+/// constant replacing Theta^T x_i).
+template <class F>
+std::vector<double> row_sums(const Shard& s, const Model& m, std::span<const double> theta,
+                             const std::vector<double>& eta_override, std::size_t width, int threads, F f) {
+  const std::int64_t d = s.n_cols, n = s.n_rows, k = m.n_outputs();
+  std::vector<std::vector<double>> acc(static_cast<std::size_t>(threads), std::vector<double>(width, 0.0));
+#pragma omp parallel num_threads(threads)
+  {
+    auto& a = acc[static_cast<std::size_t>(omp_get_thread_num())];
+    std::vector<double> eta(static_cast<std::size_t>(k));
+#pragma omp for schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) {
+      for (std::int64_t c = 0; c < k; ++c) {
+        double e = 0;
+        if (eta_override.empty())
+          for (std::int64_t j = 0; j < d; ++j) e += s.row(i)[j] * theta[j + d * c];
+        else
+          e = eta_override[c];
+        eta[c] = e + (s.offset.empty() ? 0.0 : s.offset[i]);
+      }
+      f(i, eta.data(), s.y[i], s.weight.empty() ? 1.0 : s.weight[i], a.data());
+    }
+  }
+  std::vector<double> out(width, 0.0);
+  for (const auto& a : acc)
+    for (std::size_t j = 0; j < width; ++j) out[j] += a[j];
+  return out;
+}
+
+double null_deviance(const Shard& s, const Model& m, const InferenceOptions& o, const Communicator& comm,
+                     bool intercept, const std::vector<double>& label_sums, double wsum) {
+  std::vector<double> eta_null(static_cast<std::size_t>(m.n_outputs()), 0.0);
+  std::vector<double> theta_null;
+  Shard ones;  // intercept-only design, used only with an offset
+  const Shard* design = &s;
+  if (intercept && !s.offset.empty()) {
+    // R refits glm with the intercept alone when there is an offset.
+    ones.n_rows = s.n_rows;
+    ones.n_cols = 1;
+    ones.first_row = s.first_row;
+    ones.n_global = s.n_global;
+    ones.x.assign(static_cast<std::size_t>(s.n_rows), 1.0);
+    ones.y = s.y;
+    ones.weight = s.weight;
+    ones.offset = s.offset;
+    FitOptions fo;
+    fo.threads = o.threads;
+    fo.tol = 1e-12;
+    fo.max_iter = 200;
+    fo.theta0.assign(static_cast<std::size_t>(m.n_outputs()), 0.0);
+    const FitResult r = fit(ones, m, fo, comm);
+    theta_null = r.theta;
+    design = &ones;
+  } else if (intercept) {
+    eta_null = m.null_eta(label_sums, wsum);  // closed form: the weighted label mean
+  }
+  const std::vector<double> override_eta =
+      (intercept && s.offset.empty()) ? eta_null : std::vector<double>{};
+  const std::vector<double> zero(static_cast<std::size_t>(m.n_outputs()), 0.0);
+  std::vector<double> dev = row_sums(
+      *design, m, theta_null.empty() ? std::span<const double>() : std::span<const double>(theta_null),
+      design == &s ? (intercept ? override_eta : zero) : std::vector<double>{}, 1, o.threads,
+      [&](std::int64_t, const double* eta, double y, double w, double* a) { a[0] += w * m.unit_deviance(eta, y); });
+  comm.allreduce_sum(dev.data(), 1);
+  return dev[0];
+}
+
+}  // namespace
+
+Inference infer(const Shard& s, const Model& m, std::span<const double> theta, const Communicator& comm,
+                const InferenceOptions& o) {
+  Inference r;
+  const std::int64_t P = s.n_cols * m.n_outputs();
+  const bool intercept = !s.names.empty() && s.names[0] == "(Intercept)";
+
+  // Expected Fisher and the sandwich's middle, per observation (root).
+  Normalized F;
+  if (!o.fisher_from_fit) F = global(s, m, theta, FisherKind::expected, o, comm);
+  const Normalized B = global(s, m, theta, FisherKind::meat, o, comm);
+
+  // Deviance, Pearson chi^2, rows with positive weight, weight sum, label sums.
+  const int K = m.n_classes();
+  const std::size_t nlab = K > 0 ? static_cast<std::size_t>(K) : 1;
+  std::vector<double> st = row_sums(s, m, theta, {}, 4 + nlab, o.threads,
+                                    [&](std::int64_t, const double* eta, double y, double w, double* a) {
+                                      a[0] += w * m.unit_deviance(eta, y);
+                                      a[1] += w * m.pearson(eta, y);
+                                      a[2] += w > 0 ? 1.0 : 0.0;
+                                      a[3] += w;
+                                      if (K > 0) a[4 + static_cast<std::size_t>(y)] += w;
+                                      else a[4] += w * y;
+                                    });
+  comm.allreduce_sum(st.data(), st.size());
+  r.deviance = st[0];
+  r.nobs = st[2];
+  const double wsum = st[3];
+  const std::vector<double> label_sums(st.begin() + 4, st.end());
+  r.df_residual = r.nobs - static_cast<double>(P);
+  r.df_null = r.nobs - (intercept ? static_cast<double>(m.n_outputs()) : 0.0);  // one intercept per output
+  r.t_statistic = m.estimates_dispersion();
+  r.dispersion = m.estimates_dispersion() ? st[1] / r.df_residual : 1.0;
+
+  const double phi_ll = m.loglik_dispersion(r.deviance, r.nobs, wsum);
+  std::vector<double> ll = row_sums(s, m, theta, {}, 1, o.threads,
+                                    [&](std::int64_t, const double* eta, double y, double w, double* a) {
+                                      a[0] += m.loglik(eta, y, w, phi_ll);
+                                    });
+  comm.allreduce_sum(ll.data(), 1);
+  r.log_likelihood = ll[0];
+  r.null_deviance = null_deviance(s, m, o, comm, intercept, label_sums, wsum);
+  const double k = static_cast<double>(P) + (m.estimates_dispersion() ? 1.0 : 0.0);
+  r.aic = -2 * r.log_likelihood + 2 * k;
+  r.bic = -2 * r.log_likelihood + std::log(r.nobs) * k;
+  if (!comm.is_root()) return r;
+
+  // Covariance: (sum_i w_i fisher_i x x^T + l2 I)^-1 * dispersion; HC0 sandwich.
+  const auto np = static_cast<std::size_t>(P);
+  std::vector<double> Finv(np * np);
+  if (o.fisher_from_fit) {
+    if (o.fit_fisher.size() != np * np) throw Error("inference: the fit's Fisher has the wrong size");
+    for (std::size_t i = 0; i < np * np; ++i) Finv[i] = o.fit_fisher[i] * wsum;  // includes l2
+  } else {
+    for (std::size_t i = 0; i < np * np; ++i) Finv[i] = F.fisher[i] * wsum;
+    for (std::size_t j = 0; j < np; ++j)
+      if (o.l2 > 0 && (o.penalized.empty() || o.penalized[j])) Finv[j + j * np] += o.l2;
+  }
+  const int info = cholesky_upper(Finv, P);
+  r.std_errors.assign(np, NAN);
+  r.robust_std_errors.assign(np, NAN);
+  r.statistic.assign(np, NAN);
+  r.p_values.assign(np, NAN);
+  if (info != 0 || cholesky_inverse(Finv, P) != 0) {
+    r.note = "the Fisher information is singular at the estimate: no standard errors";
+    return r;
+  }
+  r.covariance.resize(np * np);
+  for (std::size_t i = 0; i < np * np; ++i) r.covariance[i] = Finv[i] * r.dispersion;
+  std::vector<double> Bm(np * np), T(np * np), S(np * np);
+  for (std::size_t i = 0; i < np * np; ++i) Bm[i] = B.fisher[i] * wsum;
+  const int ip = static_cast<int>(P);
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, ip, ip, ip, 1.0, Finv.data(), ip, Bm.data(), ip, 0.0,
+              T.data(), ip);
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, ip, ip, ip, 1.0, T.data(), ip, Finv.data(), ip, 0.0,
+              S.data(), ip);
+  for (std::size_t j = 0; j < np; ++j) {
+    r.std_errors[j] = std::sqrt(r.covariance[j + j * np]);
+    r.robust_std_errors[j] = std::sqrt(S[j + j * np]);
+    r.statistic[j] = theta[j] / r.std_errors[j];
+    const double a = std::abs(r.statistic[j]);
+    if (r.t_statistic && r.df_residual > 0)
+      r.p_values[j] = 2 * boost::math::cdf(boost::math::complement(boost::math::students_t(r.df_residual), a));
+    else
+      r.p_values[j] = std::erfc(a / std::sqrt(2.0));
+  }
+  return r;
+}
+
+}  // namespace natgrad

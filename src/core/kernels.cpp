@@ -1,0 +1,781 @@
+#include "core/kernels.hpp"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "natgrad/core/error.hpp"
+#include "core/simd.hpp"
+
+#ifdef NATGRAD_X86_KERNELS  // natgrad/simd.hpp
+#include <immintrin.h>
+#endif
+
+namespace natgrad {
+
+const char* to_string(FisherKind k) {
+  switch (k) {
+    case FisherKind::none: return "none";
+    case FisherKind::diagonal: return "diagonal";
+    case FisherKind::empirical: return "empirical";
+    case FisherKind::empirical_centered: return "empirical-centered";
+    case FisherKind::expected: return "expected";
+    case FisherKind::meat: return "meat";
+  }
+  return "?";
+}
+
+FisherKind fisher_kind_from_string(const std::string& s) {
+  if (s == "empirical") return FisherKind::empirical;
+  if (s == "empirical-centered") return FisherKind::empirical_centered;
+  if (s == "expected") return FisherKind::expected;
+  throw Error("--fisher '" + s + "' is not one of: expected, empirical, empirical-centered");
+}
+
+namespace {
+bool is_full(FisherKind k) {
+  return k == FisherKind::empirical || k == FisherKind::empirical_centered ||
+         k == FisherKind::expected || k == FisherKind::meat;
+}
+// Two ways to form the Fisher of one rank (docs/performance.md measures both):
+//  - per-thread accumulators: each thread runs single-threaded SYRKs on its own row
+//    blocks into its own p x p matrix, summed in thread order at the end. No
+//    synchronisation inside the pass; costs threads * p^2 doubles.
+//  - shared: rows of a tall block are prepared by all threads, then one SYRK threaded
+//    by the BLAS updates a single p x p matrix: p^2 doubles whatever the thread count.
+// Above kPerThreadMaxP parameters the shared form is used (both run at the same rate
+// at p = 1024 on 2 threads; shared keeps the memory independent of the threads).
+constexpr std::int64_t kPerThreadMaxP = 384;
+
+bool shared_fisher(std::int64_t p, int threads, bool full) {
+  return full && threads > 1 && p > kPerThreadMaxP;
+}
+
+std::int64_t shared_block_rows(std::int64_t p, std::int64_t block) {
+  // Scaled block of at most 64 MiB, and tall enough for BLAS-3 efficiency.
+  return std::max<std::int64_t>(block, std::min<std::int64_t>(16384, (std::int64_t{1} << 23) / std::max<std::int64_t>(p, 1)));
+}
+
+// The per-thread Fisher of a single-output model with p <= kPerThreadMaxP is formed by
+// natgrad's own AVX2/FMA packed kernel (packed_syrk below) instead of the BLAS SYRK: at
+// these sizes DSYRK reaches only 66-88% of the DGEMM rate (docs/performance.md,
+// section 1). Without AVX2 and FMA the BLAS SYRK is used.
+bool packed_fisher(std::int64_t p, int outputs, bool full, bool shared, bool simd) {
+  return simd && outputs == 1 && full && !shared && p <= kPerThreadMaxP;
+}
+constexpr std::int64_t kPanel = 4;  // columns per panel of the packed operand
+// Rows per block in the packed path (at most --block-rows): the block of X and its
+// packed copy then stay in L2 with the p x p accumulator; measured on one core, 128
+// rows beat 256 by about 5% at p = 64 and p = 256 (docs/performance.md, section 1).
+constexpr std::int64_t kPackedMaxRows = 128;
+std::int64_t padded(std::int64_t p) { return (p + kPanel - 1) / kPanel * kPanel; }
+
+// Fisher subsampling: row r is in the sample when the splitmix64 output number r of the
+// stream keyed by the seed is below fraction * 2^64. Depends on the global row only.
+constexpr std::uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
+
+inline std::uint64_t mix64(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+struct Sampler {
+  std::uint64_t key = 0, threshold = 0;
+  bool all = true;
+  explicit Sampler(const FisherSample& s)
+      : key(mix64(s.seed + kGolden)),
+        // fraction in (0, 1): fraction * 2^64 < 2^64 fits; fraction <= 0 selects nothing.
+        threshold(s.active() && s.fraction > 0 ? static_cast<std::uint64_t>(std::ldexp(s.fraction, 64)) : 0),
+        all(!s.active()) {}
+  bool take(std::int64_t global_row) const {
+    return all || mix64(key + (static_cast<std::uint64_t>(global_row) + 1) * kGolden) < threshold;
+  }
+};
+
+/// Block-local indices of the sampled rows among rows [i0, i0 + m) of \p s, into \p sel
+/// (ascending); adds their weights to \p fwsum. Returns their count.
+std::int64_t select_rows(const Sampler& smp, const Shard& s, std::int64_t i0, std::int64_t m, std::int64_t* sel,
+                         double& fwsum) {
+  std::int64_t k = 0;
+  const std::int64_t g0 = s.first_row + i0;
+  for (std::int64_t i = 0; i < m; ++i)
+    if (smp.take(g0 + i)) {
+      sel[k++] = i;
+      fwsum += s.weight.empty() ? 1.0 : s.weight[i0 + i];
+    }
+  return k;
+}
+}  // namespace
+
+bool in_fisher_sample(std::int64_t global_row, const FisherSample& s) { return Sampler(s).take(global_row); }
+
+void PackedSums::resize(std::int64_t p_, FisherKind kind_) {
+  p = p_;
+  kind = kind_;
+  buf.assign(3 + static_cast<std::size_t>(p) + fisher_size() + 1, 0.0);  // + fisher_weight
+}
+
+std::size_t PackedSums::fisher_size() const {
+  if (kind == FisherKind::diagonal) return static_cast<std::size_t>(p);
+  if (is_full(kind)) return static_cast<std::size_t>(p * (p + 1) / 2);
+  return 0;
+}
+
+void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherKind kind, int outputs,
+                        int factors) {
+  const bool simd = detail::simd_kernels_active();
+  if (threads == threads_ && d == p_ && block == block_ && kind == kind_ && outputs == outputs_ &&
+      factors == factors_ && simd == simd_)
+    return;
+  simd_ = simd;
+  threads_ = threads;
+  p_ = d;
+  block_ = block;
+  kind_ = kind;
+  outputs_ = outputs;
+  factors_ = factors;
+  const std::int64_t p = d * outputs;  // parameters
+  const bool shared = outputs == 1 && shared_fisher(p, threads, is_full(kind));
+  const std::size_t rows = static_cast<std::size_t>(shared ? shared_block_rows(p, block) : block);
+  const std::size_t np = static_cast<std::size_t>(p), m = static_cast<std::size_t>(outputs);
+  const std::size_t q = kind == FisherKind::expected ? static_cast<std::size_t>(factors) : 1;
+  const std::size_t slots = shared ? 1 : static_cast<std::size_t>(threads);
+  const bool packed = packed_fisher(p, outputs, is_full(kind), shared, simd);
+  const std::size_t pp = static_cast<std::size_t>(packed ? padded(p) : p);
+  // Panels one cache line longer than their rows: at a power-of-two stride the rows'
+  // stores into the p / 4 panels, and the tile kernel's loads, would all map to the same
+  // L1 sets.
+  sweep_rows_ = packed ? std::min<std::int64_t>(block, kPackedMaxRows) : static_cast<std::int64_t>(rows);
+  pstride_ = packed ? kPanel * sweep_rows_ + 8 : 0;
+  fisher_ld_ = static_cast<std::int64_t>(pp);
+  scaled_.assign(slots, {});  // zero: the padding columns of the packed layout stay zero
+  const std::size_t scaled_size = packed ? pp / kPanel * static_cast<std::size_t>(pstride_) : rows * q * pp;
+  for (auto& s : scaled_) s.assign(is_full(kind) ? scaled_size : 0, 0.0);
+  auto per_thread = [&](std::vector<std::vector<double>>& v, std::size_t n) {
+    v.assign(static_cast<std::size_t>(threads), std::vector<double>(n, 0.0));
+  };
+  per_thread(eta_, rows * m);
+  per_thread(nll_, rows);
+  per_thread(dnll_, rows * m);
+  per_thread(fw_, outputs > 1 ? rows * m * static_cast<std::size_t>(factors) : rows);
+  per_thread(grad_, np);
+  // Shared mode keeps its one p x p matrix here too, so that no call allocates it.
+  fisher_.assign(shared ? 1 : static_cast<std::size_t>(threads), {});
+  for (auto& f : fisher_)
+    f.assign(is_full(kind) ? pp * pp : (kind == FisherKind::diagonal ? np : 0), 0.0);
+  // Sampled-row indices of a block: per thread, or one list for the shared tall block.
+  sel_.assign(shared ? 1 : static_cast<std::size_t>(threads), std::vector<std::int64_t>(rows, 0));
+  loss_.assign(static_cast<std::size_t>(threads), 0.0);
+  wsum_.assign(static_cast<std::size_t>(threads), 0.0);
+  fwsum_.assign(static_cast<std::size_t>(threads), 0.0);
+}
+
+namespace {
+
+/// Per-row work of one block: eta, model evaluation, loss and weight sums, the per-row
+/// Fisher scale a_i (written into fw) such that the block's Fisher contribution is
+/// sum_i a_i^2 x_i x_i^T, and the gradient weights w_i dnll_i (written into dnll).
+/// The gradient itself is added by the caller: by scale_and_grad for the full kinds
+/// (one read of the block for both), else by add_gradient.
+void rows_pass(const Shard& s, const Model& model, const double* theta, FisherKind kind,
+               std::int64_t i0, std::int64_t m, double* eta, double* nll, double* dnll,
+               double* fw, double& loss, double& wsum) {
+  const std::int64_t p = s.n_cols;
+  const double* X = s.row(i0);
+  const int ip = static_cast<int>(p), im = static_cast<int>(m);
+  cblas_dgemv(CblasRowMajor, CblasNoTrans, im, ip, 1.0, X, ip, theta, 1, 0.0, eta, 1);
+  if (!s.offset.empty())
+    for (std::int64_t i = 0; i < m; ++i) eta[i] += s.offset[i0 + i];
+  const bool want_fw = kind == FisherKind::expected || kind == FisherKind::diagonal;
+  model.eval(static_cast<std::size_t>(m), eta, s.y.data() + i0, nll, dnll, want_fw ? fw : nullptr);
+  for (std::int64_t i = 0; i < m; ++i) {
+    const double w = s.weight.empty() ? 1.0 : s.weight[i0 + i];
+    loss += w * nll[i];
+    wsum += w;
+    switch (kind) {
+      case FisherKind::expected: fw[i] = std::sqrt(w * fw[i]); break;
+      case FisherKind::diagonal: fw[i] = w * fw[i]; break;
+      case FisherKind::empirical:
+      case FisherKind::empirical_centered: fw[i] = std::sqrt(w) * std::abs(dnll[i]); break;
+      case FisherKind::meat: fw[i] = w * std::abs(dnll[i]); break;
+      case FisherKind::none: break;
+    }
+    dnll[i] *= w;  // gradient weight
+  }
+}
+
+/// grad += X_block^T g (BLAS-2), for the kinds without a full Fisher.
+void add_gradient(const Shard& s, std::int64_t i0, std::int64_t m, const double* g, double* grad) {
+  const int ip = static_cast<int>(s.n_cols);
+  cblas_dgemv(CblasRowMajor, CblasTrans, static_cast<int>(m), ip, 1.0, s.row(i0), ip, g, 1, 1.0, grad, 1);
+}
+
+/// Where the scaled rows (the Fisher operand) go: row k of the operand at S + k * p
+/// (row-major m x p = column-major p x m, the BLAS SYRK operand) when pstride is 0, else
+/// in panels of kPanel columns for packed_syrk: element (k, j) at
+/// S[(j / 4) * pstride + 4 * k + j % 4].
+struct Operand {
+  double* S;
+  std::int64_t p, pstride;
+};
+
+/// Writes a * x (p values) as row k of \p op.
+inline void put_row(const Operand& op, std::int64_t k, double a, const double* __restrict x) {
+  if (op.pstride == 0) {
+    double* __restrict si = op.S + k * op.p;
+#pragma omp simd
+    for (std::int64_t j = 0; j < op.p; ++j) si[j] = a * x[j];
+    return;
+  }
+  double* __restrict si = op.S + kPanel * k;
+  std::int64_t j = 0;
+  for (; j + kPanel <= op.p; j += kPanel) {
+    double* __restrict d = si + (j / kPanel) * op.pstride;
+    d[0] = a * x[j];
+    d[1] = a * x[j + 1];
+    d[2] = a * x[j + 2];
+    d[3] = a * x[j + 3];
+  }
+  for (; j < op.p; ++j) si[(j / kPanel) * op.pstride + j % kPanel] = a * x[j];
+}
+
+/// Rows row0.. of \p op = diag(a) X_block and grad += X_block^T g, in one read of the
+/// block. Built for AVX2 as well as the baseline ISA; the loader picks the variant the
+/// CPU supports.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void scale_and_grad(const double* X, std::int64_t m, const double* a, const double* g, const Operand& op,
+                    std::int64_t row0, double* grad) {
+  const std::int64_t p = op.p;
+  for (std::int64_t i = 0; i < m; ++i) {
+    const double gi = g[i];
+    const double* __restrict xi = X + i * p;
+    double* __restrict gr = grad;
+    put_row(op, row0 + i, a[i], xi);
+#pragma omp simd
+    for (std::int64_t j = 0; j < p; ++j) gr[j] += gi * xi[j];
+  }
+}
+
+/// scale_and_grad for a Fisher subsample: grad += X_block^T g over all m rows, and the
+/// scaled rows a_i x_i of the sampled rows only, as rows row0, row0 + 1, ... of \p op.
+/// \p sel lists the \p nsel sampled rows ascending, as indices relative to X minus
+/// \p base (row i of X is sampled when sel[k] == base + i).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void scale_and_grad_sel(const double* X, std::int64_t m, const double* a, const double* g,
+                        const std::int64_t* sel, std::int64_t nsel, std::int64_t base, const Operand& op,
+                        std::int64_t row0, double* grad) {
+  const std::int64_t p = op.p;
+  std::int64_t k = 0;
+  for (std::int64_t i = 0; i < m; ++i) {
+    const double gi = g[i];
+    const double* __restrict xi = X + i * p;
+    double* __restrict gr = grad;
+    if (k < nsel && sel[k] == base + i) put_row(op, row0 + k++, a[i], xi);
+#pragma omp simd
+    for (std::int64_t j = 0; j < p; ++j) gr[j] += gi * xi[j];
+  }
+}
+
+/// F (p x p, upper) += S S^T for the column-major p x k operand S.
+void syrk_add(std::int64_t p, std::int64_t k, const double* S, double* F) {
+  cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(p), static_cast<int>(k), 1.0, S,
+              static_cast<int>(p), 1.0, F, static_cast<int>(p));
+}
+
+// ---- packed_syrk: the Fisher update of the per-thread path at p <= kPerThreadMaxP ----
+//
+// F (column-major, leading dimension ld) += sum over rows k < kc of s_k s_k^T on and above
+// the diagonal, for the panel operand of put_row. The triangle is covered by tiles of
+// NV <= 3 panels (12 rows of F) by one panel (4 columns): per operand row, NV vector
+// loads, 4 broadcasts and 4 NV fused multiply-adds into 4 NV accumulators held in
+// registers (12 of the 16 AVX2 registers). Tiles on the diagonal drop the row panels
+// below it; the 4 x 4 diagonal blocks are computed whole, and what they write below
+// the diagonal nobody reads. Rows are swept kKc at a time so that the NV panels of a
+// tile strip (12 KiB) and the current column panel (4 KiB) stay in the L1 cache.
+#ifdef NATGRAD_X86_KERNELS
+constexpr std::int64_t kKc = 128;
+
+template <int NV>
+__attribute__((target("avx2,fma"))) void tile_avx2(const double* S, std::int64_t ps, std::int64_t q0, std::int64_t b,
+                                                   std::int64_t k0, std::int64_t k1, double* F, std::int64_t ld) {
+  __m256d acc[NV][kPanel];
+#pragma GCC unroll 3
+  for (int v = 0; v < NV; ++v)
+#pragma GCC unroll 4
+    for (int j = 0; j < kPanel; ++j) acc[v][j] = _mm256_setzero_pd();
+  const double* A = S + q0 * ps;
+  const double* B = S + b * ps;
+  for (std::int64_t k = k0; k < k1; ++k) {
+    __m256d a[NV];
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) a[v] = _mm256_loadu_pd(A + v * ps + kPanel * k);
+#pragma GCC unroll 4
+    for (int j = 0; j < kPanel; ++j) {
+      const __m256d bj = _mm256_broadcast_sd(B + kPanel * k + j);
+#pragma GCC unroll 3
+      for (int v = 0; v < NV; ++v) acc[v][j] = _mm256_fmadd_pd(a[v], bj, acc[v][j]);
+    }
+  }
+#pragma GCC unroll 3
+  for (int v = 0; v < NV; ++v)
+#pragma GCC unroll 4
+    for (int j = 0; j < kPanel; ++j) {
+      double* c = F + (kPanel * b + j) * ld + kPanel * (q0 + v);
+      _mm256_storeu_pd(c, _mm256_add_pd(_mm256_loadu_pd(c), acc[v][j]));
+    }
+}
+
+using TileFn = void (*)(const double*, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
+                        double*, std::int64_t);
+
+/// Bytes [ahead, ahead + ahead_bytes) are prefetched towards the L2 cache, spread over the
+/// tiles: the caller passes its next row block, whose first read would otherwise wait
+/// for memory (at p = 64 the pass streams 8 bytes from memory per 65 flops).
+void packed_syrk(const double* S, std::int64_t ps, std::int64_t pp, std::int64_t kc, double* F, std::int64_t ld,
+                 const void* ahead = nullptr, std::int64_t ahead_bytes = 0) {
+  const TileFn tiles[3] = {tile_avx2<1>, tile_avx2<2>, tile_avx2<3>};
+  const std::int64_t nq = pp / kPanel;
+  const std::int64_t ntiles = (kc + kKc - 1) / kKc * ((nq + 2) / 3) * (nq + 1) / 2 + 1;  // upper bound
+  const std::int64_t lines = ahead_bytes / 64, per_tile = (lines + ntiles - 1) / ntiles;
+  const char* pf = static_cast<const char*>(ahead);
+  std::int64_t next_line = 0;
+  for (std::int64_t k0 = 0; k0 < kc; k0 += kKc) {
+    const std::int64_t k1 = std::min(kc, k0 + kKc);
+    for (std::int64_t q0 = 0; q0 < nq; q0 += 3) {
+      const std::int64_t nv = std::min<std::int64_t>(3, nq - q0);
+      for (std::int64_t b = q0; b < nq; ++b) {
+        // Row panels past column panel b lie below the diagonal: left out.
+        tiles[std::min(nv, b - q0 + 1) - 1](S, ps, q0, b, k0, k1, F, ld);
+        for (std::int64_t e = std::min(lines, next_line + per_tile); next_line < e; ++next_line)
+          __builtin_prefetch(pf + 64 * next_line, 0, 2);
+      }
+    }
+  }
+}
+
+#endif  // NATGRAD_X86_KERNELS
+
+/// The Fisher update of one thread's staged rows: packed_syrk or the BLAS SYRK,
+/// according to the workspace's layout.
+void fisher_update(const Operand& op, const Workspace& ws, std::int64_t k, double* F, const void* ahead = nullptr,
+                   std::int64_t ahead_bytes = 0) {
+  if (k <= 0) return;
+#ifdef NATGRAD_X86_KERNELS
+  if (op.pstride > 0) return packed_syrk(op.S, op.pstride, ws.fisher_ld_, k, F, ws.fisher_ld_, ahead, ahead_bytes);
+#else
+  (void)ws, (void)ahead, (void)ahead_bytes;  // the packed layout needs AVX2 (Workspace::prepare)
+#endif
+  syrk_add(op.p, k, op.S, F);
+}
+
+/// The upper triangle of F (p x p of leading dimension ld, column-major) into packed
+/// column-major upper storage, added or assigned.
+void pack_upper(const double* F, std::int64_t p, std::int64_t ld, double* packed, bool add) {
+  for (std::int64_t j = 0; j < p; ++j) {
+    double* col = packed + j * (j + 1) / 2;
+    const double* src = F + j * ld;
+    if (add)
+      for (std::int64_t i = 0; i <= j; ++i) col[i] += src[i];
+    else
+      for (std::int64_t i = 0; i <= j; ++i) col[i] = src[i];
+  }
+}
+
+}  // namespace
+
+namespace {
+
+/// Adds the per-thread accumulators into \p out in thread order, so the result is
+/// deterministic for a fixed thread count. Without sampling the Fisher weight is the
+/// weight sum.
+void combine_threads(const Workspace& ws, int threads, std::int64_t P, FisherKind kind, bool sampling,
+                     PackedSums& out) {
+  for (int t = 0; t < threads; ++t) {
+    out.loss_sum() += ws.loss_[t];
+    out.weight_sum() += ws.wsum_[t];
+    if (sampling) out.fisher_weight() += ws.fwsum_[t];
+    for (std::int64_t j = 0; j < P; ++j) out.grad()[j] += ws.grad_[t][j];
+    if (is_full(kind))
+      pack_upper(ws.fisher_[t].data(), P, ws.fisher_ld_, out.fisher(), true);
+    else if (kind == FisherKind::diagonal)
+      for (std::int64_t j = 0; j < P; ++j) out.fisher()[j] += ws.fisher_[t][j];
+  }
+  if (!sampling) out.fisher_weight() = out.weight_sum();
+}
+
+/// Multi-output models (multinomial): eta_k = X theta_k for k < m, per-row m x q Fisher
+/// factors, and for each row q scaled copies of x, one per factor column, so that the
+/// Fisher is still one SYRK per block: sum over rows and columns c of
+/// (M_i[:, c] (x) x_i)(M_i[:, c] (x) x_i)^T.
+void accumulate_multi(const Shard& s, const Model& model, std::span<const double> theta,
+                      FisherKind kind, int threads, Workspace& ws, PackedSums& out, const Sampler& smp) {
+  const std::int64_t d = s.n_cols, n = s.n_rows, m = model.n_outputs();
+  const std::int64_t P = d * m;
+  const bool full = is_full(kind);
+  const std::int64_t q = kind == FisherKind::expected ? model.n_factors() : 1;
+  ws.prepare(threads, d, ws.block() > 0 ? ws.block() : 256, kind, static_cast<int>(m), model.n_factors());
+  out.resize(P, kind);
+  const std::int64_t block = ws.block();
+  const std::int64_t nblocks = (n + block - 1) / block;
+  const bool want_factor = kind == FisherKind::expected || kind == FisherKind::diagonal;
+  const bool sampling = !smp.all;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+    auto& g = ws.grad_[t];
+    auto& F = ws.fisher_[t];
+    std::fill(g.begin(), g.end(), 0.0);
+    std::fill(F.begin(), F.end(), 0.0);
+    std::vector<double> wd(static_cast<std::size_t>(block));
+    double loss = 0, wsum = 0, fwsum = 0;
+    // Sampling: the scaled copies of sampled rows are staged across blocks in the
+    // scaled buffer (room for `block` rows) and SYRKed when it would overflow.
+    double* sc = full ? ws.scaled_[t].data() : nullptr;
+    std::int64_t* sel = ws.sel_[t].data();
+    std::int64_t pending = 0;
+    auto flush = [&] {
+      if (pending > 0) syrk_add(P, pending * q, sc, F.data());
+      pending = 0;
+    };
+#pragma omp for schedule(static)
+    for (std::int64_t b = 0; b < nblocks; ++b) {
+      const std::int64_t i0 = b * block, rows = std::min(block, n - i0);
+      const double* X = s.row(i0);
+      double* eta = ws.eta_[t].data();
+      double* dn = ws.dnll_[t].data();
+      double* fac = ws.fw_[t].data();
+      for (std::int64_t k = 0; k < m; ++k)
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(rows), static_cast<int>(d), 1.0, X,
+                    static_cast<int>(d), theta.data() + k * d, 1, 0.0, eta + k, static_cast<int>(m));
+      if (!s.offset.empty())
+        for (std::int64_t i = 0; i < rows; ++i)
+          for (std::int64_t k = 0; k < m; ++k) eta[i * m + k] += s.offset[i0 + i];
+      model.eval_multi(static_cast<std::size_t>(rows), eta, s.y.data() + i0, ws.nll_[t].data(), dn,
+                       want_factor ? fac : nullptr);
+      for (std::int64_t i = 0; i < rows; ++i) {
+        const double w = s.weight.empty() ? 1.0 : s.weight[i0 + i];
+        loss += w * ws.nll_[t][i];
+        wsum += w;
+      }
+      for (std::int64_t k = 0; k < m; ++k) {
+        for (std::int64_t i = 0; i < rows; ++i)
+          wd[i] = (s.weight.empty() ? 1.0 : s.weight[i0 + i]) * dn[i * m + k];
+        cblas_dgemv(CblasRowMajor, CblasTrans, static_cast<int>(rows), static_cast<int>(d), 1.0, X,
+                    static_cast<int>(d), wd.data(), 1, 1.0, g.data() + k * d, 1);
+      }
+      // Rows in the Fisher: all (ns = rows, row(r) = r) or the block's sampled rows.
+      const std::int64_t ns = sampling ? select_rows(smp, s, i0, rows, sel, fwsum) : rows;
+      auto row = [&](std::int64_t r) { return sampling ? sel[r] : r; };
+      if (kind == FisherKind::diagonal) {
+        for (std::int64_t r = 0; r < ns; ++r) {
+          const std::int64_t i = row(r);
+          const double w = s.weight.empty() ? 1.0 : s.weight[i0 + i];
+          for (std::int64_t k = 0; k < m; ++k) {
+            double f = 0;
+            for (std::int64_t c = 0; c < model.n_factors(); ++c) {
+              const double v = fac[(i * m + k) * model.n_factors() + c];
+              f += v * v;
+            }
+            for (std::int64_t j = 0; j < d; ++j) F[k * d + j] += w * f * X[i * d + j] * X[i * d + j];
+          }
+        }
+      } else if (full) {
+        if (pending + ns > block) flush();
+        for (std::int64_t r = 0; r < ns; ++r) {
+          const std::int64_t i = row(r);
+          const double w = s.weight.empty() ? 1.0 : s.weight[i0 + i];
+          const double* x = X + i * d;
+          for (std::int64_t c = 0; c < q; ++c) {
+            double* u = sc + ((pending + r) * q + c) * P;
+            for (std::int64_t k = 0; k < m; ++k) {
+              double a;
+              if (kind == FisherKind::expected) a = std::sqrt(w) * fac[(i * m + k) * q + c];
+              else if (kind == FisherKind::meat) a = w * dn[i * m + k];
+              else a = std::sqrt(w) * dn[i * m + k];
+              for (std::int64_t j = 0; j < d; ++j) u[k * d + j] = a * x[j];
+            }
+          }
+        }
+        pending += ns;
+        if (!sampling) flush();  // one SYRK per block, as without staging
+      }
+    }
+    if (full) flush();
+    ws.loss_[t] = loss;
+    ws.wsum_[t] = wsum;
+    ws.fwsum_[t] = fwsum;
+  }
+  combine_threads(ws, threads, P, kind, sampling, out);
+  out.rows() = static_cast<double>(n);
+}
+
+void accumulate_loss_multi(const Shard& s, const Model& model, std::span<const double> theta, int threads,
+                           Workspace& ws, double out[2]) {
+  const std::int64_t d = s.n_cols, n = s.n_rows, m = model.n_outputs();
+  ws.prepare(threads, d, ws.block() > 0 ? ws.block() : 256, FisherKind::none, static_cast<int>(m),
+             model.n_factors());
+  const std::int64_t block = ws.block();
+  const std::int64_t nblocks = (n + block - 1) / block;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+    double loss = 0, wsum = 0;
+#pragma omp for schedule(static)
+    for (std::int64_t b = 0; b < nblocks; ++b) {
+      const std::int64_t i0 = b * block, rows = std::min(block, n - i0);
+      double* eta = ws.eta_[t].data();
+      for (std::int64_t k = 0; k < m; ++k)
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(rows), static_cast<int>(d), 1.0, s.row(i0),
+                    static_cast<int>(d), theta.data() + k * d, 1, 0.0, eta + k, static_cast<int>(m));
+      if (!s.offset.empty())
+        for (std::int64_t i = 0; i < rows; ++i)
+          for (std::int64_t k = 0; k < m; ++k) eta[i * m + k] += s.offset[i0 + i];
+      model.eval_multi(static_cast<std::size_t>(rows), eta, s.y.data() + i0, ws.nll_[t].data(), nullptr, nullptr);
+      for (std::int64_t i = 0; i < rows; ++i) {
+        const double w = s.weight.empty() ? 1.0 : s.weight[i0 + i];
+        loss += w * ws.nll_[t][i];
+        wsum += w;
+      }
+    }
+    ws.loss_[t] = loss;
+    ws.wsum_[t] = wsum;
+  }
+  out[0] = out[1] = 0;
+  for (int t = 0; t < threads; ++t) {
+    out[0] += ws.loss_[t];
+    out[1] += ws.wsum_[t];
+  }
+}
+
+}  // namespace
+
+void accumulate(const Shard& shard, const Model& model, std::span<const double> theta,
+                FisherKind kind, int threads, Workspace& ws, PackedSums& out, const FisherSample& sample) {
+  const std::int64_t p = shard.n_cols, n = shard.n_rows;
+  if (static_cast<std::int64_t>(theta.size()) != p * model.n_outputs())
+    throw Error("accumulate: theta has " + std::to_string(theta.size()) + " entries, expected " +
+                std::to_string(p * model.n_outputs()));
+  if (sample.active() && (kind == FisherKind::empirical_centered || kind == FisherKind::meat))
+    throw Error(std::string("a subsampled Fisher (fraction ") + std::to_string(sample.fraction) +
+                ") is not supported for the " + to_string(kind) +
+                " matrix: use expected, empirical or diagonal, or fraction 1");
+  threads = std::max(threads, 1);
+  const Sampler smp(sample);
+  const bool sampling = !smp.all;
+  if (model.n_outputs() > 1) return accumulate_multi(shard, model, theta, kind, threads, ws, out, smp);
+  ws.prepare(threads, p, ws.block() > 0 ? ws.block() : 256, kind);
+  out.resize(p, kind);
+  const bool full = is_full(kind);
+  const bool shared = shared_fisher(p, threads, full);
+  const std::int64_t block = shared ? shared_block_rows(p, ws.block()) : ws.sweep_rows_;
+  const std::int64_t nblocks = (n + block - 1) / block;
+
+  if (!shared) {
+    // Per-thread accumulators: each thread owns a static set of blocks and runs
+    // single-threaded BLAS on them (OpenBLAS does not nest inside a parallel region).
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num();
+      auto& g = ws.grad_[t];
+      auto& F = ws.fisher_[t];
+      std::fill(g.begin(), g.end(), 0.0);
+      std::fill(F.begin(), F.end(), 0.0);
+      double loss = 0, wsum = 0, fwsum = 0;
+      const Operand op{full ? ws.scaled_[t].data() : nullptr, p, ws.pstride_};
+      std::int64_t* sel = ws.sel_[t].data();
+      // Sampling: the sampled rows' scaled copies are staged across blocks in sc (room
+      // for `block` rows) and SYRKed when the next block's would not fit, so each SYRK
+      // stays about as wide as without sampling.
+      std::int64_t pending = 0;
+#pragma omp for schedule(static)
+      for (std::int64_t b = 0; b < nblocks; ++b) {
+        const std::int64_t i0 = b * block, m = std::min(block, n - i0);
+        double* fw = ws.fw_[t].data();
+        double* dn = ws.dnll_[t].data();
+        rows_pass(shard, model, theta.data(), kind, i0, m, ws.eta_[t].data(), ws.nll_[t].data(), dn, fw,
+                  loss, wsum);
+        if (!sampling) {
+          if (!full) add_gradient(shard, i0, m, dn, g.data());
+          if (full) {
+            scale_and_grad(shard.row(i0), m, fw, dn, op, 0, g.data());
+            // Prefetch this thread's next block (blocks are dealt out in contiguous runs).
+            const std::int64_t m_next = std::max<std::int64_t>(0, std::min(block, n - i0 - m));
+            fisher_update(op, ws, m, F.data(), m_next > 0 ? shard.row(i0 + m) : nullptr,
+                          m_next * p * static_cast<std::int64_t>(sizeof(double)));
+          } else if (kind == FisherKind::diagonal) {
+            const double* X = shard.row(i0);
+            for (std::int64_t i = 0; i < m; ++i)
+              for (std::int64_t j = 0; j < p; ++j) F[j] += fw[i] * X[i * p + j] * X[i * p + j];
+          }
+          continue;
+        }
+        const std::int64_t ns = select_rows(smp, shard, i0, m, sel, fwsum);
+        if (full) {
+          if (pending + ns > block) {
+            fisher_update(op, ws, pending, F.data());
+            pending = 0;
+          }
+          scale_and_grad_sel(shard.row(i0), m, fw, dn, sel, ns, 0, op, pending, g.data());
+          pending += ns;
+        } else {
+          add_gradient(shard, i0, m, dn, g.data());
+          if (kind == FisherKind::diagonal) {
+            const double* X = shard.row(i0);
+            for (std::int64_t r = 0; r < ns; ++r) {
+              const std::int64_t i = sel[r];
+              for (std::int64_t j = 0; j < p; ++j) F[j] += fw[i] * X[i * p + j] * X[i * p + j];
+            }
+          }
+        }
+      }
+      fisher_update(op, ws, pending, F.data());
+      ws.loss_[t] = loss;
+      ws.wsum_[t] = wsum;
+      ws.fwsum_[t] = fwsum;
+    }
+    combine_threads(ws, threads, p, kind, sampling, out);
+  } else {
+    // Large p: rows of a tall block are prepared in parallel, then one SYRK with
+    // OpenBLAS's own OpenMP threads accumulates the block into a single p x p matrix,
+    // held by the workspace (no allocation per call).
+    std::vector<double>& F = ws.fisher_[0];
+    std::fill(F.begin(), F.end(), 0.0);
+    double* sc = ws.scaled_[0].data();
+    // Sampling: the tall block's sampled rows (sel, block-local, ascending) are listed
+    // first (index arithmetic only), each thread writes its own sampled rows' scaled
+    // copies at their place in the list, after the `pending` rows staged by earlier
+    // blocks; the threaded SYRK runs when the next block's would not fit.
+    std::int64_t* sel = ws.sel_[0].data();
+    std::int64_t pending = 0;
+    double fwsum = 0;
+    auto flush = [&] {
+      if (pending == 0) return;
+      openblas_set_num_threads(threads);
+      syrk_add(p, pending, sc, F.data());
+      pending = 0;
+    };
+    for (std::int64_t b = 0; b < nblocks; ++b) {
+      const std::int64_t i0 = b * block, m = std::min(block, n - i0);
+      const std::int64_t sub = (m + threads - 1) / threads;
+      std::int64_t ns = m;
+      if (sampling) {
+        ns = select_rows(smp, shard, i0, m, sel, fwsum);
+        if (pending + ns > block) flush();
+      }
+#pragma omp parallel num_threads(threads)
+      {
+        const int t = omp_get_thread_num();
+        const std::int64_t s0 = std::min(m, t * sub), s1 = std::min(m, s0 + sub);
+        if (b == 0) std::fill(ws.grad_[t].begin(), ws.grad_[t].end(), 0.0);
+        double loss = 0, wsum = 0;
+        if (s1 > s0) {
+          rows_pass(shard, model, theta.data(), kind, i0 + s0, s1 - s0, ws.eta_[t].data(),
+                    ws.nll_[t].data(), ws.dnll_[t].data(), ws.fw_[t].data(), loss, wsum);
+          if (!sampling) {
+            scale_and_grad(shard.row(i0 + s0), s1 - s0, ws.fw_[t].data(), ws.dnll_[t].data(), Operand{sc, p, 0},
+                           s0, ws.grad_[t].data());
+          } else {
+            const std::int64_t k0 = std::lower_bound(sel, sel + ns, s0) - sel;
+            const std::int64_t k1 = std::lower_bound(sel + k0, sel + ns, s1) - sel;
+            scale_and_grad_sel(shard.row(i0 + s0), s1 - s0, ws.fw_[t].data(), ws.dnll_[t].data(), sel + k0,
+                               k1 - k0, s0, Operand{sc, p, 0}, pending + k0, ws.grad_[t].data());
+          }
+        }
+        ws.loss_[t] = (b == 0 ? 0.0 : ws.loss_[t]) + loss;
+        ws.wsum_[t] = (b == 0 ? 0.0 : ws.wsum_[t]) + wsum;
+      }
+      pending += ns;
+      if (!sampling) flush();  // one SYRK per tall block
+    }
+    flush();
+    for (int t = 0; t < threads; ++t) {
+      if (nblocks == 0) break;
+      out.loss_sum() += ws.loss_[t];
+      out.weight_sum() += ws.wsum_[t];
+      for (std::int64_t j = 0; j < p; ++j) out.grad()[j] += ws.grad_[t][j];
+    }
+    pack_upper(F.data(), p, p, out.fisher(), false);
+    out.fisher_weight() = sampling ? fwsum : out.weight_sum();
+  }
+  out.rows() = static_cast<double>(n);
+}
+
+void accumulate_loss(const Shard& shard, const Model& model, std::span<const double> theta,
+                     int threads, Workspace& ws, double out[2]) {
+  const std::int64_t p = shard.n_cols, n = shard.n_rows;
+  threads = std::max(threads, 1);
+  if (model.n_outputs() > 1) return accumulate_loss_multi(shard, model, theta, threads, ws, out);
+  if (ws.threads() != threads || static_cast<std::int64_t>(ws.eta_.size()) == 0)
+    ws.prepare(threads, p, ws.block() > 0 ? ws.block() : 256, FisherKind::none);
+  const std::int64_t block = static_cast<std::int64_t>(ws.eta_[0].size());
+  const std::int64_t nblocks = (n + block - 1) / block;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+    double loss = 0, wsum = 0;
+    double* eta = ws.eta_[t].data();
+    double* nll = ws.nll_[t].data();
+#pragma omp for schedule(static)
+    for (std::int64_t b = 0; b < nblocks; ++b) {
+      const std::int64_t i0 = b * block, m = std::min(block, n - i0);
+      cblas_dgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(m), static_cast<int>(p), 1.0,
+                  shard.row(i0), static_cast<int>(p), theta.data(), 1, 0.0, eta, 1);
+      if (!shard.offset.empty())
+        for (std::int64_t i = 0; i < m; ++i) eta[i] += shard.offset[i0 + i];
+      model.eval(static_cast<std::size_t>(m), eta, shard.y.data() + i0, nll, nullptr, nullptr);
+      for (std::int64_t i = 0; i < m; ++i) {
+        const double w = shard.weight.empty() ? 1.0 : shard.weight[i0 + i];
+        loss += w * nll[i];
+        wsum += w;
+      }
+    }
+    ws.loss_[t] = loss;
+    ws.wsum_[t] = wsum;
+  }
+  out[0] = out[1] = 0;
+  for (int t = 0; t < threads; ++t) {
+    out[0] += ws.loss_[t];
+    out[1] += ws.wsum_[t];
+  }
+}
+
+void finalize(PackedSums& sums, Normalized& out) {
+  const std::int64_t p = sums.p;
+  const double W = sums.weight_sum();
+  const double Wf = sums.fisher_weight();  // == W without sampling: same bits as before
+  out.loss = sums.loss_sum() / W;
+  out.weight_sum = W;
+  out.fisher_weight = Wf;
+  out.rows = sums.rows();
+  out.grad.assign(sums.grad(), sums.grad() + p);
+  for (double& g : out.grad) g /= W;
+  if (sums.kind == FisherKind::diagonal) {
+    out.fisher.assign(sums.fisher(), sums.fisher() + p);
+    for (double& f : out.fisher) f /= Wf;
+    return;
+  }
+  if (!is_full(sums.kind)) {
+    out.fisher.clear();
+    return;
+  }
+  out.fisher.assign(static_cast<std::size_t>(p * p), 0.0);
+  const double* packed = sums.fisher();
+  const bool centered = sums.kind == FisherKind::empirical_centered;
+  const double n = sums.rows();
+  const double* gsum = sums.grad();
+  for (std::int64_t j = 0; j < p; ++j)
+    for (std::int64_t i = 0; i <= j; ++i) {
+      double v = packed[j * (j + 1) / 2 + i];
+      v = centered ? (v - gsum[i] * gsum[j] / n) / (n - 1) : v / Wf;
+      out.fisher[i + j * p] = out.fisher[j + i * p] = v;
+    }
+}
+
+}  // namespace natgrad

@@ -1,0 +1,114 @@
+#pragma once
+/// \file kernels.hpp (private: not installed)
+/// Local (per-rank) accumulation of loss, gradient and Fisher sums with OpenMP over
+/// row blocks and level-3 BLAS. No MPI: the solver reduces the packed result.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "natgrad/core/model.hpp"
+#include "core/simd.hpp"  // detail::set_simd_kernels
+#include "natgrad/core/fisher.hpp"
+#include "natgrad/core/shard.hpp"
+
+namespace natgrad {
+
+/// Packed layout of one rank's sums, reduced across ranks in one call (every slot is a
+/// plain sum, so the whole buffer is summed element-wise):
+///   [0] sum w_i nll_i   [1] sum w_i   [2] rows   [3 .. 3+p) sum w_i dnll_i x_i
+///   then fisher_size() entries: for diagonal, p entries; for the other full kinds, the
+///   upper triangle of sum w_i c_i x_i x_i^T packed column by column (LAPACK 'U' packed
+///   storage), p(p+1)/2 entries, with c_i = fisher_i (expected) or dnll_i^2 (empirical
+///   kinds); the sum runs over the Fisher subsample's rows only (FisherSample);
+///   then [3+p+fisher_size()] sum w_i over the rows that entered the Fisher sum (equal
+///   to [1] without sampling; also summed for kind none), the last slot.
+/// The centred correction is applied after the reduction (finalize_fisher), because it
+/// needs the global mean score.
+struct PackedSums {
+  std::int64_t p = 0;
+  FisherKind kind = FisherKind::none;
+  std::vector<double> buf;
+
+  void resize(std::int64_t p_, FisherKind kind_);
+  double& loss_sum() { return buf[0]; }
+  double& weight_sum() { return buf[1]; }
+  double& rows() { return buf[2]; }
+  double* grad() { return buf.data() + 3; }
+  double* fisher() { return buf.data() + 3 + p; }
+  double& fisher_weight() { return buf[3 + static_cast<std::size_t>(p) + fisher_size()]; }
+  double loss_sum() const { return buf[0]; }
+  double weight_sum() const { return buf[1]; }
+  double rows() const { return buf[2]; }
+  const double* grad() const { return buf.data() + 3; }
+  const double* fisher() const { return buf.data() + 3 + p; }
+  double fisher_weight() const { return buf[3 + static_cast<std::size_t>(p) + fisher_size()]; }
+  std::size_t fisher_size() const;
+};
+
+/// Reusable per-thread scratch so that iterations allocate nothing.
+class Workspace {
+ public:
+  Workspace() = default;
+  /// Sets sizes for \p threads threads, \p d columns, row blocks of \p block rows, for
+  /// a model with \p outputs linear predictors and \p factors Fisher factor columns.
+  void prepare(int threads, std::int64_t d, std::int64_t block, FisherKind kind, int outputs = 1,
+               int factors = 1);
+  int threads() const { return threads_; }
+  std::int64_t block() const { return block_; }
+
+  // Per thread t: scaled row block (block x p), eta/nll/dnll/fisher (block each),
+  // gradient (p), Fisher accumulator (p x p, column-major, upper used). When the
+  // Fisher is formed by one threaded SYRK (large p, see kernels.cpp), scaled_ and
+  // fisher_ hold a single tall block and a single p x p matrix instead.
+  // With a FisherSample, scaled_ stages the scaled rows of sampled rows across row
+  // blocks (one SYRK per full buffer), sel_ holds a block's sampled row indices and
+  // fwsum_ the per-thread weight of the sampled rows.
+  // For the packed kernel (AVX2 and FMA, single output, p <= 384, per-thread
+  // accumulators) scaled_ holds panels of 4 columns, each pstride_ doubles apart,
+  // columns padded to a multiple of 4 with zeros, and fisher_ is fisher_ld_ x
+  // fisher_ld_; otherwise pstride_ is 0 (row-major scaled rows) and fisher_ld_ is p.
+  std::vector<std::vector<double>> scaled_, eta_, nll_, dnll_, fw_, grad_, fisher_;
+  std::int64_t pstride_ = 0, fisher_ld_ = 0;
+  std::int64_t sweep_rows_ = 0;  // rows per block of a pass: block(), or less (packed path)
+  bool simd_ = false;  // detail::simd_kernels_active() when prepared (selects the layout)
+  std::vector<std::vector<std::int64_t>> sel_;
+  std::vector<double> loss_, wsum_, fwsum_;
+
+ private:
+  int threads_ = 0, outputs_ = 1, factors_ = 1;
+  std::int64_t p_ = 0, block_ = 0;
+  FisherKind kind_ = FisherKind::none;
+};
+
+/// One fused pass over this rank's rows: loss, gradient and the chosen Fisher sum at
+/// \p theta (d * model.n_outputs() values, class-major), written into \p out (resized).
+/// Deterministic for a fixed thread count. Local; uses \p threads OpenMP threads.
+/// With an active \p sample the Fisher sum (and PackedSums::fisher_weight) covers only
+/// the rows with in_fisher_sample(shard.first_row + i, sample), in the same pass; loss,
+/// weight sum, rows and gradient still cover every row. Throws natgrad::Error for an
+/// active sample with kinds empirical_centered and meat (not supported).
+void accumulate(const Shard& shard, const Model& model, std::span<const double> theta,
+                FisherKind kind, int threads, Workspace& ws, PackedSums& out,
+                const FisherSample& sample = {});
+
+/// Loss-only pass (sum w_i nll_i, sum w_i) for line-search trials. Local.
+void accumulate_loss(const Shard& shard, const Model& model, std::span<const double> theta,
+                     int threads, Workspace& ws, double out[2]);
+
+/// After the reduction: turns the summed buffer into per-observation quantities.
+/// Writes loss (mean), gradient (p) and the full symmetric Fisher (p x p, both
+/// triangles) or its diagonal (p). Loss and gradient are divided by weight_sum, the
+/// Fisher by fisher_weight (the weight of the rows it was summed over, = weight_sum
+/// without sampling), so a subsampled Fisher estimates the per-observation Fisher.
+/// For empirical_centered applies (S - n mean mean^T) / (n - 1) with the row count n,
+/// as numpy.cov does.
+struct Normalized {
+  double loss = 0, weight_sum = 0, rows = 0;
+  double fisher_weight = 0;    // sum of w_i over the rows in the Fisher sum
+  std::vector<double> grad;    // p
+  std::vector<double> fisher;  // p*p (full) or p (diagonal) or empty
+};
+void finalize(PackedSums& sums, Normalized& out);
+
+}  // namespace natgrad

@@ -1,0 +1,580 @@
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <type_traits>
+#include <boost/math/distributions/normal.hpp>
+#include <cmath>
+
+#include "natgrad/core/error.hpp"
+#include "natgrad/core/model.hpp"
+#include "core/simd.hpp"
+
+#ifdef NATGRAD_X86_KERNELS  // natgrad/simd.hpp
+#include <immintrin.h>
+#endif
+
+namespace natgrad {
+
+namespace {
+constexpr double kInvSqrt2Pi = 0.3989422804014327;
+constexpr double kSqrt1_2 = 0.7071067811865476;
+
+inline double xlogy(double x, double y) { return x == 0 ? 0.0 : x * std::log(y); }
+
+/// The logistic function's pieces at eta from one exp and one log1p, with e = exp(-|eta|)
+/// in (0, 1] (0 when |eta| > 745):
+///   softplus(eta)  = log(1 + exp(eta))  = max(eta, 0) + log1p(e)  = -log(1 - p)
+///   softplus(-eta) = log(1 + exp(-eta)) = max(-eta, 0) + log1p(e) = -log p
+///   q = min(p, 1 - p) = e / (1 + e);  p (1 - p) = e / (1 + e)^2
+/// Every piece is a sum or product of non-negative terms (no cancellation), so each has
+/// the relative accuracy of exp and log1p for any eta; a value below the smallest normal
+/// double (|eta| > 708) loses relative, never absolute, accuracy.
+struct Logit {
+  double e;  ///< exp(-|eta|)
+  explicit Logit(double eta) : e(std::exp(-std::fabs(eta))) {}
+  double log1p_e() const { return std::log1p(e); }
+  double r() const { return 1 / (1 + e); }  ///< max(p, 1 - p)
+};
+inline double pos(double x) { return x > 0 ? x : 0.0; }
+
+/// Binomial mean, its logs and dmu/deta for one link, computed without cancellation.
+struct BinomialRow {
+  double mu, log_mu, log_1mmu, dmu;
+};
+BinomialRow binomial_row(Link link, double eta) {
+  BinomialRow r{};
+  switch (link) {
+    case Link::probit: {
+      const double e = std::clamp(eta, -37.0, 37.0);  // Phi(-37) ~ 6e-300 stays normal
+      r.mu = 0.5 * std::erfc(-e * kSqrt1_2);
+      r.log_mu = std::log(r.mu);
+      r.log_1mmu = std::log(0.5 * std::erfc(e * kSqrt1_2));
+      r.dmu = kInvSqrt2Pi * std::exp(-0.5 * e * e);
+      break;
+    }
+    case Link::cloglog: {
+      const double e = std::clamp(eta, -700.0, 700.0);
+      const double ex = std::exp(e);
+      r.mu = -std::expm1(-ex);
+      r.log_mu = std::log(r.mu);
+      r.log_1mmu = -ex;
+      r.dmu = std::exp(e - ex);
+      break;
+    }
+    default: {  // logit
+      const Logit g(eta);
+      const double l1 = g.log1p_e(), big = g.r(), q = g.e * big;
+      r.log_mu = -(pos(-eta) + l1);
+      r.log_1mmu = -(pos(eta) + l1);
+      r.mu = eta >= 0 ? big : q;
+      r.dmu = q * big;
+      break;
+    }
+  }
+  return r;
+}
+
+/// Per-row forms of Glm::eval, one per family and link: row<NLL, D, F>(eta, y, l, d, f)
+/// sets what is asked for (the flags) and nothing else, so that the loop below does only
+/// the wanted work and no switch runs per row.
+struct LogitRows {
+  template <bool NLL, bool D, bool F>
+  static void row(double eta, double y, double& l, double& d, double& f) {
+    // Branch-free (the sign of eta is unpredictable): t = 1 where eta's sign bit is clear
+    // (p >= 1/2), else 0, and selects by exact products with t and 1 - t. From the bit
+    // rather than a comparison, which the compiler turns back into a branch.
+    const Logit g(eta);
+    const double t = static_cast<double>(1 - (std::bit_cast<std::uint64_t>(eta) >> 63));
+    // y softplus(-eta) + (1 - y) softplus(eta) = log1p(e) + (eta >= 0 ? 1 - y : y) |eta|
+    if constexpr (NLL) l = g.log1p_e() + (t * (1 - y) + (1 - t) * y) * std::fabs(eta);
+    if constexpr (D || F) {
+      const double big = g.r(), q = g.e * big;  // max(p, 1 - p), min(p, 1 - p)
+      // p - y, as (1 - y) - (1 - p) where p >= 1/2: no cancellation where y = 1
+      if constexpr (D) d = (t - y) + (1 - 2 * t) * q;
+      if constexpr (F) f = q * big;  // p (1 - p)
+    }
+  }
+};
+
+#ifdef NATGRAD_X86_KERNELS
+// LogitRows for 4 rows at a time with AVX2/FMA (the rows of a Fisher pass spend most of
+// their non-BLAS time in exp and log1p). Same formulas as LogitRows::row; exp and log1p
+// by polynomials accurate to a few ulp on the domain they are used on.
+
+/// exp(x) for x in [-708, 0] (a normal result): x = n ln 2 + r with |r| <= ln(2)/2, exp(r)
+/// by its Taylor series to degree 13 (truncation below 4e-18 relative), times 2^n built
+/// in the exponent bits.
+__attribute__((target("avx2,fma"))) inline __m256d exp_nonpositive(__m256d x) {
+  const __m256d n = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.93147180369123816490e-01), x);  // ln 2, high part
+  r = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.90821492927058770002e-10), r);            // ln 2, low part
+  static constexpr double inv_fact[14] = {1.0,
+                                          1.0,
+                                          1.0 / 2,
+                                          1.0 / 6,
+                                          1.0 / 24,
+                                          1.0 / 120,
+                                          1.0 / 720,
+                                          1.0 / 5040,
+                                          1.0 / 40320,
+                                          1.0 / 362880,
+                                          1.0 / 3628800,
+                                          1.0 / 39916800,
+                                          1.0 / 479001600,
+                                          1.0 / 6227020800};
+  __m256d p = _mm256_set1_pd(inv_fact[13]);
+  for (int k = 12; k >= 0; --k) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(inv_fact[k]));
+  // n + 1.5 * 2^52 holds n in its low mantissa bits; 2^n = (n + 1023) << 52.
+  const __m256d shifter = _mm256_set1_pd(6755399441055744.0);
+  const __m256i ni =
+      _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(n, shifter)), _mm256_castpd_si256(shifter));
+  const __m256i two_n = _mm256_slli_epi64(_mm256_add_epi64(ni, _mm256_set1_epi64x(1023)), 52);
+  return _mm256_mul_pd(p, _mm256_castsi256_pd(two_n));
+}
+
+/// log1p(e) for e in [0, 1]: 2 atanh(s) with s = e / (2 + e) in [0, 1/3], by its series
+/// 2 s (1 + s^2/3 + s^4/5 + ... + s^32/33) (truncation below 2e-17 relative).
+__attribute__((target("avx2,fma"))) inline __m256d log1p_unit(__m256d e) {
+  const __m256d s = _mm256_div_pd(e, _mm256_add_pd(_mm256_set1_pd(2.0), e));
+  const __m256d s2 = _mm256_mul_pd(s, s);
+  __m256d p = _mm256_set1_pd(1.0 / 33);
+  for (int k = 15; k >= 0; --k) p = _mm256_fmadd_pd(p, s2, _mm256_set1_pd(1.0 / (2 * k + 1)));
+  return _mm256_mul_pd(_mm256_add_pd(s, s), p);
+}
+
+template <bool NLL, bool D, bool F>
+__attribute__((target("avx2,fma"))) void logit_rows4(const double* eta_p, const double* y_p, double* nll,
+                                                     double* dnll, double* fisher) {
+  const __m256d one = _mm256_set1_pd(1.0), zero = _mm256_setzero_pd();
+  const __m256d eta = _mm256_loadu_pd(eta_p), y = _mm256_loadu_pd(y_p);
+  const __m256d a = _mm256_andnot_pd(_mm256_set1_pd(-0.0), eta);  // |eta|
+  const __m256d x = _mm256_sub_pd(zero, a);
+  __m256d e = exp_nonpositive(x);
+  __m256d l1 = NLL ? log1p_unit(e) : zero;
+  // Lanes outside [-708, 0] (a subnormal or zero exp, or NaN): the scalar functions.
+  const __m256d outside = _mm256_cmp_pd(x, _mm256_set1_pd(-708.0), _CMP_NGE_UQ);
+  if (_mm256_movemask_pd(outside) != 0) {
+    alignas(32) double xs[4], es[4], ls[4];
+    _mm256_store_pd(xs, x);
+    _mm256_store_pd(es, e);
+    _mm256_store_pd(ls, l1);
+    for (int i = 0; i < 4; ++i)
+      if (!(xs[i] >= -708.0)) {
+        es[i] = std::exp(xs[i]);
+        ls[i] = std::log1p(es[i]);
+      }
+    e = _mm256_load_pd(es);
+    l1 = _mm256_load_pd(ls);
+  }
+  const __m256d t = _mm256_blendv_pd(one, zero, eta);  // 1 where eta's sign bit is clear
+  const __m256d omt = _mm256_sub_pd(one, t);
+  if constexpr (NLL) {
+    const __m256d c = _mm256_add_pd(_mm256_mul_pd(t, _mm256_sub_pd(one, y)), _mm256_mul_pd(omt, y));
+    _mm256_storeu_pd(nll, _mm256_add_pd(l1, _mm256_mul_pd(c, a)));
+  }
+  if constexpr (D || F) {
+    const __m256d big = _mm256_div_pd(one, _mm256_add_pd(one, e)), q = _mm256_mul_pd(e, big);
+    if constexpr (D)
+      _mm256_storeu_pd(dnll, _mm256_add_pd(_mm256_sub_pd(t, y), _mm256_mul_pd(_mm256_sub_pd(one, _mm256_add_pd(t, t)), q)));
+    if constexpr (F) _mm256_storeu_pd(fisher, _mm256_mul_pd(q, big));
+  }
+}
+
+/// LogitRows over n rows, 4 at a time; the last n % 4 rows through a padded copy, so that
+/// every row is computed by the same code wherever it falls in a block.
+template <bool NLL, bool D, bool F>
+void logit_rows_avx2(std::size_t n, const double* eta, const double* y, double* nll, double* dnll,
+                     double* fisher) {
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    logit_rows4<NLL, D, F>(eta + i, y + i, NLL ? nll + i : nullptr, D ? dnll + i : nullptr, F ? fisher + i : nullptr);
+  if (i == n) return;
+  double e4[4] = {}, y4[4] = {}, l4[4], d4[4], f4[4];
+  const std::size_t m = n - i;
+  std::copy(eta + i, eta + n, e4);
+  std::copy(y + i, y + n, y4);
+  logit_rows4<NLL, D, F>(e4, y4, l4, d4, f4);
+  if constexpr (NLL) std::copy(l4, l4 + m, nll + i);
+  if constexpr (D) std::copy(d4, d4 + m, dnll + i);
+  if constexpr (F) std::copy(f4, f4 + m, fisher + i);
+}
+#endif
+
+/// The non-canonical binomial links (probit, cloglog).
+template <Link L>
+struct BinomialRows {
+  template <bool NLL, bool D, bool F>
+  static void row(double eta, double y, double& l, double& d, double& f) {
+    const BinomialRow r = binomial_row(L, eta);
+    if constexpr (NLL) l = -(y * r.log_mu + (1 - y) * r.log_1mmu);
+    const double a = r.dmu / r.mu, b = r.dmu / (1 - r.mu);  // dmu/mu, dmu/(1-mu)
+    if constexpr (D) d = -(y * a - (1 - y) * b);
+    if constexpr (F) f = a * b;
+  }
+};
+
+struct PoissonLogRows {
+  template <bool NLL, bool D, bool F>
+  static void row(double eta, double y, double& l, double& d, double& f) {
+    const double mu = std::exp(std::min(eta, 700.0));
+    if constexpr (NLL) l = mu - y * eta;
+    if constexpr (D) d = mu - y;
+    if constexpr (F) f = mu;
+  }
+};
+
+struct GaussianIdentityRows {
+  template <bool NLL, bool D, bool F>
+  static void row(double eta, double y, double& l, double& d, double& f) {
+    const double r = eta - y;
+    if constexpr (NLL) l = 0.5 * r * r;
+    if constexpr (D) d = r;
+    if constexpr (F) f = 1.0;
+  }
+};
+
+struct GaussianLogRows {
+  template <bool NLL, bool D, bool F>
+  static void row(double eta, double y, double& l, double& d, double& f) {
+    const double mu = std::exp(std::min(eta, 700.0)), r = mu - y;
+    if constexpr (NLL) l = 0.5 * r * r;
+    if constexpr (D) d = r * mu;
+    if constexpr (F) f = mu * mu;
+  }
+};
+
+struct GammaInverseRows {
+  template <bool NLL, bool D, bool F>
+  static void row(double eta, double y, double& l, double& d, double& f) {
+    if (eta > 0) {  // mu = 1/eta must be positive
+      const double mu = 1.0 / eta;
+      if constexpr (NLL) l = y * eta - std::log(eta);
+      if constexpr (D) d = y - mu;
+      if constexpr (F) f = mu * mu;
+    } else {  // outside the model: the solver backs off
+      if constexpr (NLL) l = INFINITY;
+      if constexpr (D) d = 0;
+      if constexpr (F) f = 0;
+    }
+  }
+};
+
+struct GammaLogRows {
+  template <bool NLL, bool D, bool F>
+  static void row(double eta, double y, double& l, double& d, double& f) {
+    const double ie = std::exp(-std::max(eta, -700.0));  // 1/mu
+    if constexpr (NLL) l = y * ie + eta;
+    if constexpr (D) d = 1.0 - y * ie;
+    if constexpr (F) f = 1.0;
+  }
+};
+
+template <class Rows, bool NLL, bool D, bool F>
+void eval_loop(std::size_t n, const double* eta, const double* y, double* nll, double* dnll,
+               double* fisher) {
+#ifdef NATGRAD_X86_KERNELS
+  if constexpr (std::is_same_v<Rows, LogitRows>)
+    if (detail::simd_kernels_active()) return logit_rows_avx2<NLL, D, F>(n, eta, y, nll, dnll, fisher);
+#endif
+  for (std::size_t i = 0; i < n; ++i) {
+    double l = 0, d = 0, f = 0;
+    Rows::template row<NLL, D, F>(eta[i], y[i], l, d, f);
+    if constexpr (NLL) nll[i] = l;
+    if constexpr (D) dnll[i] = d;
+    if constexpr (F) fisher[i] = f;
+  }
+}
+
+/// One loop per combination of wanted outputs (a null pointer: not wanted).
+template <class Rows>
+void eval_rows(std::size_t n, const double* eta, const double* y, double* nll, double* dnll,
+               double* fisher) {
+  switch ((nll ? 1 : 0) | (dnll ? 2 : 0) | (fisher ? 4 : 0)) {
+    case 1: return eval_loop<Rows, true, false, false>(n, eta, y, nll, dnll, fisher);
+    case 2: return eval_loop<Rows, false, true, false>(n, eta, y, nll, dnll, fisher);
+    case 3: return eval_loop<Rows, true, true, false>(n, eta, y, nll, dnll, fisher);
+    case 4: return eval_loop<Rows, false, false, true>(n, eta, y, nll, dnll, fisher);
+    case 5: return eval_loop<Rows, true, false, true>(n, eta, y, nll, dnll, fisher);
+    case 6: return eval_loop<Rows, false, true, true>(n, eta, y, nll, dnll, fisher);
+    case 7: return eval_loop<Rows, true, true, true>(n, eta, y, nll, dnll, fisher);
+    default: return;  // nothing wanted
+  }
+}
+
+double linkinv(Link l, double eta) {
+  switch (l) {
+    case Link::logit:
+    case Link::probit:
+    case Link::cloglog: return binomial_row(l, eta).mu;
+    case Link::log: return std::exp(std::min(eta, 700.0));
+    case Link::identity: return eta;
+    case Link::inverse: return 1.0 / eta;
+  }
+  return NAN;
+}
+
+double linkfun(Link l, double mu) {
+  switch (l) {
+    case Link::logit: return std::log(mu / (1 - mu));
+    case Link::probit: return boost::math::quantile(boost::math::normal(), mu);
+    case Link::cloglog: return std::log(-std::log1p(-mu));
+    case Link::log: return std::log(mu);
+    case Link::identity: return mu;
+    case Link::inverse: return 1.0 / mu;
+  }
+  return NAN;
+}
+
+const char* family_name(Family f) {
+  switch (f) {
+    case Family::binomial: return "binomial";
+    case Family::poisson: return "poisson";
+    case Family::gaussian: return "gaussian";
+    case Family::gamma: return "gamma";
+  }
+  return "?";
+}
+const char* link_name(Link l) {
+  switch (l) {
+    case Link::logit: return "logit";
+    case Link::probit: return "probit";
+    case Link::cloglog: return "cloglog";
+    case Link::log: return "log";
+    case Link::identity: return "identity";
+    case Link::inverse: return "inverse";
+  }
+  return "?";
+}
+}  // namespace
+
+void Model::eval_multi(std::size_t n, const double* eta, const double* y, double* nll, double* dnll,
+                       double* factor) const {
+  eval(n, eta, y, nll, dnll, factor);
+  if (factor)
+    for (std::size_t i = 0; i < n; ++i) factor[i] = std::sqrt(factor[i]);
+}
+
+// ---------------------------------------------------------------- Glm
+
+Glm::Glm(Family f, Link l) : family_(f), link_(l) {}
+
+std::string Glm::name() const { return std::string(family_name(family_)) + "/" + link_name(link_); }
+
+std::string Glm::check_label(double y) const {
+  if (!std::isfinite(y)) return "a finite label";
+  switch (family_) {
+    case Family::binomial:
+      return y >= 0 && y <= 1 ? "" : "a binomial label in {0, 1} (or a proportion in [0, 1])";
+    case Family::poisson: return y >= 0 ? "" : "a non-negative count";
+    case Family::gaussian: return "";
+    case Family::gamma: return y > 0 ? "" : "a positive value";
+  }
+  return "";
+}
+
+void Glm::eval(std::size_t n, const double* eta, const double* y, double* nll, double* dnll,
+               double* fisher) const {
+  switch (family_) {
+    case Family::binomial:
+      switch (link_) {
+        case Link::probit: return eval_rows<BinomialRows<Link::probit>>(n, eta, y, nll, dnll, fisher);
+        case Link::cloglog: return eval_rows<BinomialRows<Link::cloglog>>(n, eta, y, nll, dnll, fisher);
+        default: return eval_rows<LogitRows>(n, eta, y, nll, dnll, fisher);
+      }
+    case Family::poisson: return eval_rows<PoissonLogRows>(n, eta, y, nll, dnll, fisher);
+    case Family::gaussian:
+      if (link_ == Link::identity) return eval_rows<GaussianIdentityRows>(n, eta, y, nll, dnll, fisher);
+      return eval_rows<GaussianLogRows>(n, eta, y, nll, dnll, fisher);
+    case Family::gamma:
+      if (link_ == Link::inverse) return eval_rows<GammaInverseRows>(n, eta, y, nll, dnll, fisher);
+      return eval_rows<GammaLogRows>(n, eta, y, nll, dnll, fisher);
+  }
+}
+
+double Glm::mean(double eta) const { return linkinv(link_, eta); }
+
+double Glm::unit_deviance(const double* eta, double y) const {
+  const double mu = mean(*eta);
+  switch (family_) {
+    case Family::binomial: {
+      const BinomialRow r = binomial_row(link_, *eta);
+      return 2 * (xlogy(y, y) - y * r.log_mu + xlogy(1 - y, 1 - y) - (1 - y) * r.log_1mmu);
+    }
+    case Family::poisson: return 2 * (xlogy(y, y / mu) - (y - mu));
+    case Family::gaussian: return (y - mu) * (y - mu);
+    case Family::gamma: return -2 * (std::log(y / mu) - (y - mu) / mu);
+  }
+  return NAN;
+}
+
+double Glm::pearson(const double* eta, double y) const {
+  const double mu = mean(*eta);
+  double v = 1;
+  switch (family_) {
+    case Family::binomial: v = mu * (1 - mu); break;
+    case Family::poisson: v = mu; break;
+    case Family::gaussian: v = 1; break;
+    case Family::gamma: v = mu * mu; break;
+  }
+  return (y - mu) * (y - mu) / v;
+}
+
+double Glm::loglik(const double* eta, double y, double w, double phi) const {
+  if (w <= 0) return 0.0;
+  const double mu = mean(*eta);
+  switch (family_) {
+    case Family::binomial: {  // R: dbinom(round(w y), round(w), mu), w = trials
+      const BinomialRow r = binomial_row(link_, *eta);
+      const double m = std::round(w), s = std::round(w * y);
+      return std::lgamma(m + 1) - std::lgamma(s + 1) - std::lgamma(m - s + 1) + s * r.log_mu +
+             (m - s) * r.log_1mmu;
+    }
+    case Family::poisson: return w * (xlogy(y, mu) - mu - std::lgamma(y + 1));
+    case Family::gaussian:
+      return 0.5 * std::log(w) - 0.5 * std::log(2 * M_PI * phi) - w * (y - mu) * (y - mu) / (2 * phi);
+    case Family::gamma: {  // dgamma(y; shape 1/phi, scale mu phi), weighted
+      const double k = 1 / phi, s = mu * phi;
+      return w * (-std::lgamma(k) - k * std::log(s) + (k - 1) * std::log(y) - y / s);
+    }
+  }
+  return NAN;
+}
+
+double Glm::loglik_dispersion(double deviance, double nobs, double wsum) const {
+  if (family_ == Family::gaussian) return deviance / nobs;  // R: gaussian()$aic
+  if (family_ == Family::gamma) return deviance / wsum;     // R: Gamma()$aic
+  return 1.0;
+}
+
+std::vector<double> Glm::null_eta(const std::vector<double>& label_sums, double wsum) const {
+  return {linkfun(link_, label_sums.at(0) / wsum)};
+}
+
+double Glm::start_eta(double y) const {
+  switch (family_) {  // R's mustart, with unit weights
+    case Family::binomial: return linkfun(link_, (y + 0.5) / 2);
+    case Family::poisson: return linkfun(link_, y + 0.1);
+    case Family::gaussian: return link_ == Link::log ? std::log(std::max(y, 0.1)) : y;
+    case Family::gamma: return linkfun(link_, y);
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------- Multinomial
+
+MultinomialModel::MultinomialModel(int classes) : classes_(classes) {
+  if (classes < 2) throw Error("multinomial needs at least 2 classes, found " + std::to_string(classes));
+}
+
+std::string MultinomialModel::check_label(double y) const {
+  if (std::isfinite(y) && y >= 0 && y < classes_ && y == std::floor(y)) return {};
+  return "a class id in 0.." + std::to_string(classes_ - 1);
+}
+
+void MultinomialModel::probabilities(const double* eta, double* p) const {
+  double mx = 0;
+  for (int k = 1; k < classes_; ++k) mx = std::max(mx, eta[k - 1]);
+  double s = std::exp(-mx);
+  p[0] = s;
+  for (int k = 1; k < classes_; ++k) s += (p[k] = std::exp(eta[k - 1] - mx));
+  for (int k = 0; k < classes_; ++k) p[k] /= s;
+}
+
+void MultinomialModel::eval(std::size_t n, const double*, const double*, double* nll, double* dnll,
+                            double* fisher) const {
+  // Scalar interface is meaningless for K-1 outputs; the kernels use eval_multi.
+  for (std::size_t i = 0; i < n; ++i) {
+    if (nll) nll[i] = NAN;
+    if (dnll) dnll[i] = NAN;
+    if (fisher) fisher[i] = NAN;
+  }
+}
+
+void MultinomialModel::eval_multi(std::size_t n, const double* eta, const double* y, double* nll,
+                                  double* dnll, double* factor) const {
+  const int K = classes_, m = K - 1;
+  std::vector<double> p(static_cast<std::size_t>(K));
+  for (std::size_t i = 0; i < n; ++i) {
+    const double* e = eta + i * m;
+    const int c = static_cast<int>(y[i]);
+    double mx = 0;
+    for (int k = 0; k < m; ++k) mx = std::max(mx, e[k]);
+    double s = std::exp(-mx);
+    for (int k = 0; k < m; ++k) s += std::exp(e[k] - mx);
+    const double lse = mx + std::log(s);
+    if (nll) nll[i] = lse - (c == 0 ? 0.0 : e[c - 1]);
+    p[0] = std::exp(-lse);
+    for (int k = 1; k < K; ++k) p[k] = std::exp(e[k - 1] - lse);
+    if (dnll)
+      for (int k = 1; k < K; ++k) dnll[i * m + k - 1] = p[k] - (c == k ? 1.0 : 0.0);
+    if (factor)  // M[k][c] = sqrt(p_c) (delta_kc - p_k): M M^T = diag(p) - p p^T
+      for (int k = 1; k < K; ++k)
+        for (int cc = 0; cc < K; ++cc)
+          factor[(i * m + k - 1) * K + cc] = std::sqrt(p[cc]) * ((k == cc ? 1.0 : 0.0) - p[k]);
+  }
+}
+
+double MultinomialModel::unit_deviance(const double* eta, double y) const {
+  return -2 * loglik(eta, y, 1.0, 1.0);
+}
+
+double MultinomialModel::pearson(const double* eta, double y) const {
+  std::vector<double> p(static_cast<std::size_t>(classes_));
+  probabilities(eta, p.data());
+  double s = 0;
+  for (int k = 0; k < classes_; ++k) {
+    const double r = (static_cast<int>(y) == k ? 1.0 : 0.0) - p[k];
+    s += r * r / p[k];
+  }
+  return s;
+}
+
+double MultinomialModel::loglik(const double* eta, double y, double w, double) const {
+  double nll = 0;
+  eval_multi(1, eta, &y, &nll, nullptr, nullptr);
+  return -w * nll;
+}
+
+std::vector<double> MultinomialModel::null_eta(const std::vector<double>& class_sums, double) const {
+  std::vector<double> e(static_cast<std::size_t>(classes_ - 1));
+  for (int k = 1; k < classes_; ++k) e[k - 1] = std::log(class_sums.at(k) / class_sums.at(0));
+  return e;
+}
+
+double MultinomialModel::mean(double) const { return NAN; }
+
+// ---------------------------------------------------------------- factory
+
+std::unique_ptr<Model> make_model(const std::string& family, const std::string& link, int classes) {
+  auto bad_link = [&](const char* allowed) {
+    return Error("--link " + link + " is not available for family " + family + " (expected: " + allowed + ")");
+  };
+  if (family == "binomial" || family == "logistic") {
+    if (link.empty() || link == "logit") return std::make_unique<LogisticModel>();
+    if (link == "probit") return std::make_unique<Glm>(Family::binomial, Link::probit);
+    if (link == "cloglog") return std::make_unique<Glm>(Family::binomial, Link::cloglog);
+    throw bad_link("logit, probit, cloglog");
+  }
+  if (family == "poisson") {
+    if (link.empty() || link == "log") return std::make_unique<Glm>(Family::poisson, Link::log);
+    throw bad_link("log");
+  }
+  if (family == "gaussian") {
+    if (link.empty() || link == "identity") return std::make_unique<Glm>(Family::gaussian, Link::identity);
+    if (link == "log") return std::make_unique<Glm>(Family::gaussian, Link::log);
+    throw bad_link("identity, log");
+  }
+  if (family == "gamma") {
+    if (link.empty() || link == "inverse") return std::make_unique<Glm>(Family::gamma, Link::inverse);
+    if (link == "log") return std::make_unique<Glm>(Family::gamma, Link::log);
+    throw bad_link("inverse, log");
+  }
+  if (family == "multinomial") {
+    if (!link.empty() && link != "softmax" && link != "logit") throw bad_link("softmax");
+    return std::make_unique<MultinomialModel>(classes < 2 ? 2 : classes);
+  }
+  throw Error("unknown --family '" + family + "' (expected: binomial, poisson, gaussian, gamma, multinomial)");
+}
+
+}  // namespace natgrad

@@ -1,0 +1,142 @@
+#include "natgrad/io/generator.hpp"
+
+#include <charconv>
+#include <algorithm>
+#include <cmath>
+
+#include "natgrad/core/error.hpp"
+#include "natgrad/core/rng.hpp"
+
+namespace natgrad {
+
+namespace {
+// Streams keep the different random quantities independent.
+enum Stream : std::uint64_t { kLabel = 1, kFeature = 2, kFactor = 3, kBeta = 4, kNoise = 5 };
+
+template <class T>
+T parse_value(const std::string& key, const std::string& v, const std::string& spec) {
+  T out{};
+  if constexpr (std::is_floating_point_v<T>) {
+    // from_chars for double: exponent forms such as 1e6 are accepted.
+    auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+    if (ec != std::errc() || ptr != v.data() + v.size() || !std::isfinite(out))
+      throw Error("generator spec '" + spec + "': " + key + "=" + v + " is not a number");
+  } else {
+    double d = 0;
+    auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
+    if (ec != std::errc() || ptr != v.data() + v.size() || d < 0 || d != std::floor(d) || d > 9e18)
+      throw Error("generator spec '" + spec + "': " + key + "=" + v +
+                  " is not a non-negative integer");
+    out = static_cast<T>(d);
+  }
+  return out;
+}
+
+double sigmoid(double x) { return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x)); }
+}  // namespace
+
+bool is_generator_spec(const std::string& data) { return data.rfind("gen:", 0) == 0; }
+
+GeneratorSpec parse_generator_spec(const std::string& data) {
+  if (!is_generator_spec(data)) throw Error("'" + data + "' is not a generator spec (gen:KIND:...)");
+  GeneratorSpec s;
+  const std::string rest = data.substr(4);
+  const auto colon = rest.find(':');
+  s.kind = rest.substr(0, colon);
+  if (s.kind == "mixture") {
+    s.rows = 200;
+    s.cols = 2;
+  } else if (s.kind == "logit") {
+    s.rows = 100000;
+    s.cols = 16;
+  } else {
+    throw Error("generator spec '" + data + "': unknown kind '" + s.kind + "' (expected mixture or logit)");
+  }
+  if (colon != std::string::npos) {
+    std::string kvs = rest.substr(colon + 1);
+    std::size_t pos = 0;
+    while (pos <= kvs.size()) {
+      const auto comma = kvs.find(',', pos);
+      const std::string kv = kvs.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      pos = comma == std::string::npos ? kvs.size() + 1 : comma + 1;
+      if (kv.empty()) continue;
+      const auto eq = kv.find('=');
+      if (eq == std::string::npos)
+        throw Error("generator spec '" + data + "': '" + kv + "' is not key=value");
+      const std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
+      if (k == "rows") s.rows = parse_value<std::int64_t>(k, v, data);
+      else if (k == "cols") s.cols = parse_value<std::int64_t>(k, v, data);
+      else if (k == "seed") s.seed = parse_value<std::uint64_t>(k, v, data);
+      else if (k == "cond" && s.kind == "logit") s.cond = parse_value<double>(k, v, data);
+      else if (k == "rho" && s.kind == "logit") s.rho = parse_value<double>(k, v, data);
+      else if (k == "signal" && s.kind == "logit") s.signal = parse_value<double>(k, v, data);
+      else if (k == "intercept" && s.kind == "logit") s.intercept = parse_value<double>(k, v, data);
+      else
+        throw Error("generator spec '" + data + "': unknown key '" + k + "' for gen:" + s.kind +
+                    (s.kind == "mixture" ? " (keys: rows, cols, seed)"
+                                         : " (keys: rows, cols, seed, cond, rho, signal, intercept)"));
+    }
+  }
+  if (s.rows < 1) throw Error("generator spec '" + data + "': rows must be >= 1");
+  if (s.cols < 1) throw Error("generator spec '" + data + "': cols must be >= 1");
+  if (s.kind == "logit") {
+    if (!(s.cond >= 1)) throw Error("generator spec '" + data + "': cond must be >= 1");
+    if (!(s.rho >= 0 && s.rho < 1)) throw Error("generator spec '" + data + "': rho must be in [0, 1)");
+  }
+  return s;
+}
+
+namespace {
+double column_scale(const GeneratorSpec& s, std::int64_t j) {
+  if (s.cols == 1) return 1.0;
+  return std::pow(s.cond, -static_cast<double>(j) / static_cast<double>(s.cols - 1));
+}
+}  // namespace
+
+std::vector<double> true_coefficients(const GeneratorSpec& s) {
+  if (s.kind != "logit") return {};
+  std::vector<double> beta(static_cast<std::size_t>(s.cols + 1));
+  beta[0] = s.intercept;
+  const double norm = s.signal / std::sqrt(static_cast<double>(s.cols));
+  for (std::int64_t j = 0; j < s.cols; ++j)
+    beta[j + 1] = norm * rng::normal(s.seed, kBeta, 0, j) / column_scale(s, j);
+  return beta;
+}
+
+Shard generate_rows(const GeneratorSpec& s, std::int64_t begin, std::int64_t end, int threads) {
+  Shard sh;
+  sh.n_rows = std::max<std::int64_t>(0, end - begin);
+  sh.n_cols = s.cols;
+  sh.first_row = begin;
+  sh.n_global = s.rows;
+  sh.source = "gen:" + s.kind;
+  sh.x.resize(static_cast<std::size_t>(sh.n_rows * sh.n_cols));
+  sh.y.resize(static_cast<std::size_t>(sh.n_rows));
+  for (std::int64_t j = 0; j < s.cols; ++j) sh.names.push_back("x" + std::to_string(j + 1));
+  const std::vector<double> beta = true_coefficients(s);
+  std::vector<double> scale(static_cast<std::size_t>(s.cols));
+  for (std::int64_t j = 0; j < s.cols; ++j) scale[j] = column_scale(s, j);
+  const double a = std::sqrt(1.0 - s.rho), b = std::sqrt(s.rho);
+#pragma omp parallel for num_threads(std::max(threads, 1)) schedule(static)
+  for (std::int64_t r = 0; r < sh.n_rows; ++r) {
+    const std::uint64_t i = static_cast<std::uint64_t>(begin + r);
+    double* x = sh.x.data() + r * s.cols;
+    if (s.kind == "mixture") {
+      const double label = rng::uniform(s.seed, kLabel, i, 0) < 0.5 ? 0.0 : 1.0;
+      for (std::int64_t j = 0; j < s.cols; ++j)
+        x[j] = rng::normal(s.seed, kFeature, i, j) + (label > 0 ? 1.0 : -1.0);
+      sh.y[r] = label;
+    } else {
+      const double common = rng::normal(s.seed, kFactor, i, 0);
+      double eta = beta[0];
+      for (std::int64_t j = 0; j < s.cols; ++j) {
+        x[j] = scale[j] * (a * rng::normal(s.seed, kFeature, i, j) + b * common);
+        eta += beta[j + 1] * x[j];
+      }
+      sh.y[r] = rng::uniform(s.seed, kLabel, i, 0) < sigmoid(eta) ? 1.0 : 0.0;
+    }
+  }
+  return sh;
+}
+
+}  // namespace natgrad

@@ -1,0 +1,434 @@
+// Shared reader machinery (file access, column roles, byte ranges of lines) and
+// load_shard's dispatch on the input format. The formats: reader_csv.cpp,
+// reader_npy.cpp, reader_libsvm.cpp.
+#include "natgrad/io/reader.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+#include "natgrad/core/error.hpp"
+#include "natgrad/io/generator.hpp"
+#include "natgrad/core/partition.hpp"
+#include "io/reader_detail.hpp"
+
+namespace natgrad {
+
+// In place: the file readers reserve the intercept's column, so the resize does not
+// reallocate and no second copy of X exists; rows move right, the last one first.
+void add_intercept(Shard& shard) {
+  const std::int64_t n = shard.n_rows, p = shard.n_cols;
+  shard.x.resize(static_cast<std::size_t>(n * (p + 1)));
+  double* x = shard.x.data();
+  for (std::int64_t i = n - 1; i >= 0; --i) {
+    std::copy_backward(x + i * p, x + i * p + p, x + i * (p + 1) + 1 + p);
+    x[i * (p + 1)] = 1.0;
+  }
+  shard.n_cols = p + 1;
+  shard.names.insert(shard.names.begin(), "(Intercept)");
+}
+
+namespace reader_detail {
+
+// ---------------------------------------------------------------------------
+// File
+
+// O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer (a hang);
+// it has no effect on regular files, and anything else is rejected below.
+File::File(const std::string& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)) {
+  if (fd_ < 0) {
+    error_ = std::strerror(errno);
+    return;
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0)
+    error_ = std::strerror(errno);
+  else if (S_ISDIR(st.st_mode))
+    error_ = std::strerror(EISDIR);
+  else if (!S_ISREG(st.st_mode))
+    error_ = "not a regular file";
+  else
+    size_ = static_cast<std::int64_t>(st.st_size);
+}
+
+File::~File() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool File::append(std::string& out, std::int64_t offset, std::int64_t n) {
+  n = std::max<std::int64_t>(0, std::min(n, size_ - offset));
+  const std::size_t old = out.size();
+  out.resize(old + static_cast<std::size_t>(n));
+  std::int64_t done = 0;
+  while (done < n) {
+    const ssize_t got = ::pread(fd_, out.data() + old + done, static_cast<std::size_t>(n - done),
+                                static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      error_ = got < 0 ? std::strerror(errno) : "file shrank while reading";
+      out.resize(old + static_cast<std::size_t>(done));
+      return false;
+    }
+    done += got;
+  }
+  return true;
+}
+
+bool read_line(File& f, std::int64_t offset, std::string& line, std::int64_t& next) {
+  line.clear();
+  for (std::int64_t pos = offset; pos < f.size(); pos += kScanBytes) {
+    const std::size_t old = line.size();
+    if (!f.append(line, pos, kScanBytes)) return false;
+    const std::size_t nl = line.find('\n', old);
+    if (nl != std::string::npos) {
+      line.resize(nl);
+      next = offset + static_cast<std::int64_t>(nl) + 1;
+      return true;
+    }
+  }
+  next = f.size();
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Text helpers
+
+std::string_view trim(std::string_view s, char delim) {
+  while (!s.empty() && is_blank(s.front(), delim)) s.remove_prefix(1);
+  while (!s.empty() && is_blank(s.back(), delim)) s.remove_suffix(1);
+  return s;
+}
+
+bool is_empty_line(std::string_view line) {
+  for (char c : line)
+    if (c != ' ' && c != '\t' && c != '\r') return false;
+  return true;
+}
+
+bool parse_double(std::string_view s, double& v) {
+  if (s.size() > 1 && s.front() == '+' && s[1] != '-') s.remove_prefix(1);
+  const char* end = s.data() + s.size();
+  const auto [ptr, ec] = std::from_chars(s.data(), end, v);
+  if (s.empty() || ptr != end) return false;
+  if (ec == std::errc::result_out_of_range) v = std::strtod(std::string(s).c_str(), nullptr);
+  return ec == std::errc() || ec == std::errc::result_out_of_range;
+}
+
+std::string utf8_error(std::string_view s) {
+  const auto* u = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  for (std::size_t i = 0; i < n;) {
+    const unsigned c = u[i];
+    std::size_t len = 0;
+    unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;  // overlong
+      if (c == 0xED) hi = 0x9F;  // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;  // overlong
+      if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
+    }
+    bool ok = len > 0 && i + len <= n;
+    for (std::size_t k = 1; ok && k < len; ++k) {
+      const unsigned b = u[i + k];
+      ok = k == 1 ? b >= lo && b <= hi : b >= 0x80 && b <= 0xBF;
+    }
+    if (!ok) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "0x%02X", c);
+      return std::string("byte ") + buf + " at offset " + std::to_string(i);
+    }
+    i += len;
+  }
+  return {};
+}
+
+std::string shown(std::string_view s) {
+  constexpr std::size_t kMax = 40;
+  if (s.size() <= kMax) return std::string(s);
+  return std::string(s.substr(0, kMax)) + "...";
+}
+
+std::string number_text(double v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+// ---------------------------------------------------------------------------
+// Column roles
+
+std::vector<std::int32_t> ColumnRoles::role_of_column(std::int64_t n_columns) const {
+  std::vector<std::int32_t> role(static_cast<std::size_t>(n_columns), kUnused);
+  for (std::size_t k = 0; k < features.size(); ++k)
+    role[static_cast<std::size_t>(features[k])] = static_cast<std::int32_t>(k);
+  if (label >= 0) role[static_cast<std::size_t>(label)] = kLabel;
+  if (weight >= 0) role[static_cast<std::size_t>(weight)] = kWeight;
+  if (offset >= 0) role[static_cast<std::size_t>(offset)] = kOffset;
+  return role;
+}
+
+namespace {
+
+std::string plural(std::int64_t n, const std::string& word) {
+  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+}
+
+/// "a, b, c" (at most 20 names shown).
+std::string name_list(const std::vector<std::string>& names) {
+  constexpr std::size_t kMaxShown = 20;
+  std::string out;
+  for (std::size_t j = 0; j < names.size() && j < kMaxShown; ++j)
+    out += (j ? ", " : "") + shown(names[j]);
+  if (names.size() > kMaxShown) out += ", ... (" + std::to_string(names.size()) + " in all)";
+  return out;
+}
+
+}  // namespace
+
+bool is_none(std::string_view column) { return trim(column, '\0') == "none"; }
+
+namespace {
+
+/// True if \p t is an optionally signed run of digits: a column index, not a name.
+bool is_index_token(std::string_view t) {
+  if (!t.empty() && (t.front() == '-' || t.front() == '+')) t.remove_prefix(1);
+  return !t.empty() && std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+/// Resolves one column reference of option \p opt. Returns the error, or "".
+std::string resolve_one(std::string_view token, const std::string& opt, const TableColumns& table,
+                        std::int64_t& col) {
+  const std::string t(trim(token, '\0'));
+  if (is_index_token(t)) {
+    std::int64_t v = -1;
+    const char* b = t.data() + (t.front() == '+' ? 1 : 0);
+    const auto [p, ec] = std::from_chars(b, t.data() + t.size(), v);
+    if (ec != std::errc() || p != t.data() + t.size() || v < 0 || v >= table.n)
+      return opt + " " + t + " but " + table.path + " has " + plural(table.n, "column") +
+             (table.n > 0 ? " (0-based indices 0 to " + std::to_string(table.n - 1) + ")" : "");
+    col = v;
+    return {};
+  }
+  if (!table.names)
+    return opt + " '" + shown(t) + "' is a column name, but " + table.path + " " +
+           table.no_names_reason + ": give a 0-based column index";
+  const std::vector<std::string>& names = *table.names;
+  col = -1;
+  for (std::size_t j = 0; j < names.size(); ++j) {
+    if (names[j] != t) continue;
+    if (col >= 0)
+      return opt + " '" + shown(t) + "' is ambiguous: " + table.path + " has columns " +
+             std::to_string(col) + " and " + std::to_string(j) + " of that name (give an index)";
+    col = static_cast<std::int64_t>(j);
+  }
+  if (col < 0)
+    return opt + " '" + shown(t) + "': " + table.path +
+           " has no column of that name; its columns: " + name_list(names);
+  return {};
+}
+
+}  // namespace
+
+std::string resolve_columns(const ReadOptions& opts, const TableColumns& table,
+                            ColumnRoles& roles) {
+  roles = ColumnRoles{};
+  // Which option claimed each column, to catch a column used twice.
+  std::vector<std::string> used_by(static_cast<std::size_t>(table.n));
+  auto claim = [&](std::int64_t col, const std::string& opt) -> std::string {
+    std::string& by = used_by[static_cast<std::size_t>(col)];
+    if (!by.empty()) {
+      std::string which = "column " + std::to_string(col);
+      if (table.names) which += " ('" + shown((*table.names)[static_cast<std::size_t>(col)]) + "')";
+      return which + " of " + table.path + " is used twice: " + by + " and " + opt;
+    }
+    by = opt;
+    return {};
+  };
+
+  if (trim(opts.label_column, '\0').empty())
+    return "--label-column is empty: the label column is required (or 'none')";
+  std::string err;
+  if (!is_none(opts.label_column)) {
+    err = resolve_one(opts.label_column, "--label-column", table, roles.label);
+    if (err.empty()) err = claim(roles.label, "--label-column");
+  }
+  if (err.empty() && !trim(opts.weight_column, '\0').empty() && !is_none(opts.weight_column)) {
+    err = resolve_one(opts.weight_column, "--weight-column", table, roles.weight);
+    if (err.empty()) err = claim(roles.weight, "--weight-column");
+  }
+  if (err.empty() && !trim(opts.offset_column, '\0').empty() && !is_none(opts.offset_column)) {
+    err = resolve_one(opts.offset_column, "--offset-column", table, roles.offset);
+    if (err.empty()) err = claim(roles.offset, "--offset-column");
+  }
+  if (!err.empty()) return err;
+
+  if (trim(opts.columns, '\0').empty()) {
+    for (std::int64_t j = 0; j < table.n; ++j)
+      if (used_by[static_cast<std::size_t>(j)].empty()) roles.features.push_back(j);
+  } else {
+    std::string_view list = opts.columns;
+    for (;;) {
+      const std::size_t at = list.find(',');
+      const std::string_view token = list.substr(0, at);
+      if (trim(token, '\0').empty())
+        return "--columns '" + shown(opts.columns) + "' has an empty entry";
+      std::int64_t col = -1;
+      err = resolve_one(token, "--columns", table, col);
+      if (err.empty()) err = claim(col, "--columns");
+      if (!err.empty()) return err;
+      roles.features.push_back(col);
+      if (at == std::string_view::npos) break;
+      list.remove_prefix(at + 1);
+    }
+  }
+  for (std::size_t k = 0; k < roles.features.size(); ++k)
+    roles.names.push_back(table.names ? (*table.names)[static_cast<std::size_t>(roles.features[k])]
+                                      : "x" + std::to_string(k + 1));
+  return {};
+}
+
+// ---------------------------------------------------------------------------
+// This rank's lines
+
+std::string for_each_line_chunk(
+    File& f, std::int64_t body_begin, const Range& mine, std::int64_t& lines,
+    const std::function<bool(const std::string&, const std::vector<LineSpan>&)>& on_chunk) {
+  lines = 0;
+  if (mine.size() <= 0) return {};
+  const std::int64_t end = body_begin + mine.end;  // lines starting before `end` are ours
+  std::int64_t start = body_begin + mine.begin;
+  if (mine.begin > 0) {
+    // Our first line starts after the first '\n' at or after byte start - 1.
+    std::string skipped;
+    if (!read_line(f, start - 1, skipped, start)) return "read error: " + f.error();
+  }
+  std::string buf;
+  std::int64_t buf_off = start, read_pos = start;
+  std::int64_t tail = kScanBytes;  // read size past the range's end, doubled per read
+  std::size_t searched = 0;        // buf[0, searched) holds no '\n' (an unfinished line)
+  std::vector<LineSpan> spans;
+  while (buf_off < end) {
+    // Up to a chunk of our range; past its end, only enough to finish the last line
+    // (in reads growing from 64 KiB to a chunk, so that a long line costs few reads).
+    std::int64_t want = tail;
+    if (read_pos < end)
+      want = std::min(kChunkBytes, end - read_pos);
+    else
+      tail = std::min(2 * tail, kChunkBytes);
+    if (!f.append(buf, read_pos, want)) return "read error: " + f.error();
+    read_pos = std::min(read_pos + want, f.size());
+    const bool eof = read_pos >= f.size();
+    // Cut the complete lines that start before `end`.
+    std::size_t i = 0;
+    bool done = false;
+    spans.clear();
+    for (;;) {
+      if (buf_off + static_cast<std::int64_t>(i) >= end) {
+        done = true;
+        break;
+      }
+      // A line longer than a read is searched once, not again after every read.
+      std::size_t nl = buf.find('\n', std::max(i, searched));
+      if (nl == std::string::npos) {
+        if (!eof) {
+          searched = buf.size();
+          break;
+        }
+        nl = buf.size();  // the last line of a file without a final newline
+      }
+      if (!is_empty_line(std::string_view(buf.data() + i, nl - i))) spans.push_back({i, nl, lines});
+      ++lines;
+      i = std::min(nl + 1, buf.size());
+    }
+    if (!spans.empty() && !on_chunk(buf, spans)) return {};
+    if (done) return {};
+    buf.erase(0, i);
+    searched = searched > i ? searched - i : 0;
+    buf_off += static_cast<std::int64_t>(i);
+  }
+  return {};
+}
+
+std::string located(const std::string& path, const LocalError& err, std::int64_t first_line) {
+  if (err.local_line < 0) return path + ": " + err.what;
+  return path + ":" + std::to_string(first_line + err.local_line + 1) + ": " + err.what;
+}
+
+}  // namespace reader_detail
+
+// ---------------------------------------------------------------------------
+
+std::string input_format(const ReadOptions& opts) {
+  auto lower = [](std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  const std::string f = lower(opts.format);
+  if (f == "csv" || f == "npy" || f == "libsvm" || f == "hdf5") return f;
+  if (f == "svmlight" || f == "svm") return "libsvm";
+  if (f == "h5") return "hdf5";
+  if (!f.empty())
+    throw CollectiveError("--format '" + opts.format + "' is not one of: csv, libsvm, npy, hdf5");
+  const std::string ext = lower(std::filesystem::path(opts.path).extension().string());
+  if (ext == ".npy") return "npy";
+  if (ext == ".svm" || ext == ".libsvm" || ext == ".svmlight") return "libsvm";
+  if (ext == ".h5" || ext == ".hdf5" || ext == ".he5") return "hdf5";
+  return "csv";
+}
+
+#ifdef NATGRAD_HAVE_HDF5
+bool hdf5_available() { return true; }
+#else
+bool hdf5_available() { return false; }
+
+Shard read_hdf5(const ReadOptions& opts, const Communicator&) {
+  throw CollectiveError(opts.path +
+                        ": HDF5 input is not available in this build (built without parallel "
+                        "HDF5; convert the data to .npy, CSV or LIBSVM)");
+}
+#endif
+
+Shard load_shard(const ReadOptions& opts, const Communicator& comm) {
+  Shard shard;
+  if (is_generator_spec(opts.path)) {
+    const GeneratorSpec spec = parse_generator_spec(opts.path);
+    const Range r = partition(spec.rows, comm.rank(), comm.size());
+    shard = generate_rows(spec, r.begin, r.end, std::max(opts.threads, 1));
+    shard.first_row = r.begin;
+    shard.n_global = spec.rows;
+    if (shard.source.empty()) shard.source = opts.path;
+  } else {
+    const std::string format = input_format(opts);
+    if (format == "npy")
+      shard = read_npy(opts, comm);
+    else if (format == "libsvm")
+      shard = read_libsvm(opts, comm);
+    else if (format == "hdf5")
+      shard = read_hdf5(opts, comm);
+    else
+      shard = read_csv(opts, comm);
+  }
+  comm.check(shard.n_global > 0, "no data rows in " + opts.path);
+  if (opts.intercept) add_intercept(shard);
+  return shard;
+}
+
+}  // namespace natgrad

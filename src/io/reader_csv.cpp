@@ -1,0 +1,412 @@
+// CSV: header and column roles read by every rank, then each rank parses the lines of
+// its byte range (OpenMP over the lines of each chunk).
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <new>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "natgrad/core/error.hpp"
+#include "natgrad/core/partition.hpp"
+#include "natgrad/io/reader.hpp"
+#include "io/reader_detail.hpp"
+
+namespace natgrad {
+
+namespace {
+
+using namespace reader_detail;
+
+// ---------------------------------------------------------------------------
+// Fields (RFC 4180 quoting, one line at a time)
+
+/// One field of a line.
+struct Field {
+  std::string_view text;  ///< without surrounding blanks and quotes; "" not yet collapsed
+  bool quoted = false;
+  bool escaped = false;  ///< holds a doubled quote ""
+};
+
+enum class Next { more, last, unterminated, text_after_quote };
+
+/// Reads the field at \p pos of \p line into \p f and moves \p pos past its delimiter.
+/// A field is quoted when its first non-blank character is '"'.
+Next next_field(std::string_view line, std::size_t& pos, char delim, Field& f) {
+  const std::size_t n = line.size();
+  std::size_t i = pos;
+  while (i < n && is_blank(line[i], delim)) ++i;
+  if (i < n && line[i] == '"' && delim != '"') {
+    const std::size_t b = ++i;
+    f.quoted = true;
+    f.escaped = false;
+    for (;;) {
+      const std::size_t q = line.find('"', i);
+      if (q == std::string_view::npos) return Next::unterminated;
+      if (q + 1 < n && line[q + 1] == '"') {
+        f.escaped = true;
+        i = q + 2;
+        continue;
+      }
+      f.text = line.substr(b, q - b);
+      i = q + 1;
+      break;
+    }
+    while (i < n && is_blank(line[i], delim)) ++i;
+    if (i == n) {
+      pos = n;
+      return Next::last;
+    }
+    if (line[i] != delim) return Next::text_after_quote;
+    pos = i + 1;
+    return Next::more;
+  }
+  const std::size_t at = line.find(delim, i);
+  f.text =
+      trim(line.substr(i, at == std::string_view::npos ? std::string_view::npos : at - i), delim);
+  f.quoted = false;
+  f.escaped = false;
+  if (at == std::string_view::npos) {
+    pos = n;
+    return Next::last;
+  }
+  pos = at + 1;
+  return Next::more;
+}
+
+/// The field's text with doubled quotes collapsed.
+std::string field_text(const Field& f) {
+  if (!f.escaped) return std::string(f.text);
+  std::string s;
+  for (std::size_t i = 0; i < f.text.size(); ++i) {
+    s.push_back(f.text[i]);
+    if (f.text[i] == '"' && i + 1 < f.text.size() && f.text[i + 1] == '"') ++i;
+  }
+  return s;
+}
+
+/// A field as a number: quoted numbers ("1.5", " 2 ") count.
+bool field_number(const Field& f, char delim, double& v) {
+  return !f.escaped && parse_double(f.quoted ? trim(f.text, delim) : f.text, v);
+}
+
+/// The fields of a whole line, or the 1-based field and text of its quoting error.
+struct SplitLine {
+  std::vector<Field> fields;
+  std::string error;
+};
+
+SplitLine split_line(std::string_view line, char delim) {
+  SplitLine out;
+  std::size_t pos = 0;
+  for (;;) {
+    Field f;
+    const Next r = next_field(line, pos, delim, f);
+    if (r == Next::unterminated || r == Next::text_after_quote) {
+      out.error = "field " + std::to_string(out.fields.size() + 1) +
+                  (r == Next::unterminated ? ": quoted field has no closing quote"
+                                           : ": text after the closing quote of a quoted field");
+      return out;
+    }
+    out.fields.push_back(f);
+    if (r == Next::last) return out;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Data rows
+
+/// The layout every data line must follow, and where each field goes.
+struct Layout {
+  std::int64_t n_fields = 0;
+  char delim = ',';
+  std::vector<std::int32_t> role;  ///< per field: feature slot or ColumnRoles::k*
+  std::int64_t n_features = 0;
+  bool weight = false, offset = false;
+};
+
+struct RowOut {
+  double* x;
+  double* y;
+  double* w;
+  double* o;
+};
+
+/// Parses one data line; false if anything is wrong with it. Fields without a role are
+/// counted but not parsed. Touches no shared state, so lines parse in parallel.
+bool parse_row(std::string_view line, const Layout& lay, const RowOut& out) {
+  std::size_t pos = 0;
+  Field f;
+  for (std::int64_t field = 0;; ++field) {
+    if (field >= lay.n_fields) return false;
+    const Next r = next_field(line, pos, lay.delim, f);
+    if (r == Next::unterminated || r == Next::text_after_quote) return false;
+    const std::int32_t role = lay.role[static_cast<std::size_t>(field)];
+    if (role != ColumnRoles::kUnused) {
+      double v = 0.0;
+      if (!field_number(f, lay.delim, v) || !std::isfinite(v)) return false;
+      if (role >= 0)
+        out.x[role] = v;
+      else if (role == ColumnRoles::kLabel)
+        *out.y = v;
+      else if (role == ColumnRoles::kWeight) {
+        if (v < 0.0) return false;
+        *out.w = v;
+      } else {
+        *out.o = v;
+      }
+    }
+    if (r == Next::last) return field + 1 == lay.n_fields;
+  }
+}
+
+/// What is wrong with a line parse_row rejected (without file and line).
+std::string describe_bad_line(std::string_view line, const Layout& lay) {
+  const SplitLine s = split_line(line, lay.delim);
+  if (!s.error.empty()) return s.error;
+  const auto found = static_cast<std::int64_t>(s.fields.size());
+  if (found != lay.n_fields)
+    return "expected " + std::to_string(lay.n_fields) + " fields, found " + std::to_string(found);
+  for (std::size_t j = 0; j < s.fields.size(); ++j) {
+    const std::int32_t role = lay.role[j];
+    if (role == ColumnRoles::kUnused) continue;
+    const Field& f = s.fields[j];
+    const std::string where = "field " + std::to_string(j + 1);
+    double v = 0.0;
+    if (!field_number(f, lay.delim, v)) {
+      std::string hint;  // a field holding another usual delimiter: the wrong --delimiter?
+      for (const char d : {',', ';', '\t', '|'})
+        if (d != lay.delim && f.text.find(d) != std::string_view::npos && hint.empty() && !f.quoted)
+          hint = std::string(" (is the delimiter '") + (d == '\t' ? "\\t" : std::string(1, d)) +
+                 "'? see --delimiter)";
+      return where + " '" + shown(field_text(f)) + "' is not a number" + hint;
+    }
+    if (!std::isfinite(v))
+      return role == ColumnRoles::kWeight
+                 ? "weight " + shown(f.text) + " (" + where + ") must be finite and >= 0"
+                 : where + " is not finite (" + shown(f.text) + ")";
+    if (role == ColumnRoles::kWeight && v < 0.0)
+      return "weight " + shown(f.text) + " (" + where + ") must be >= 0";
+  }
+  return "malformed line";  // not reached: parse_row accepts such a line
+}
+
+/// Parsed rows of this rank's range.
+struct Body {
+  Body(const Layout& layout, int nt, std::int64_t range, std::int64_t extra)
+      : lay(layout), threads(nt), range_bytes(range), extra_cols(extra) {}
+
+  const Layout& lay;
+  int threads;
+  std::int64_t range_bytes;  ///< bytes of this rank's range
+  std::int64_t extra_cols;   ///< columns to reserve beyond the features (the intercept)
+  std::int64_t seen_bytes = 0;
+  std::vector<double> x, y, w, o;
+  LocalError err;
+
+  /// Parses one chunk's lines in parallel; false (with err set) at the first bad line.
+  bool parse(const std::string& buf, const std::vector<LineSpan>& spans) {
+    const auto n = static_cast<std::int64_t>(spans.size());
+    const auto row0 = static_cast<std::int64_t>(y.size());
+    const std::int64_t p = lay.n_features;
+    for (const LineSpan& s : spans) seen_bytes += static_cast<std::int64_t>(s.end - s.begin) + 1;
+    if (row0 + n > static_cast<std::int64_t>(y.capacity())) {
+      // Reserve for the whole range at once, estimated from the bytes per line so far,
+      // so that x is not grown by doubling (a copy, and up to twice the memory).
+      const double per_line = static_cast<double>(seen_bytes) / static_cast<double>(row0 + n);
+      const auto est = std::max<std::int64_t>(
+          row0 + n + (row0 + n) / 8,
+          static_cast<std::int64_t>(static_cast<double>(range_bytes) / per_line * 1.02) + 64);
+      x.reserve(static_cast<std::size_t>(est * (p + extra_cols)));
+      y.reserve(static_cast<std::size_t>(est));
+      if (lay.weight) w.reserve(static_cast<std::size_t>(est));
+      if (lay.offset) o.reserve(static_cast<std::size_t>(est));
+    }
+    x.resize(static_cast<std::size_t>((row0 + n) * p));
+    y.resize(static_cast<std::size_t>(row0 + n));
+    if (lay.weight) w.resize(y.size());
+    if (lay.offset) o.resize(y.size());
+    std::int64_t first_bad = n;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(min : first_bad)
+    for (std::int64_t k = 0; k < n; ++k) {
+      const LineSpan& s = spans[static_cast<std::size_t>(k)];
+      const std::string_view line(buf.data() + s.begin, s.end - s.begin);
+      const std::size_t r = static_cast<std::size_t>(row0 + k);
+      // Weight / offset pointers are null when there is no such role (never written).
+      const RowOut out{x.data() + (row0 + k) * p, y.data() + r, lay.weight ? w.data() + r : nullptr,
+                       lay.offset ? o.data() + r : nullptr};
+      if (!parse_row(line, lay, out)) first_bad = std::min(first_bad, k);
+    }
+    if (first_bad == n) return true;
+    // Describe the first bad line (serially), and drop it and the rows after it.
+    const LineSpan& s = spans[static_cast<std::size_t>(first_bad)];
+    err.what = describe_bad_line(std::string_view(buf.data() + s.begin, s.end - s.begin), lay);
+    err.local_line = s.line;
+    const auto keep = static_cast<std::size_t>(row0 + first_bad);
+    y.resize(keep);
+    x.resize(keep * static_cast<std::size_t>(p));
+    if (lay.weight) w.resize(keep);
+    if (lay.offset) o.resize(keep);
+    return false;
+  }
+};
+
+// ---------------------------------------------------------------------------
+// The header (or first data line): every rank reads it.
+
+struct HeaderInfo {
+  std::int64_t body_begin = 0;         ///< file offset where data lines start
+  std::int64_t lines_before_body = 0;  ///< file lines before body_begin
+  std::vector<std::string> fields;     ///< the first non-empty line's fields
+  bool is_header = false;
+};
+
+bool looks_like_header(const std::vector<Field>& fields, char delim) {
+  double v = 0.0;
+  return std::any_of(fields.begin(), fields.end(),
+                     [&](const Field& f) { return !field_number(f, delim, v); });
+}
+
+/// Finds the first non-empty line and decides whether it is a header. Returns the
+/// complete error message, or "" on success.
+std::string read_header(File& f, const ReadOptions& opts, HeaderInfo& h) {
+  std::string line;
+  std::int64_t pos = 0, next = 0, lineno = 0;
+  bool found = false;
+  while (pos < f.size()) {
+    if (!read_line(f, pos, line, next)) return opts.path + ": read error: " + f.error();
+    if (pos == 0 && line.starts_with("\xEF\xBB\xBF")) {
+      line.erase(0, 3);
+      pos = 3;  // a header-less file's data starts after the BOM
+    }
+    ++lineno;
+    if (!is_empty_line(line)) {
+      found = true;
+      break;
+    }
+    pos = next;
+  }
+  if (!found) return opts.path + ": no data rows (the file is empty)";
+  const SplitLine s = split_line(line, opts.delimiter);
+  if (!s.error.empty()) return opts.path + ":" + std::to_string(lineno) + ": " + s.error;
+  for (const Field& fd : s.fields) h.fields.push_back(field_text(fd));
+  using H = ReadOptions::Header;
+  h.is_header = opts.header == H::yes ||
+                (opts.header == H::auto_detect && looks_like_header(s.fields, opts.delimiter));
+  h.body_begin = h.is_header ? next : pos;
+  h.lines_before_body = h.is_header ? lineno : lineno - 1;
+  return {};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+namespace reader_detail {
+
+CsvPart parse_csv_part(const ReadOptions& opts, int rank, int size) {
+  const std::string& path = opts.path;
+  CsvPart part;
+  File file(path);
+  HeaderInfo head;
+  ColumnRoles roles;
+  std::string err =
+      file.ok() ? read_header(file, opts, head) : path + ": cannot open: " + file.error();
+  if (err.empty()) {
+    TableColumns table{path, static_cast<std::int64_t>(head.fields.size()), std::nullopt, {}};
+    if (head.is_header)
+      table.names = head.fields;
+    else
+      table.no_names_reason = opts.header == ReadOptions::Header::no
+                                  ? "is read without a header line (--header no)"
+                                  : "has no header line (its first line is all numbers; use "
+                                    "--header yes if it holds names)";
+    err = resolve_columns(opts, table, roles);
+    // Feature names go into model.json and the summary: they must be valid UTF-8.
+    for (std::size_t k = 0; err.empty() && head.is_header && k < roles.features.size(); ++k) {
+      const std::string bad = utf8_error(roles.names[k]);
+      if (!bad.empty())
+        err = path + ":" + std::to_string(head.lines_before_body) + ": header field " +
+              std::to_string(roles.features[k] + 1) + " is not valid UTF-8 (" + bad +
+              " of the name); save the file as UTF-8";
+    }
+  }
+  if (!err.empty()) {
+    part.error = std::move(err);
+    return part;
+  }
+
+  Layout lay;
+  lay.n_fields = static_cast<std::int64_t>(head.fields.size());
+  lay.delim = opts.delimiter;
+  lay.role = roles.role_of_column(lay.n_fields);
+  lay.n_features = static_cast<std::int64_t>(roles.features.size());
+  lay.weight = roles.weight >= 0;
+  lay.offset = roles.offset >= 0;
+
+  // This rank's bytes of the body; lines belong to the range holding their first byte.
+  const Range mine = partition(file.size() - head.body_begin, rank, size);
+  Body body(lay, std::max(opts.threads, 1), mine.size(), opts.intercept ? 1 : 0);
+  std::string read_err;
+  try {
+    read_err = for_each_line_chunk(file, head.body_begin, mine, part.lines,
+                                   [&](const std::string& buf, const std::vector<LineSpan>& spans) {
+                                     return body.parse(buf, spans);
+                                   });
+  } catch (const std::bad_alloc&) {  // fail with the others, not alone
+    read_err = "out of memory after " + std::to_string(body.y.size()) + " rows of this rank";
+  }
+  if (!read_err.empty() && !body.err.any()) body.err = {-1, read_err};
+  part.lines_before_body = head.lines_before_body;
+  part.bad = std::move(body.err);
+  part.n_features = lay.n_features;
+  part.x = std::move(body.x);
+  part.y = std::move(body.y);
+  part.weight = std::move(body.w);
+  part.offset = std::move(body.o);
+  part.names = std::move(roles.names);
+  return part;
+}
+
+}  // namespace reader_detail
+
+Shard read_csv(const ReadOptions& opts, const Communicator& comm) {
+  const std::string& path = opts.path;
+  CsvPart part = parse_csv_part(opts, comm.rank(), comm.size());
+  comm.check(part.error.empty(), part.error);
+
+  // Collectives in the same order on every rank, failed or not.
+  const std::int64_t line0 = part.lines_before_body + comm.exscan_sum(part.lines);
+  Shard shard;
+  shard.n_rows = static_cast<std::int64_t>(part.y.size());
+  shard.first_row = comm.exscan_sum(shard.n_rows);
+  comm.check(!part.bad.any(), located(path, part.bad, line0));
+
+  shard.n_global = shard.n_rows;
+  comm.allreduce_sum(&shard.n_global, 1);
+  shard.n_cols = part.n_features;
+  shard.x = std::move(part.x);
+  shard.y = std::move(part.y);
+  shard.weight = std::move(part.weight);
+  shard.offset = std::move(part.offset);
+  // The reservation was an estimate: give back a large excess only (shrinking copies).
+  const std::size_t x_want =
+      shard.y.size() * static_cast<std::size_t>(shard.n_cols + (opts.intercept ? 1 : 0));
+  if (shard.x.capacity() > x_want + x_want / 8 + 1024) {
+    std::vector<double> fit;  // a copy, but only when the estimate was far off
+    fit.reserve(x_want);
+    fit.assign(shard.x.begin(), shard.x.end());
+    shard.x.swap(fit);
+  }
+  for (std::vector<double>* v : {&shard.y, &shard.weight, &shard.offset})
+    if (v->capacity() > v->size() + v->size() / 8 + 1024) v->shrink_to_fit();
+  shard.names = std::move(part.names);
+  shard.source = path;
+  return shard;
+}
+
+}  // namespace natgrad

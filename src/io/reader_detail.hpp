@@ -1,0 +1,203 @@
+#pragma once
+// Private to the readers (src/reader*.cpp): file access, number parsing, column roles
+// and this rank's byte range of lines, shared by the CSV, NPY and LIBSVM readers.
+// Not installed; nothing here communicates.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "natgrad/core/partition.hpp"
+#include "natgrad/io/reader.hpp"
+
+namespace natgrad::reader_detail {
+
+// The fuzz build (fuzz/CMakeLists.txt) makes these tiny, so that short inputs cross
+// chunk boundaries and lines outgrow the reads.
+#ifndef NATGRAD_READER_CHUNK_BYTES
+#define NATGRAD_READER_CHUNK_BYTES (std::int64_t{1} << 22)
+#endif
+#ifndef NATGRAD_READER_SCAN_BYTES
+#define NATGRAD_READER_SCAN_BYTES (std::int64_t{1} << 16)
+#endif
+constexpr std::int64_t kChunkBytes = NATGRAD_READER_CHUNK_BYTES;  // 4 MiB per read
+constexpr std::int64_t kScanBytes = NATGRAD_READER_SCAN_BYTES;    // finishing or skipping a line
+
+// ---------------------------------------------------------------------------
+// File access: POSIX pread, so errors carry errno and each rank reads only the bytes
+// it asks for.
+
+class File {
+ public:
+  explicit File(const std::string& path);
+  ~File();
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+  std::int64_t size() const { return size_; }
+
+  /// Appends bytes [offset, offset + n) to \p out (clamped at the end of file).
+  /// Returns false (and sets error()) on a read failure.
+  bool append(std::string& out, std::int64_t offset, std::int64_t n);
+
+  /// Reads exactly bytes [offset, offset + n) into \p out. Returns "" or what went wrong
+  /// (errno's text, or "file shrank while reading"); leaves error() alone, so that
+  /// threads may read disjoint ranges of one File at once.
+  std::string read_at(char* out, std::int64_t offset, std::int64_t n) const {
+    std::int64_t done = 0;
+    while (done < n) {
+      const ssize_t got = ::pread(fd_, out + done, static_cast<std::size_t>(n - done),
+                                  static_cast<off_t>(offset + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) return std::strerror(errno);
+      if (got == 0) return "file shrank while reading";
+      done += got;
+    }
+    return {};
+  }
+
+ private:
+  int fd_ = -1;
+  std::int64_t size_ = 0;
+  std::string error_;
+};
+
+/// Reads the line starting at \p offset (without its '\n'); \p next gets the offset
+/// after it (the file size for a last line without '\n').
+bool read_line(File& f, std::int64_t offset, std::string& line, std::int64_t& next);
+
+// ---------------------------------------------------------------------------
+// Text helpers.
+
+/// Space, tab or '\r', unless it is the delimiter.
+inline bool is_blank(char c, char delim) {
+  return (c == ' ' || c == '\t' || c == '\r') && c != delim;
+}
+std::string_view trim(std::string_view s, char delim = '\0');
+bool is_empty_line(std::string_view line);
+
+/// Parses the whole of \p s as a double (a leading '+' allowed). Overflow gives +-inf
+/// and underflow 0 or a denormal, as strtod would.
+bool parse_double(std::string_view s, double& v);
+
+/// "" if \p s is valid UTF-8 (no overlong forms, surrogates or code points above
+/// U+10FFFF), else where it is not, e.g. "byte 0xFF at offset 3".
+std::string utf8_error(std::string_view s);
+
+/// \p s, cut to a length fit for an error message.
+std::string shown(std::string_view s);
+
+/// "v" formatted for messages (shortest round-trip form).
+std::string number_text(double v);
+
+// ---------------------------------------------------------------------------
+// Column roles: which column of the table is the label, weight, offset and features.
+// Every format is seen as a table of n columns (CSV: its fields; NPY: the array's
+// columns; LIBSVM: column 0 the label, column j feature index j).
+
+struct ColumnRoles {
+  std::int64_t label = -1;             ///< -1: none (--label-column none: y is all 0)
+  std::int64_t weight = -1;            ///< -1: none
+  std::int64_t offset = -1;            ///< -1: none
+  std::vector<std::int64_t> features;  ///< columns of x, in order
+  std::vector<std::string> names;      ///< one per feature
+
+  /// Per column: the feature slot (>= 0) or one of the negative roles below.
+  static constexpr std::int32_t kLabel = -1, kWeight = -2, kOffset = -3, kUnused = -4;
+  std::vector<std::int32_t> role_of_column(std::int64_t n_columns) const;
+};
+
+/// What the table offers for resolving ReadOptions' label/weight/offset/columns.
+struct TableColumns {
+  std::string path;
+  std::int64_t n = 0;
+  /// Column names, or nullopt when the file has none (then \p no_names_reason says why,
+  /// e.g. "has no header line").
+  std::optional<std::vector<std::string>> names;
+  std::string no_names_reason;
+};
+
+/// True for the column reference "none" (no such column: label, weight or offset).
+bool is_none(std::string_view column);
+
+/// Resolves the roles. Returns the complete error message, or "" on success. Local and
+/// deterministic: ranks that see the same table get the same answer.
+std::string resolve_columns(const ReadOptions& opts, const TableColumns& table, ColumnRoles& roles);
+
+// ---------------------------------------------------------------------------
+// This rank's lines of a text body: the body's bytes [body_begin, file end) are split
+// evenly across ranks; a line belongs to the rank whose byte range holds its first byte.
+
+/// A line of a chunk buffer: bytes [begin, end) (no '\n') and its local line index
+/// (0 = this rank's first line, empty lines counted).
+struct LineSpan {
+  std::size_t begin, end;
+  std::int64_t line;
+};
+
+/// Calls \p on_chunk with each buffer of this rank's complete, non-empty lines, in
+/// file order; stops early when it returns false. \p lines gets the number of lines
+/// owned (empty ones included; up to the stop). Returns "" or a read error.
+std::string for_each_line_chunk(
+    File& f, std::int64_t body_begin, const Range& mine, std::int64_t& lines,
+    const std::function<bool(const std::string&, const std::vector<LineSpan>&)>& on_chunk);
+
+/// This rank's first error: local line index (-1 if not tied to a line) and text.
+struct LocalError {
+  std::int64_t local_line = -1;
+  std::string what;
+  bool any() const { return !what.empty(); }
+};
+
+/// "PATH:LINE: what" (or "PATH: what" when not tied to a line), given the file line
+/// of this rank's local line 0.
+std::string located(const std::string& path, const LocalError& err, std::int64_t first_line);
+
+// ---------------------------------------------------------------------------
+// The local part of each text reader: what rank \p rank of \p size parses, without
+// communication. read_csv / read_libsvm call these and then agree across ranks; the
+// fuzz targets (fuzz/) call them directly, for several (rank, size) of one file.
+
+/// CSV: header, column roles and this part's rows.
+struct CsvPart {
+  std::string error;  ///< open / header / column-role error (complete message), else ""
+  std::int64_t lines_before_body = 0;  ///< file lines before the first data line
+  std::int64_t lines = 0;              ///< lines of this part (empty ones included)
+  LocalError bad;                      ///< this part's first bad line (local line index)
+  std::int64_t n_features = 0;
+  std::vector<double> x, y, weight, offset;  ///< rows before the bad line, as in Shard
+  std::vector<std::string> names;
+};
+CsvPart parse_csv_part(const ReadOptions& opts, int rank, int size);
+
+/// LIBSVM rows in CSR form: row r holds pairs [ptr[r], ptr[r + 1]).
+struct SparseRows {
+  std::vector<std::int64_t> ptr{0};
+  std::vector<std::int64_t> index;  ///< 1-based feature index
+  std::vector<double> value;
+  std::vector<double> label;
+  std::vector<std::int64_t> line;  ///< local line index of each row
+  std::int64_t max_index = 0;
+
+  std::int64_t rows() const { return static_cast<std::int64_t>(label.size()); }
+  void append(const SparseRows& o);
+};
+
+/// LIBSVM: this part's rows, before the ranks agree on the number of features.
+struct LibsvmPart {
+  std::string error;  ///< open error (complete message), else ""
+  std::int64_t lines = 0;
+  LocalError bad;
+  SparseRows rows;
+};
+LibsvmPart parse_libsvm_part(const ReadOptions& opts, int rank, int size);
+
+}  // namespace natgrad::reader_detail
