@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "natgrad/app/jobs.hpp"
 #include "natgrad/io/checkpoint.hpp"
 #include "natgrad/core/error.hpp"
 #include "natgrad/io/generator.hpp"
@@ -57,7 +58,7 @@ TEST_CASE("resume from a checkpoint file continues bit for bit", "[checkpoint]")
     FitJob job;
     job.read.path = "gen:logit:rows=3001,cols=6,seed=9,cond=30";
     job.read.intercept = true;
-    job.fit = o;
+    job.glm.fit = o;
     const std::string fp = fit_fingerprint(job, s, model->name(), 0, c);
     const auto path = shared_path(c, "ck");
     FitOptions part = o;
@@ -126,7 +127,7 @@ TEST_CASE("a checkpoint of other options or data is refused, naming the field", 
   c.barrier();
 
   FitJob other = job;
-  other.fit.l2 = 2;
+  other.glm.fit.l2 = 2;
   const std::string fp2 = fit_fingerprint(other, s, model->name(), 0, c);
   CHECK_THROWS_WITH(read_checkpoint(path, fp2, c), Catch::Contains("'l2' is 0.0 in the checkpoint and 2.0 now"));
 

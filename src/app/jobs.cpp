@@ -1,5 +1,9 @@
 #include "natgrad/app/jobs.hpp"
 
+#include <omp.h>
+
+#include <thread>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -11,6 +15,7 @@
 #include <set>
 #include <sstream>
 
+#include "natgrad/app/options.hpp"
 #include "natgrad/io/checkpoint.hpp"
 #include "natgrad/core/error.hpp"
 #include "natgrad/io/generator.hpp"
@@ -21,7 +26,6 @@
 #include "natgrad/io/output.hpp"
 #include "natgrad/io/report.hpp"
 #include "natgrad/core/inference.hpp"
-#include "core/kernels.hpp"
 #include "natgrad/core/glm.hpp"
 
 namespace natgrad {
@@ -38,70 +42,34 @@ std::string describe_layout(const Communicator& comm, int threads) {
   return o.str();
 }
 
-namespace {
-
-/// Checks every label against the model on every rank (collective); names the row.
-void check_labels(const Shard& s, const Model& m, const Communicator& comm) {
-  std::string msg;
-  for (std::int64_t i = 0; i < s.n_rows && msg.empty(); ++i) {
-    const std::string why = m.check_label(s.y[i]);
-    if (!why.empty()) {
-      std::ostringstream o;
-      o << s.source << ": data row " << s.first_row + i + 1 << ": label " << s.y[i] << " is invalid for "
-        << m.name() << " (expected " << why << ")";
-      msg = o.str();
+int use_threads(int requested, const Communicator& comm) {
+  int threads = requested;
+  if (threads < 0) throw CollectiveError("--threads must be >= 1");
+  if (threads == 0) {
+    if (std::getenv("OMP_NUM_THREADS") != nullptr) {
+      threads = omp_get_max_threads();
+    } else {
+      MPI_Comm node;
+      MPI_Comm_split_type(comm.handle(), MPI_COMM_TYPE_SHARED, comm.rank(), MPI_INFO_NULL, &node);
+      int local = 1;
+      MPI_Comm_size(node, &local);
+      MPI_Comm_free(&node);
+      const int bound = omp_get_num_procs();  // honours the affinity mask
+      const int total = static_cast<int>(std::thread::hardware_concurrency());
+      if (total > 0 && bound < total) threads = std::max(1, bound);
+      else threads = std::max(1, (total > 0 ? total : bound) / std::max(local, 1));
     }
   }
-  comm.check(msg.empty(), msg);
+  omp_set_num_threads(threads);
+  set_blas_threads(threads);
+  return threads;
 }
+
+namespace {
 
 }  // namespace
 
 namespace {
-
-/// The largest label over all ranks (multinomial: K = 1 + max), collective.
-int count_classes(const Shard& s, const Communicator& comm) {
-  std::int64_t mx = 0;
-  for (double y : s.y)
-    if (std::isfinite(y) && y >= 0 && y < 1e6) mx = std::max<std::int64_t>(mx, static_cast<std::int64_t>(y));
-  comm.allreduce_max(&mx, 1);
-  return static_cast<int>(mx) + 1;
-}
-
-/// Removes columns from the row-major design in place (no second copy of X).
-void drop_columns(Shard& s, const std::vector<std::int64_t>& cols) {
-  std::vector<char> keep(static_cast<std::size_t>(s.n_cols), 1);
-  for (auto c : cols) keep[static_cast<std::size_t>(c)] = 0;
-  const std::int64_t d = s.n_cols, nd = d - static_cast<std::int64_t>(cols.size());
-  for (std::int64_t i = 0; i < s.n_rows; ++i) {
-    std::int64_t o = 0;
-    for (std::int64_t j = 0; j < d; ++j)
-      if (keep[j]) s.x[i * nd + o++] = s.x[i * d + j];
-  }
-  s.x.resize(static_cast<std::size_t>(s.n_rows * nd));
-  std::vector<std::string> names;
-  for (std::int64_t j = 0; j < d; ++j)
-    if (keep[j]) names.push_back(s.names[j]);
-  s.names = names;
-  s.n_cols = nd;
-}
-
-/// Collective: a classifier's coefficients run away when the loss still falls far along
-/// the last step's direction (a recession direction: separation). A finite optimum
-/// makes the loss rise steeply there instead.
-bool separated(const Shard& s, const Model& m, const FitResult& r, const FitOptions& o, const Communicator& comm) {
-  if (!m.is_classifier() || r.last_step.empty()) return false;
-  double norm = 0, big = 1;
-  for (double v : r.last_step) norm += v * v;
-  for (double v : r.theta) big = std::max(big, std::abs(v));
-  norm = std::sqrt(norm);
-  if (!(norm > 0)) return false;
-  std::vector<double> far(r.theta);
-  for (std::size_t j = 0; j < far.size(); ++j) far[j] += 10 * big * r.last_step[j] / norm;
-  const double f0 = r.loss, f1 = global_loss(s, m, far, o, comm);  // r.loss: the fit's loss at theta
-  if (f0 <= 0) return true;  // every row fitted exactly: probabilities 0 or 1
-  return std::isfinite(f1) && f1 < f0 * (1 - 1e-9);
-}
 
 /// Collective: "coefficients" of a JSON file (a model.json) as a start; null -> 0.
 std::vector<double> read_initial_coefficients(const std::filesystem::path& path, std::int64_t p,
@@ -165,10 +133,19 @@ constexpr double kMiB = 1048576.0;
 
 }  // namespace
 
-FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out) {
-  job.fit.validate();
-  const std::string layout = describe_layout(comm, job.fit.threads);
+FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& out) {
+  FitJob job = job_in;
+  job.threads = use_threads(job.threads, comm);
+  job.glm.fit.threads = job.read.threads = job.threads;
+  job.glm.fit.checkpoint_every = job.checkpoint.empty() ? 0 : job.checkpoint_every;
+  try {
+    job.validate();
+  } catch (const Error& e) {
+    throw CollectiveError(e.what());  // identical options: every rank fails alike
+  }
+  const std::string layout = describe_layout(comm, job.threads);
   if (comm.is_root()) out << "natgrad fit: " << layout << '\n';
+
   const auto read_start = std::chrono::steady_clock::now();
   Shard shard = load_shard(job.read, comm);
   const double read_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start).count();
@@ -187,130 +164,74 @@ FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out
       out << line << "; rows per rank: " << rows_list << "; peak RSS per rank (MiB): " << rss_list << '\n';
     }
   }
-  const int classes = job.family == "multinomial" ? (job.classes > 0 ? job.classes : count_classes(shard, comm)) : 0;
-  const auto model = make_model(job.family, job.link, classes);
-  check_labels(shard, *model, comm);
-  if (!shard.weight.empty() && job.fit.method == Method::ngd && job.fit.fisher == FisherKind::empirical_centered)
-    throw CollectiveError("--fisher empirical-centered is defined for unweighted rows; drop the weights or use "
-                          "--fisher empirical or expected");
-  std::int64_t rows[2] = {shard.n_rows, -shard.n_rows};
-  comm.allreduce_max(rows, 2);
-  if (comm.is_root())
-    out << "data: " << shard.source << ", " << shard.n_global << " rows x " << shard.n_cols
-        << " columns; rows per rank " << -rows[1] << " to " << rows[0] << "; model " << model->name()
-        << "; method " << to_string(job.fit.method) << ", Fisher "
-        << (job.fit.method == Method::ngd  ? to_string(job.fit.fisher)
-            : job.fit.method == Method::diag ? "diagonal of expected"
-                                             : "none")
-        << ", step " << to_string(job.fit.step) << '\n';
 
-  // Linearly dependent (collinear or constant) columns: name them, fail or drop.
-  const std::vector<std::string> all_columns = shard.names;
-  std::vector<std::string> dropped;
-  // One pass gives both the Gram matrix for the collinearity check and R's starting
-  // values (StartSystem). With --fisher-sample the sampled rows' Gram is looked at
-  // first, with a 100x stricter tolerance; only if it flags a column are all rows used.
-  constexpr double kCollinearTol = 1e-11;
-  StartSystem sys = start_system(shard, *model, job.fit, comm, job.fit.sample.active());
-  auto dep = dependent_columns(sys, sys.sampled ? 100 * kCollinearTol : kCollinearTol, comm);
-  if (sys.sampled && !dep.empty()) {
-    sys = start_system(shard, *model, job.fit, comm, false);
-    dep = dependent_columns(sys, kCollinearTol, comm);
-  }
-  if (!dep.empty()) {
-    std::string list;
-    for (auto c : dep) list += (list.empty() ? "" : ", ") + shard.names[static_cast<std::size_t>(c)];
-    if (!job.drop_collinear)
-      throw CollectiveError(std::string("column") + (dep.size() > 1 ? "s " : " ") + list +
-                            (dep.size() > 1 ? " are" : " is") +
-                            " linearly dependent on earlier columns (collinear, constant or all zero); remove " +
-                            (dep.size() > 1 ? "them" : "it") +
-                            " or pass --drop-collinear (coefficients then reported as NA, as R does)");
-    for (auto c : dep) dropped.push_back(shard.names[static_cast<std::size_t>(c)]);
-    drop_columns(shard, dep);
-    if (comm.is_root()) out << "note: dropped linearly dependent column(s): " << list << '\n';
-  }
-
-  // Output directory first: a bad --out fails before the fit, on every rank.
-  std::string err;
-  if (comm.is_root() && !job.out_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(job.out_dir, ec);
-    if (ec) err = job.out_dir.string() + ": cannot create output directory: " + ec.message();
-  }
-  comm.check(err.empty(), err);
-
-  FitOptions fo = job.fit;
-  const bool intercept = !shard.names.empty() && shard.names[0] == "(Intercept)";
-  if (fo.l2 > 0 && intercept && !job.penalize_intercept) {
-    fo.penalized.assign(static_cast<std::size_t>(shard.n_cols * model->n_outputs()), 1);
-    for (int k = 0; k < model->n_outputs(); ++k) fo.penalized[static_cast<std::size_t>(k * shard.n_cols)] = 0;
-  }
-  if (!job.init.empty()) fo.theta0 = read_initial_coefficients(job.init, shard.n_cols * model->n_outputs(), comm);
-  // Checkpoint and resume: the fingerprint ties a checkpoint to this data and these options.
-  std::string fingerprint;
-  if (!job.checkpoint.empty() || !job.resume.empty())
-    fingerprint = fit_fingerprint(job, shard, model->name(), classes, comm);
-  if (!job.checkpoint.empty()) {
-    std::string cerr_msg;
-    if (comm.is_root() && job.checkpoint.has_parent_path()) {
-      std::error_code ec;
-      std::filesystem::create_directories(job.checkpoint.parent_path(), ec);
-      if (ec) cerr_msg = job.checkpoint.string() + ": cannot create the checkpoint's directory: " + ec.message();
-    }
-    comm.check(cerr_msg.empty(), cerr_msg);
-  }
-  if (!job.resume.empty()) {
-    fo.resume = std::make_shared<const FitState>(read_checkpoint(job.resume, fingerprint, comm));
-    fo.theta0.clear();
+  GlmHooks hooks;
+  const FitOptions& fo = job.glm.fit;
+  hooks.on_model = [&](const Shard& s, const Model& model) {
+    std::int64_t rows[2] = {s.n_rows, -s.n_rows};
+    comm.allreduce_max(rows, 2);
     if (comm.is_root())
-      out << "resuming from " << job.resume.string() << " at iteration " << fo.resume->iteration << '\n';
-  }
-  if (!fo.resume && fo.theta0.empty() && job.start == "irls" && model->n_outputs() == 1)
-    fo.theta0 = solve_start(sys, job.drop_collinear ? dep : std::vector<std::int64_t>{}, fo, comm);
-  sys = StartSystem{};  // its p x p Gram is not needed during the fit
-
-  FitObserver obs;
+      out << "data: " << s.source << ", " << s.n_global << " rows x " << s.n_cols << " columns; rows per rank "
+          << -rows[1] << " to " << rows[0] << "; model " << model.name() << "; method " << to_string(fo.method)
+          << ", Fisher "
+          << (fo.method == Method::ngd    ? to_string(fo.fisher)
+              : fo.method == Method::diag ? "diagonal of expected"
+                                          : "none")
+          << ", step " << to_string(fo.step) << '\n';
+  };
+  // Warm start, checkpoint and resume: the fingerprint ties a checkpoint to this data and
+  // these options (after any dropped column, so a resume sees the same design).
+  std::string fingerprint;
+  hooks.prepare = [&](const Shard& s, const Model& model, FitOptions& o) {
+    // Output directory before the fit: a bad --out fails on every rank before the work.
+    std::string err;
+    if (comm.is_root() && !job.out_dir.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(job.out_dir, ec);
+      if (ec) err = job.out_dir.string() + ": cannot create output directory: " + ec.message();
+    }
+    comm.check(err.empty(), err);
+    if (!job.init.empty()) o.theta0 = read_initial_coefficients(job.init, s.n_cols * model.n_outputs(), comm);
+    if (!job.checkpoint.empty() || !job.resume.empty())
+      fingerprint = fit_fingerprint(job, s, model.name(), model.n_classes(), comm);
+    if (!job.checkpoint.empty()) {
+      std::string msg;
+      if (comm.is_root() && job.checkpoint.has_parent_path()) {
+        std::error_code ec;
+        std::filesystem::create_directories(job.checkpoint.parent_path(), ec);
+        if (ec) msg = job.checkpoint.string() + ": cannot create the checkpoint's directory: " + ec.message();
+      }
+      comm.check(msg.empty(), msg);
+    }
+    if (!job.resume.empty()) {
+      o.resume = std::make_shared<const FitState>(read_checkpoint(job.resume, fingerprint, comm));
+      if (comm.is_root())
+        out << "resuming from " << job.resume.string() << " at iteration " << o.resume->iteration << '\n';
+    }
+  };
   if (comm.is_root()) {
-    if (!job.quiet) obs.on_iteration = [&out](const IterationRecord& r) { print_progress(out, r); };
-    obs.log = [&out](const std::string& m) { out << "note: " << m << '\n' << std::flush; };
+    if (!job.quiet) hooks.observer.on_iteration = [&out](const IterationRecord& r) { print_progress(out, r); };
+    hooks.observer.log = [&out](const std::string& m) { out << "note: " << m << '\n' << std::flush; };
     if (!job.checkpoint.empty()) {
       nlohmann::ordered_json by;
       by["ranks"] = comm.size();
-      by["threads"] = fo.threads;
+      by["threads"] = job.threads;
       by["layout"] = layout;
-      obs.on_checkpoint = [&out, &job, &fingerprint, written_by = by.dump()](const FitState& s) {
+      hooks.observer.on_checkpoint = [&out, &job, &fingerprint, written_by = by.dump()](const FitState& s) {
         write_checkpoint(job.checkpoint, s, fingerprint, written_by);
         if (!job.quiet) out << "checkpoint: iteration " << s.iteration << " -> " << job.checkpoint.string() << '\n';
       };
     }
   }
-  FitResult res = fit(shard, *model, fo, comm, obs);
-  if ((res.converged() || res.reason == Reason::max_iterations || res.reason == Reason::line_search_failed) &&
-      separated(shard, *model, res, fo, comm))
-    res.reason = Reason::separation;
+  GlmFit g = fit_glm(shard, job.glm, comm, hooks);
+  const FitResult& res = g.fit;
 
-  Inference inf;
   if (res.reason == Reason::interrupted && comm.is_root())
     out << "stopped on a signal at iteration " << res.iterations
         << (job.checkpoint.empty() ? std::string()
                                    : "; checkpoint written to " + job.checkpoint.string() +
                                          " (continue with --resume " + job.checkpoint.string() + ")")
         << '\n' << std::flush;
-  const bool with_inference = job.inference && res.reason != Reason::non_finite && res.reason != Reason::interrupted &&
-                              res.reason != Reason::separation && res.reason != Reason::singular_fisher;
-  if (with_inference) {
-    InferenceOptions io;
-    io.threads = fo.threads;
-    io.block_rows = fo.block_rows;
-    io.l2 = fo.l2;
-    io.penalized = fo.penalized;
-    // The fit's last evaluation was the exact expected Fisher at the estimate: reuse it.
-    io.fisher_from_fit = res.fisher_kind == FisherKind::expected && !res.fisher_sampled;
-    if (io.fisher_from_fit) io.fit_fisher = std::move(res.fisher);
-    inf = infer(shard, *model, res.theta, comm, io);
-  }
-
   {
     const std::string rss_list = per_rank(comm, static_cast<double>(peak_rss_bytes()) / kMiB, 1);
     const std::string shard_list = per_rank(comm, static_cast<double>(shard.bytes()) / kMiB, 1);
@@ -320,21 +241,21 @@ FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out
 
   if (comm.is_root()) {
     FitReport rep;
-    rep.model_name = model->name();
-    rep.family = job.family == "logistic" ? "binomial" : job.family;
-    rep.link = model->name().substr(model->name().find('/') + 1);
-    rep.classes = classes;
-    rep.columns = shard.names;
-    rep.all_columns = all_columns;
-    rep.dropped = dropped;
-    rep.intercept = intercept;
+    rep.model_name = g.model->name();
+    rep.family = to_string(job.glm.family);
+    rep.link = rep.model_name.substr(rep.model_name.find('/') + 1);
+    rep.classes = g.classes;
+    rep.columns = g.columns;
+    rep.all_columns = g.all_columns;
+    rep.dropped = g.dropped;
+    rep.intercept = g.intercept;
     rep.fit = &res;
-    rep.inference = with_inference ? &inf : nullptr;
+    rep.inference = g.has_inference ? &g.inference : nullptr;
     rep.command = job.command;
-    rep.options_json = job.options_json;
+    rep.options_json = options_json(fit_job_table(), job, kOptionRecorded);
     rep.data = job.read.path;
     rep.ranks = comm.size();
-    rep.threads = fo.threads;
+    rep.threads = job.threads;
     rep.covariance = job.covariance;
     const std::string text = summary_text(rep);
     out << '\n' << text;
@@ -346,6 +267,14 @@ FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out
     }
   }
   return res;
+}
+
+std::string fit_fingerprint(const FitJob& job, const Shard& shard, const std::string& model_name, int classes,
+                            const Communicator& comm) {
+  nlohmann::ordered_json o = nlohmann::ordered_json::parse(options_json(fit_job_table(), job, kOptionFingerprint));
+  o["model"] = model_name;
+  o["classes"] = classes;
+  return data_fingerprint(o.dump(), shard, comm);
 }
 
 void run_generate(const GenerateJob& job, const Communicator& comm, std::ostream& out) {
@@ -413,7 +342,9 @@ void run_generate(const GenerateJob& job, const Communicator& comm, std::ostream
 
 namespace natgrad {
 
-void run_predict(const PredictJob& job, const Communicator& comm, std::ostream& out) {
+void run_predict(const PredictJob& job_in, const Communicator& comm, std::ostream& out) {
+  PredictJob job = job_in;
+  job.threads = job.read.threads = use_threads(job.threads, comm);
   // Every rank reads the (small) model file; failures are agreed on.
   nlohmann::json m;
   std::string err;
@@ -429,6 +360,18 @@ void run_predict(const PredictJob& job, const Communicator& comm, std::ostream& 
     err = e.what();
   }
   comm.check(err.empty(), err);
+  // Reader options not given here are the fit's, as model.json recorded them: each is
+  // parsed by its own row of the option table, so a bad recorded value fails as typed.
+  const nlohmann::json recorded = m.value("options", nlohmann::json::object());
+  try {
+    for (const auto& o : read_option_table()) {
+      if (o.name == "data" || o.name == "format" || o.name == "intercept") continue;  // this data's own
+      if (job.given.count(o.name) || !recorded.contains(o.name)) continue;
+      o.parse(job.read, option_text(recorded[o.name].dump()));
+    }
+  } catch (const Error& e) {
+    throw CollectiveError(job.model.string() + ": recorded option: " + e.what());
+  }
   const int classes = m.value("n_classes", 0);
   const std::string link = m["link"] == "softmax" ? "" : m["link"].get<std::string>();
   const auto model = make_model(m["family"], link, classes);

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <type_traits>
 #include <boost/math/distributions/normal.hpp>
+#include <cctype>
 #include <cmath>
 
 #include "natgrad/core/error.hpp"
@@ -546,35 +547,89 @@ double MultinomialModel::mean(double) const { return NAN; }
 
 // ---------------------------------------------------------------- factory
 
-std::unique_ptr<Model> make_model(const std::string& family, const std::string& link, int classes) {
+namespace {
+std::string lower(std::string s) {
+  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+}  // namespace
+
+ModelFamily family_from_string(const std::string& s) {
+  const std::string f = lower(s);
+  if (f == "binomial" || f == "logistic") return ModelFamily::binomial;
+  if (f == "poisson") return ModelFamily::poisson;
+  if (f == "gaussian") return ModelFamily::gaussian;
+  if (f == "gamma") return ModelFamily::gamma;
+  if (f == "multinomial") return ModelFamily::multinomial;
+  throw Error("unknown --family '" + s + "' (expected: binomial, poisson, gaussian, gamma, multinomial)");
+}
+
+LinkFunction link_from_string(const std::string& s) {
+  const std::string l = lower(s);
+  if (l.empty() || l == "canonical") return LinkFunction::canonical;
+  for (LinkFunction k : {LinkFunction::logit, LinkFunction::probit, LinkFunction::cloglog, LinkFunction::log,
+                         LinkFunction::identity, LinkFunction::inverse, LinkFunction::softmax})
+    if (l == to_string(k)) return k;
+  throw Error("--link '" + s + "' is not one of: logit, probit, cloglog, log, identity, inverse, softmax");
+}
+
+const char* to_string(ModelFamily f) {
+  switch (f) {
+    case ModelFamily::binomial: return "binomial";
+    case ModelFamily::poisson: return "poisson";
+    case ModelFamily::gaussian: return "gaussian";
+    case ModelFamily::gamma: return "gamma";
+    case ModelFamily::multinomial: return "multinomial";
+  }
+  return "?";
+}
+
+const char* to_string(LinkFunction l) {
+  switch (l) {
+    case LinkFunction::canonical: return "";
+    case LinkFunction::logit: return "logit";
+    case LinkFunction::probit: return "probit";
+    case LinkFunction::cloglog: return "cloglog";
+    case LinkFunction::log: return "log";
+    case LinkFunction::identity: return "identity";
+    case LinkFunction::inverse: return "inverse";
+    case LinkFunction::softmax: return "softmax";
+  }
+  return "?";
+}
+
+std::unique_ptr<Model> make_model(ModelFamily family, LinkFunction link, int classes) {
+  using L = LinkFunction;
   auto bad_link = [&](const char* allowed) {
-    return Error("--link " + link + " is not available for family " + family + " (expected: " + allowed + ")");
+    return Error(std::string("--link ") + to_string(link) + " is not available for family " + to_string(family) +
+                 " (expected: " + allowed + ")");
   };
-  if (family == "binomial" || family == "logistic") {
-    if (link.empty() || link == "logit") return std::make_unique<LogisticModel>();
-    if (link == "probit") return std::make_unique<Glm>(Family::binomial, Link::probit);
-    if (link == "cloglog") return std::make_unique<Glm>(Family::binomial, Link::cloglog);
-    throw bad_link("logit, probit, cloglog");
+  switch (family) {
+    case ModelFamily::binomial:
+      if (link == L::canonical || link == L::logit) return std::make_unique<LogisticModel>();
+      if (link == L::probit) return std::make_unique<Glm>(Family::binomial, Link::probit);
+      if (link == L::cloglog) return std::make_unique<Glm>(Family::binomial, Link::cloglog);
+      throw bad_link("logit, probit, cloglog");
+    case ModelFamily::poisson:
+      if (link == L::canonical || link == L::log) return std::make_unique<Glm>(Family::poisson, Link::log);
+      throw bad_link("log");
+    case ModelFamily::gaussian:
+      if (link == L::canonical || link == L::identity) return std::make_unique<Glm>(Family::gaussian, Link::identity);
+      if (link == L::log) return std::make_unique<Glm>(Family::gaussian, Link::log);
+      throw bad_link("identity, log");
+    case ModelFamily::gamma:
+      if (link == L::canonical || link == L::inverse) return std::make_unique<Glm>(Family::gamma, Link::inverse);
+      if (link == L::log) return std::make_unique<Glm>(Family::gamma, Link::log);
+      throw bad_link("inverse, log");
+    case ModelFamily::multinomial:
+      if (link != L::canonical && link != L::softmax && link != L::logit) throw bad_link("softmax");
+      return std::make_unique<MultinomialModel>(classes < 2 ? 2 : classes);
   }
-  if (family == "poisson") {
-    if (link.empty() || link == "log") return std::make_unique<Glm>(Family::poisson, Link::log);
-    throw bad_link("log");
-  }
-  if (family == "gaussian") {
-    if (link.empty() || link == "identity") return std::make_unique<Glm>(Family::gaussian, Link::identity);
-    if (link == "log") return std::make_unique<Glm>(Family::gaussian, Link::log);
-    throw bad_link("identity, log");
-  }
-  if (family == "gamma") {
-    if (link.empty() || link == "inverse") return std::make_unique<Glm>(Family::gamma, Link::inverse);
-    if (link == "log") return std::make_unique<Glm>(Family::gamma, Link::log);
-    throw bad_link("inverse, log");
-  }
-  if (family == "multinomial") {
-    if (!link.empty() && link != "softmax" && link != "logit") throw bad_link("softmax");
-    return std::make_unique<MultinomialModel>(classes < 2 ? 2 : classes);
-  }
-  throw Error("unknown --family '" + family + "' (expected: binomial, poisson, gaussian, gamma, multinomial)");
+  throw Error("unknown family");
+}
+
+std::unique_ptr<Model> make_model(const std::string& family, const std::string& link, int classes) {
+  return make_model(family_from_string(family), link_from_string(link), classes);
 }
 
 }  // namespace natgrad

@@ -17,7 +17,7 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = 2;  // 2: fingerprint keys are the option names
 const char* const kHistoryColumns[] = {"iter", "loss", "grad_norm", "step_norm", "kl", "damping", "step_length", "seconds"};
 
 json number(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
@@ -62,8 +62,7 @@ std::string compare(const json& have, const json& want) {
 
 }  // namespace
 
-std::string fit_fingerprint(const FitJob& job, const Shard& shard, const std::string& model_name, int classes,
-                            const Communicator& comm) {
+std::string data_fingerprint(const std::string& options_json, const Shard& shard, const Communicator& comm) {
   // Column sums of X, then y, weights, offsets; and the same of absolute values, as the
   // scale of the comparison tolerance.
   const std::size_t p = static_cast<std::size_t>(shard.n_cols);
@@ -82,34 +81,12 @@ std::string fit_fingerprint(const FitJob& job, const Shard& shard, const std::st
   }
   comm.allreduce_sum(sums.data(), sums.size());
 
-  const FitOptions& o = job.fit;
-  json f;
-  f["data"] = job.read.path;
-  f["format"] = job.read.format;
-  f["label_column"] = job.read.label_column;
-  f["weight_column"] = job.read.weight_column;
-  f["offset_column"] = job.read.offset_column;
-  f["columns"] = job.read.columns;
+  json f = json::parse(options_json);
   f["n_rows"] = shard.n_global;
   f["n_cols"] = shard.n_cols;
   f["names"] = shard.names;
   f["data_sums"] = numbers(std::vector<double>(sums.begin(), sums.begin() + static_cast<std::ptrdiff_t>(p + 3)));
   f["data_abs_sums"] = numbers(std::vector<double>(sums.begin() + static_cast<std::ptrdiff_t>(p + 3), sums.end()));
-  f["model"] = model_name;
-  f["classes"] = classes;
-  f["method"] = to_string(o.method);
-  f["fisher"] = to_string(o.fisher);
-  f["step"] = to_string(o.step);
-  f["lr"] = o.lr;
-  f["kl"] = o.kl;
-  f["damping"] = o.damping;
-  f["tol"] = o.tol;
-  f["ftol"] = o.ftol;
-  f["l2"] = o.l2;
-  f["fisher_sample"] = o.sample.fraction;
-  f["fisher_sample_seed"] = o.sample.seed;
-  f["intercept"] = job.read.intercept;
-  f["penalize_intercept"] = job.penalize_intercept;
   return f.dump();
 }
 

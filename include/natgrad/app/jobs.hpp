@@ -4,36 +4,37 @@
 /// structs and a communicator, so that the executable only parses options.
 #include <filesystem>
 #include <ostream>
+#include <set>
 #include <string>
 
 #include "natgrad/core/communicator.hpp"
 #include "natgrad/io/reader.hpp"
+#include "natgrad/core/glm_fit.hpp"
 #include "natgrad/core/solver.hpp"
 
 namespace natgrad {
 
+/// Everything `natgrad fit` does: read, fit_glm, report, write. Its options are
+/// fit_job_table() (options.hpp).
 struct FitJob {
   ReadOptions read;
-  std::string family = "binomial";
-  std::string link;
-  int classes = 0;                ///< multinomial K (0: 1 + the largest label)
-  FitOptions fit;
-  std::string start = "irls";     ///< "irls" (R's starting values) or "zero"
+  GlmOptions glm;
+  int threads = 0;                ///< OpenMP threads per rank (0: default_threads())
   std::filesystem::path init;     ///< start from the "coefficients" of this JSON (a model.json)
-  bool drop_collinear = false;    ///< drop linearly dependent columns instead of failing
-  bool penalize_intercept = false;
   bool covariance = false;        ///< store the covariance matrix in model.json
-  bool inference = true;          ///< standard errors, deviances, AIC/BIC
   std::filesystem::path out_dir;  ///< empty: write nothing
-  std::string options_json = "{}";
   std::string command;            ///< the command line, for the summary's "Call:"
   bool quiet = false;             ///< no per-iteration progress lines
-  /// Checkpoint file (empty: none): written every fit.checkpoint_every iterations and when
-  /// fit.interrupt is raised (see checkpoint.hpp). The fit then ends with Reason::interrupted.
+  /// Checkpoint file (empty: none): written every checkpoint_every iterations and when
+  /// glm.fit.interrupt is raised (see checkpoint.hpp). The fit then ends with Reason::interrupted.
   std::filesystem::path checkpoint;
+  int checkpoint_every = 10;
   /// Continue from this checkpoint (empty: start afresh). A checkpoint of other data or
   /// options is refused with a CollectiveError naming the difference.
   std::filesystem::path resume;
+
+  /// Throws natgrad::Error: every option's check, then the relations between them.
+  void validate() const;
 };
 
 /// Collective. Loads the data, checks it (labels, linearly dependent columns), fits,
@@ -47,7 +48,10 @@ struct PredictJob {
   ReadOptions read;               ///< the data; label column may be "none"
   std::filesystem::path out;      ///< CSV of predictions
   bool se = false;                ///< standard errors of the linear predictor
-  int threads = 1;
+  int threads = 0;                ///< 0: default_threads()
+  /// Options given on the command line (or config file); reader options not among them
+  /// are taken from the model's recorded options (model.json "options").
+  std::set<std::string> given;
 };
 
 /// Collective. Linear predictor, mean (class probabilities and class for multinomial)
@@ -59,7 +63,7 @@ struct GenerateJob {
   std::filesystem::path out;      ///< .csv or .npy
   std::string format;             ///< "", "csv" or "npy" (empty: by extension)
   std::filesystem::path truth;    ///< optional JSON file with the true coefficients
-  int threads = 1;
+  int threads = 0;                ///< 0: default_threads()
 };
 
 /// Collective (root writes). Writes the generated dataset; label in column 0.
@@ -67,5 +71,16 @@ void run_generate(const GenerateJob& job, const Communicator& comm, std::ostream
 
 /// Root-only text: ranks, nodes, threads per rank, BLAS and hosts (collective).
 std::string describe_layout(const Communicator& comm, int threads);
+
+/// Collective. Threads per rank when none are asked for (\p requested 0): OMP_NUM_THREADS
+/// if set, else the cores this process is bound to, else the node's cores shared among the
+/// ranks on the node, so that ranks x threads never exceeds the cores. Sets OpenMP's and
+/// the BLAS's thread counts to the result and returns it. Throws CollectiveError for < 0.
+int use_threads(int requested, const Communicator& comm);
+
+/// Collective. The checkpoint fingerprint of \p job (checkpoint.hpp): its options flagged
+/// kOptionFingerprint, the model's name and classes, and the data.
+std::string fit_fingerprint(const FitJob& job, const Shard& shard, const std::string& model_name, int classes,
+                            const Communicator& comm);
 
 }  // namespace natgrad

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "natgrad/core/fisher.hpp"
+#include "natgrad/core/option_table.hpp"
 
 namespace natgrad {
 
@@ -56,8 +57,12 @@ struct FitOptions {
   /// iteration's reduction, so it costs no extra collective.
   const volatile std::sig_atomic_t* interrupt = nullptr;
 
-  /// Throws natgrad::Error naming the first inconsistent option.
+  /// Throws natgrad::Error naming the first inconsistent option: each option's check from
+  /// fit_option_table(), then the relations between options.
   void validate() const;
 };
+
+/// The command-line options that set FitOptions members (declared once, here).
+const OptionTable<FitOptions>& fit_option_table();
 
 }  // namespace natgrad

@@ -69,9 +69,25 @@ class Model {
   virtual bool is_classifier() const { return false; }
 };
 
+/// The model families natgrad fits.
+enum class ModelFamily { binomial, poisson, gaussian, gamma, multinomial };
+/// Link functions; canonical = the family's default (logit, log, identity, inverse, softmax).
+enum class LinkFunction { canonical, logit, probit, cloglog, log, identity, inverse, softmax };
+
+/// Parses a family name, case-insensitively and with R's spellings ("Gamma", "binomial";
+/// "logistic" = binomial). Throws natgrad::Error naming --family and the choices.
+ModelFamily family_from_string(const std::string& s);
+/// Parses a link name, case-insensitively; "" = canonical. Throws natgrad::Error naming --link.
+LinkFunction link_from_string(const std::string& s);
+const char* to_string(ModelFamily f);
+const char* to_string(LinkFunction l);  ///< "" for canonical
+
 /// Builds a model: family binomial (links logit, probit, cloglog), poisson (log),
 /// gaussian (identity, log), gamma (inverse, log), multinomial (needs \p classes >= 2).
-/// An empty link picks the family's default. Throws natgrad::Error if unknown.
+/// Throws natgrad::Error when the link is not available for the family.
+std::unique_ptr<Model> make_model(ModelFamily family, LinkFunction link, int classes = 0);
+/// The same from names (family_from_string, link_from_string); an empty link picks the
+/// family's default.
 std::unique_ptr<Model> make_model(const std::string& family, const std::string& link, int classes = 0);
 
 }  // namespace natgrad

@@ -2,9 +2,9 @@
 /// \file checkpoint.hpp
 /// Checkpoint files: the FitState of a fit (solver.hpp) as JSON, with a fingerprint of
 /// the data and of the options that change the result, so that a resume refuses a
-/// checkpoint of another fit. fit() itself does no file I/O; run_fit() calls these.
+/// checkpoint of another fit. fit() itself does no file I/O; the fit job (app) calls these.
 ///
-/// File format (version 1), one JSON object:
+/// File format (version 2), one JSON object:
 ///   natgrad_checkpoint   1
 ///   iteration            k: steps taken; theta is theta_k, not yet evaluated
 ///   theta, last_step     numbers printed shortest-round-trip (exact doubles)
@@ -17,21 +17,20 @@
 #include <filesystem>
 #include <string>
 
-#include "natgrad/app/jobs.hpp"
 #include "natgrad/core/communicator.hpp"
 #include "natgrad/core/shard.hpp"
 #include "natgrad/core/solver.hpp"
 
 namespace natgrad {
 
-/// Collective. A JSON object naming what the result depends on: the data (source, reader
-/// options, global rows, columns and their names, and the column sums of X, y, weights
-/// and offsets, reduced over ranks) and the options that change the iterates or the
-/// stopping point (family, link, classes, method, fisher, step, lr, kl, damping, tol,
-/// ftol, l2, intercept, penalize_intercept). Not in it: threads, ranks, max-iter, block
+/// Collective. A JSON object naming what the result depends on: \p options_json (a JSON
+/// object of the options that change the iterates or the stopping point: the source and
+/// reader options, model, method, Fisher, step rule, tolerances, penalty; app's
+/// fit_fingerprint() makes it from the option table's kOptionFingerprint rows) completed
+/// with the data (global rows, columns and their names, and the column sums of X, y,
+/// weights and offsets, reduced over ranks). Not in it: threads, ranks, max-iter, block
 /// rows, quiet, out, so a job may resume at another layout or with a higher --max-iter.
-std::string fit_fingerprint(const FitJob& job, const Shard& shard, const std::string& model_name, int classes,
-                            const Communicator& comm);
+std::string data_fingerprint(const std::string& options_json, const Shard& shard, const Communicator& comm);
 
 /// Local (root). Writes \p state with \p fingerprint to \p path atomically
 /// (write_atomically: a temporary file, fsync, rename). Throws natgrad::Error.

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "natgrad/core/communicator.hpp"
+#include "natgrad/core/option_table.hpp"
 #include "natgrad/core/shard.hpp"
 
 namespace natgrad {
@@ -25,6 +26,16 @@ struct ReadOptions {
   bool intercept = false;  ///< prepend a column of ones
   int threads = 1;         ///< OpenMP threads for parsing / generating
 };
+
+/// "auto", "yes", "no" <-> ReadOptions::Header; throws natgrad::Error naming --header.
+ReadOptions::Header header_from_string(const std::string& s);
+const char* to_string(ReadOptions::Header h);
+
+/// The command-line options that set ReadOptions members (declared once, here): data,
+/// format, label-column, weight-column, offset-column, columns, dataset, delimiter,
+/// header, intercept. The data source and the column roles are part of the checkpoint
+/// fingerprint; all are recorded in model.json, from where predict takes its defaults.
+const OptionTable<ReadOptions>& read_option_table();
 
 /// Collective. Reads (or generates) this rank's rows: generator specs ("gen:..."), and
 /// files in the format input_format() names. Adds the intercept column if asked.

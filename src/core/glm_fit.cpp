@@ -1,0 +1,205 @@
+#include "natgrad/core/glm_fit.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "natgrad/core/error.hpp"
+
+namespace natgrad {
+
+StartRule start_rule_from_string(const std::string& s) {
+  if (s == "irls") return StartRule::irls;
+  if (s == "zero") return StartRule::zero;
+  throw Error("--start '" + s + "' is not one of: irls, zero");
+}
+
+const char* to_string(StartRule s) { return s == StartRule::irls ? "irls" : "zero"; }
+
+namespace {
+ModelFamily family_option(const std::string& s) { return family_from_string(s); }
+LinkFunction link_option(const std::string& s) { return link_from_string(s); }
+}  // namespace
+
+const OptionTable<GlmOptions>& glm_option_table() {
+  using O = GlmOptions;
+  constexpr unsigned F = kOptionFingerprint | kOptionRecorded;
+  constexpr unsigned R = kOptionRecorded;
+  static const OptionTable<GlmOptions> table = [] {
+    OptionTable<GlmOptions> t;
+    t.push_back(choice_option("family", &O::family, "binomial",
+                              "binomial | poisson | gaussian | gamma | multinomial (labels 0..K-1, class 0 the "
+                              "reference); R's spellings such as Gamma are accepted",
+                              &family_option, &to_string, F));
+    t.push_back(choice_option("link", &O::link, "",
+                              "link function (default: the family's canonical one; binomial: logit | probit | "
+                              "cloglog; poisson: log; gaussian: identity | log; gamma: inverse | log; "
+                              "multinomial: softmax)",
+                              &link_option, &to_string, F));
+    t.push_back(number_option<O, int>("classes", &O::classes, "0",
+                                      "multinomial: number of classes K (default: 1 + the largest label)", F,
+                                      [](int k) { return k == 0 || k >= 2 ? std::string() : "must be >= 2"; }));
+    t.push_back(choice_option("start", &O::start, "irls",
+                              "irls (R's starting values: one weighted least-squares step) | zero",
+                              &start_rule_from_string, &to_string, R));
+    t.push_back(switch_option<O>("drop-collinear", &O::drop_collinear,
+                                 "drop linearly dependent columns (reported as NA) instead of stopping with an "
+                                 "error",
+                                 R));
+    t.push_back(switch_option<O>("penalize-intercept", &O::penalize_intercept, "apply --l2 to the intercept too", F));
+    t.push_back(switch_option<O>("no-inference", &O::inference, "skip standard errors, deviances and AIC/BIC", R,
+                                 /*inverted=*/true));
+    append(t, nest<O>(fit_option_table(), [](auto& o) -> auto& { return o.fit; }));
+    return t;
+  }();
+  return table;
+}
+
+void GlmOptions::validate() const {
+  for (const auto& o : glm_option_table())
+    if (o.check && !find_option(fit_option_table(), o.name)) o.check(*this);  // the fit's rows: below
+  fit.validate();
+  make_model(family, link, 2);  // the link is available for the family
+}
+
+namespace {
+
+/// Checks every label against the model on every rank (collective); names the row.
+void check_labels(const Shard& s, const Model& m, const Communicator& comm) {
+  std::string msg;
+  for (std::int64_t i = 0; i < s.n_rows && msg.empty(); ++i) {
+    const std::string why = m.check_label(s.y[i]);
+    if (!why.empty()) {
+      std::ostringstream o;
+      o << s.source << ": data row " << s.first_row + i + 1 << ": label " << s.y[i] << " is invalid for "
+        << m.name() << " (expected " << why << ")";
+      msg = o.str();
+    }
+  }
+  comm.check(msg.empty(), msg);
+}
+
+/// The largest label over all ranks (multinomial: K = 1 + max), collective.
+int count_classes(const Shard& s, const Communicator& comm) {
+  std::int64_t mx = 0;
+  for (double y : s.y)
+    if (std::isfinite(y) && y >= 0 && y < 1e6) mx = std::max<std::int64_t>(mx, static_cast<std::int64_t>(y));
+  comm.allreduce_max(&mx, 1);
+  return static_cast<int>(mx) + 1;
+}
+
+/// Removes columns from the row-major design in place (no second copy of X).
+void drop_columns(Shard& s, const std::vector<std::int64_t>& cols) {
+  std::vector<char> keep(static_cast<std::size_t>(s.n_cols), 1);
+  for (auto c : cols) keep[static_cast<std::size_t>(c)] = 0;
+  const std::int64_t d = s.n_cols, nd = d - static_cast<std::int64_t>(cols.size());
+  for (std::int64_t i = 0; i < s.n_rows; ++i) {
+    std::int64_t o = 0;
+    for (std::int64_t j = 0; j < d; ++j)
+      if (keep[j]) s.x[i * nd + o++] = s.x[i * d + j];
+  }
+  s.x.resize(static_cast<std::size_t>(s.n_rows * nd));
+  std::vector<std::string> names;
+  for (std::int64_t j = 0; j < d; ++j)
+    if (keep[j]) names.push_back(s.names[j]);
+  s.names = names;
+  s.n_cols = nd;
+}
+
+/// Collective: a classifier's coefficients run away when the loss still falls far along
+/// the last step's direction (a recession direction: separation). A finite optimum
+/// makes the loss rise steeply there instead.
+bool separated(const Shard& s, const Model& m, const FitResult& r, const FitOptions& o, const Communicator& comm) {
+  if (!m.is_classifier() || r.last_step.empty()) return false;
+  double norm = 0, big = 1;
+  for (double v : r.last_step) norm += v * v;
+  for (double v : r.theta) big = std::max(big, std::abs(v));
+  norm = std::sqrt(norm);
+  if (!(norm > 0)) return false;
+  std::vector<double> far(r.theta);
+  for (std::size_t j = 0; j < far.size(); ++j) far[j] += 10 * big * r.last_step[j] / norm;
+  const double f0 = r.loss, f1 = global_loss(s, m, far, o, comm);  // r.loss: the fit's loss at theta
+  if (f0 <= 0) return true;  // every row fitted exactly: probabilities 0 or 1
+  return std::isfinite(f1) && f1 < f0 * (1 - 1e-9);
+}
+
+}  // namespace
+
+GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm, const GlmHooks& hooks) {
+  options.validate();
+  GlmFit out;
+  out.classes = options.family == ModelFamily::multinomial
+                    ? (options.classes > 0 ? options.classes : count_classes(shard, comm))
+                    : 0;
+  out.model = make_model(options.family, options.link, out.classes);
+  const Model& model = *out.model;
+  check_labels(shard, model, comm);
+  const FitOptions& fit_in = options.fit;
+  if (!shard.weight.empty() && fit_in.method == Method::ngd && fit_in.fisher == FisherKind::empirical_centered)
+    throw CollectiveError("--fisher empirical-centered is defined for unweighted rows; drop the weights or use "
+                          "--fisher empirical or expected");
+  if (hooks.on_model) hooks.on_model(shard, model);
+
+  // Linearly dependent (collinear or constant) columns: name them, fail or drop.
+  // One pass gives both the Gram matrix for the collinearity check and R's starting
+  // values (StartSystem). With --fisher-sample the sampled rows' Gram is looked at
+  // first, with a 100x stricter tolerance; only if it flags a column are all rows used.
+  out.all_columns = shard.names;
+  constexpr double kCollinearTol = 1e-11;
+  StartSystem sys = start_system(shard, model, fit_in, comm, fit_in.sample.active());
+  auto dep = dependent_columns(sys, sys.sampled ? 100 * kCollinearTol : kCollinearTol, comm);
+  if (sys.sampled && !dep.empty()) {
+    sys = start_system(shard, model, fit_in, comm, false);
+    dep = dependent_columns(sys, kCollinearTol, comm);
+  }
+  if (!dep.empty()) {
+    std::string list;
+    for (auto c : dep) list += (list.empty() ? "" : ", ") + shard.names[static_cast<std::size_t>(c)];
+    if (!options.drop_collinear)
+      throw CollectiveError(std::string("column") + (dep.size() > 1 ? "s " : " ") + list +
+                            (dep.size() > 1 ? " are" : " is") +
+                            " linearly dependent on earlier columns (collinear, constant or all zero); remove " +
+                            (dep.size() > 1 ? "them" : "it") +
+                            " or pass --drop-collinear (coefficients then reported as NA, as R does)");
+    for (auto c : dep) out.dropped.push_back(shard.names[static_cast<std::size_t>(c)]);
+    drop_columns(shard, dep);
+    if (comm.is_root() && hooks.observer.log) hooks.observer.log("dropped linearly dependent column(s): " + list);
+  }
+  out.columns = shard.names;
+
+  FitOptions& fo = out.fit_options;
+  fo = fit_in;
+  out.intercept = !shard.names.empty() && shard.names[0] == "(Intercept)";
+  if (fo.l2 > 0 && out.intercept && !options.penalize_intercept) {
+    fo.penalized.assign(static_cast<std::size_t>(shard.n_cols * model.n_outputs()), 1);
+    for (int k = 0; k < model.n_outputs(); ++k) fo.penalized[static_cast<std::size_t>(k * shard.n_cols)] = 0;
+  }
+  if (hooks.prepare) hooks.prepare(shard, model, fo);
+  if (fo.resume) fo.theta0.clear();
+  if (!fo.resume && fo.theta0.empty() && options.start == StartRule::irls && model.n_outputs() == 1)
+    fo.theta0 = solve_start(sys, options.drop_collinear ? dep : std::vector<std::int64_t>{}, fo, comm);
+  sys = StartSystem{};  // its p x p Gram is not needed during the fit
+
+  FitResult& res = out.fit;
+  res = fit(shard, model, fo, comm, hooks.observer);
+  if ((res.converged() || res.reason == Reason::max_iterations || res.reason == Reason::line_search_failed) &&
+      separated(shard, model, res, fo, comm))
+    res.reason = Reason::separation;
+
+  out.has_inference = options.inference && res.reason != Reason::non_finite && res.reason != Reason::interrupted &&
+                      res.reason != Reason::separation && res.reason != Reason::singular_fisher;
+  if (out.has_inference) {
+    InferenceOptions io;
+    io.threads = fo.threads;
+    io.block_rows = fo.block_rows;
+    io.l2 = fo.l2;
+    io.penalized = fo.penalized;
+    // The fit's last evaluation was the exact expected Fisher at the estimate: reuse it.
+    io.fisher_from_fit = res.fisher_kind == FisherKind::expected && !res.fisher_sampled;
+    if (io.fisher_from_fit) io.fit_fisher = std::move(res.fisher);
+    out.inference = infer(shard, model, res.theta, comm, io);
+  }
+  return out;
+}
+
+}  // namespace natgrad
