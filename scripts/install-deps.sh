@@ -5,6 +5,7 @@
 set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config
+  python3                      # test scripts compare JSON outputs
   openmpi-bin libopenmpi-dev
   libopenblas-openmp-dev
   libboost-program-options-dev

@@ -1,6 +1,7 @@
-// natgrad::write_hdf5 (include/natgrad/hdf5.hpp); without parallel HDF5 in the build, a
+// natgrad::write_hdf5 (include/natgrad/io/hdf5.hpp); without parallel HDF5 in the build, a
 // stub that says so.
 #include "natgrad/io/hdf5.hpp"
+#include "natgrad/io/output.hpp"
 
 #include <unistd.h>
 
@@ -24,7 +25,8 @@ void write_hdf5(
     const std::function<void(std::int64_t, std::int64_t, std::span<double>)>& fill_rows) {
   namespace fs = std::filesystem;
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  AtomicFile out(path);  // removes the temporary unless committed
+  const fs::path& tmp = out.temp_path();
   hid_t file = -1, space = -1, dset = -1, lcpl = -1;
   auto close_all = [&] {
     if (dset >= 0) H5Dclose(dset);
@@ -62,15 +64,8 @@ void write_hdf5(
     H5Sclose(fspace);
   }
   close_all();
-  std::error_code ec;
-  if (err.empty()) {
-    fs::rename(tmp, path, ec);
-    if (ec) err = path.string() + ": cannot rename temporary file: " + ec.message();
-  }
-  if (!err.empty()) {
-    fs::remove(tmp, ec);
-    throw Error(err);
-  }
+  if (!err.empty()) throw Error(err);
+  out.commit();
 }
 
 #else

@@ -6,44 +6,53 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
 
 #include "natgrad/core/error.hpp"
 
 namespace natgrad {
 
+AtomicFile::AtomicFile(std::filesystem::path path)
+    : path_(std::move(path)), tmp_(path_.string() + ".tmp." + std::to_string(::getpid())) {}
+
+AtomicFile::~AtomicFile() {
+  if (done_) return;
+  std::error_code ec;
+  std::filesystem::remove(tmp_, ec);
+}
+
+void AtomicFile::commit() {
+  // On disk before the rename, so that a crash of the node cannot leave an empty file
+  // under the final name (checkpoints rely on this).
+  if (const int fd = ::open(tmp_.c_str(), O_RDONLY); fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp_, path_, ec);
+  if (ec) throw Error(path_.string() + ": cannot rename temporary file: " + ec.message());
+  done_ = true;
+}
+
 void write_atomically(const std::filesystem::path& path,
                       const std::function<void(std::ostream&)>& write) {
-  namespace fs = std::filesystem;
-  const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
-  try {
-    {
-      std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
-      if (!os) throw Error(path.string() + ": cannot write: " + std::strerror(errno));
-      write(os);
-      os.flush();
-      if (!os) throw Error(path.string() + ": write failed: " + std::strerror(errno));
-    }
-    // On disk before the rename, so that a crash of the node cannot leave an empty file
-    // under the final name (checkpoints rely on this).
-    if (const int fd = ::open(tmp.c_str(), O_RDONLY); fd >= 0) {
-      ::fsync(fd);
-      ::close(fd);
-    }
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec) throw Error(path.string() + ": cannot rename temporary file: " + ec.message());
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
+  AtomicFile file(path);
+  {
+    std::ofstream os(file.temp_path(), std::ios::binary | std::ios::trunc);
+    if (!os) throw Error(path.string() + ": cannot write: " + std::strerror(errno));
+    write(os);
+    os.flush();
+    if (!os) throw Error(path.string() + ": write failed: " + std::strerror(errno));
   }
+  file.commit();
 }
 
 void write_collectively(const std::filesystem::path& path, const std::string& header,
                         const std::string& local_text, const Communicator& comm) {
-  namespace fs = std::filesystem;
-  std::string tmp = path.string() + ".tmp." + std::to_string(::getpid());
-  comm.broadcast(tmp);  // rank 0's name
+  std::optional<AtomicFile> file;  // root's; the other ranks write into its temporary
+  std::string tmp;
+  if (comm.is_root()) tmp = file.emplace(path).temp_path().string();
+  comm.broadcast(tmp);
   std::string err;
   if (comm.is_root()) {
     std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
@@ -65,16 +74,13 @@ void write_collectively(const std::filesystem::path& path, const std::string& he
     if (fd < 0 || done < local_text.size()) err = path.string() + ": write failed: " + std::strerror(errno);
     if (fd >= 0 && ::close(fd) != 0 && err.empty()) err = path.string() + ": close failed: " + std::strerror(errno);
   }
-  try {
-    comm.check(err.empty(), err);
-  } catch (...) {
-    if (comm.is_root()) fs::remove(tmp);
-    throw;
-  }
+  comm.check(err.empty(), err);  // on failure the root's AtomicFile removes the temporary
   if (comm.is_root()) {
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec) err = path.string() + ": cannot rename temporary file: " + ec.message();
+    try {
+      file->commit();
+    } catch (const Error& e) {
+      err = e.what();
+    }
   }
   comm.check(err.empty(), err);
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs natgrad from BUILD_DIR into a temporary prefix, then checks what a user of the
 # installation gets: the executable runs, the headers and the CMake package are there,
-# and tests/install_consumer (find_package(natgrad), natgrad::fit with its own
-# communicator) configures, builds and runs under MPIEXEC -n 2.
+# and tests/install_consumer (find_package(natgrad), natgrad::fit_glm with its own
+# communicator) configures, builds and runs under MPIEXEC -n 2, giving the CLI's numbers.
 #
 # usage: run_install_test.sh BUILD_DIR SOURCE_DIR WORK_DIR [MPIEXEC]
 set -u
@@ -40,7 +40,23 @@ if timeout 300 cmake -S "$S/tests/install_consumer" -B "$W/consumer" -DCMAKE_BUI
 if timeout 300 cmake --build "$W/consumer" >"$W/consumer-build.log" 2>&1; then ok "consumer builds against natgrad::natgrad"; else
   bad "consumer builds" "$(grep -m3 -i error "$W/consumer-build.log")"; finish; fi
 if timeout 120 "$MPIEXEC" -n 2 --oversubscribe "$W/consumer/consumer" >"$W/consumer-run.log" 2>&1 &&
-  grep -q 'consumer: 2 rank(s), converged' "$W/consumer-run.log"; then ok "consumer runs natgrad::fit on 2 ranks"; else
-  bad "consumer runs natgrad::fit on 2 ranks" "$(tail -n 4 "$W/consumer-run.log" | tr '\n' '|')"; fi
+  grep -q 'consumer: 2 rank(s), converged' "$W/consumer-run.log"; then ok "consumer runs natgrad::fit_glm on 2 ranks"; else
+  bad "consumer runs natgrad::fit_glm on 2 ranks" "$(tail -n 4 "$W/consumer-run.log" | tr '\n' '|')"; fi
+# The library call gives what the command line gives: the same coefficients and standard
+# errors as `natgrad fit` on the same data at the same rank count (same iterates: equal to
+# the last digits; 1e-12 relative allows only for the text round trip).
+if timeout 120 "$MPIEXEC" -n 2 --oversubscribe "$P/bin/natgrad" fit --data gen:logit:rows=4000,cols=5,seed=7 \
+  --intercept --threads 1 --quiet --out "$W/cli" >"$W/cli.log" 2>&1 &&
+  python3 - "$W/cli/model.json" "$W/consumer-run.log" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+rows = [l.split() for l in open(sys.argv[2]) if l.startswith("coef ")]
+assert [r[1] for r in rows] == m["names"], (rows, m["names"])
+for r, b, s in zip(rows, m["coefficients"], m["std_errors"]):
+    for a, c in ((float(r[2]), b), (float(r[3]), s)):
+        assert abs(a - c) <= 1e-12 * max(1.0, abs(c)), (r, b, s)
+PY
+then ok "fit_glm gives the CLI's coefficients and standard errors"; else
+  bad "fit_glm gives the CLI's coefficients and standard errors" "$(tail -n 3 "$W/cli.log" | tr '\n' '|')"; fi
 cat "$W/consumer-run.log"
 finish

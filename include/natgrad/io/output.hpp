@@ -1,7 +1,9 @@
 #pragma once
 /// \file output.hpp
-/// Result files. Local functions, called on the root rank. Every file is written to a
-/// temporary name in the same directory and renamed, so no half-written file remains.
+/// Result files. Every file natgrad writes (model.json, history.csv, summary.txt,
+/// predictions, checkpoints, generated data, plots) goes through AtomicFile: written under
+/// a temporary name in the same directory, flushed to disk, and renamed over its final
+/// name, so no half-written file remains and a reader sees the old file or the new one.
 #include <filesystem>
 #include <functional>
 #include <ostream>
@@ -11,7 +13,29 @@
 
 namespace natgrad {
 
-/// Writes \p path atomically: \p write fills a stream for "<path>.tmp.<pid>", which is
+/// The one temp-file-plus-rename of natgrad. Local. The temporary is
+/// "<path>.tmp.<pid>" (same directory, so the rename is atomic); commit() syncs it to disk
+/// and renames it over the final path; destroyed without commit() (an error, an
+/// exception), the temporary is removed.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::filesystem::path path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  /// Where to write until commit().
+  const std::filesystem::path& temp_path() const { return tmp_; }
+  /// fsync + rename over path(). Throws natgrad::Error naming path() (temporary removed).
+  void commit();
+
+ private:
+  std::filesystem::path path_, tmp_;
+  bool done_ = false;
+};
+
+/// Writes \p path atomically (AtomicFile): \p write fills a stream for "<path>.tmp.<pid>", which is
 /// then renamed over \p path. Throws natgrad::Error on I/O failure (temp removed).
 void write_atomically(const std::filesystem::path& path,
                       const std::function<void(std::ostream&)>& write);
