@@ -107,7 +107,7 @@ DemoResult run_demo(const DemoOptions& o, const Communicator& comm, std::ostream
   if (!comm.is_root()) return res;
 
   const int k = o.iterations;
-  out << "natgrad demo: the seed's experiment (shared/seed/natural-gradient-descent.md)\n"
+  out << "natgrad demo: the seed's experiment (A. Kristiadi, \"Natural Gradient Descent\", 2018; docs/demo.md)\n"
       << "logistic regression without bias on a two-Gaussian mixture, 150 training points,\n"
       << k << " iterations at learning rate " << o.lr << ", " << o.repetitions
       << " repetitions, NGD with the centred empirical Fisher, " << comm.size() << " rank(s)\n\n";
