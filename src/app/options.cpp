@@ -28,41 +28,30 @@ Option<T> threads_option(int T::*member) {
   return o;
 }
 
-/// --out, with the command's own meaning.
-template <class T, class S>
-Option<T> out_option(S T::*member, std::string help, unsigned flags) {
-  return text_option<T>("out", member, "", std::move(help), flags);
-}
-
 }  // namespace
 
 const OptionTable<FitJob>& fit_job_table() {
   using J = FitJob;
-  static const OptionTable<FitJob> table = [] {
-    OptionTable<FitJob> t;
-    append(t, nest<J>(read_option_table(), [](auto& j) -> auto& { return j.read; }));
-    t.push_back(out_option<J>(&J::out_dir, "directory for model.json, history.csv and summary.txt", kRecorded));
-    append(t, nest<J>(glm_option_table(), [](auto& j) -> auto& { return j.glm; }));
-    t.push_back(threads_option<J>(&J::threads));
-    t.push_back(text_option<J>("init", &J::init, "",
-                               "start from the \"coefficients\" of this JSON file (e.g. a previous model.json)",
-                               kRecorded));
-    t.push_back(switch_option<J>("covariance", &J::covariance, "store the covariance matrix in model.json",
-                                 kRecorded));
-    t.push_back(switch_option<J>("quiet", &J::quiet, "no per-iteration progress lines", kRecorded));
-    t.push_back(text_option<J>("checkpoint", &J::checkpoint, "",
-                               "write the fit's state to this file every --checkpoint-every iterations and on "
-                               "SIGTERM or SIGUSR1 (then stop, exit status 3); atomic, so a kill leaves the "
-                               "previous checkpoint",
-                               kRecorded));
-    t.push_back(number_option<J, int>("checkpoint-every", &J::checkpoint_every, "10", "iterations between checkpoints",
-                                      kRecorded, at_least(1)));
-    t.push_back(text_option<J>("resume", &J::resume, "",
-                               "continue the fit saved in this checkpoint (same data and options; ranks, threads "
-                               "and --max-iter may differ); usually the --checkpoint file itself",
-                               kRecorded));
-    return t;
-  }();
+  static const OptionTable<J> table = join<J>({
+      nest<J>(read_option_table(), [](auto& j) -> auto& { return j.read; }),
+      {text_option<J>("out", &J::out_dir, "", "directory for model.json, history.csv and summary.txt", kRecorded)},
+      nest<J>(glm_option_table(), [](auto& j) -> auto& { return j.glm; }),
+      {threads_option<J>(&J::threads),
+       text_option<J>("init", &J::init, "",
+                      "start from the \"coefficients\" of this JSON file (e.g. a previous model.json)", kRecorded),
+       switch_option<J>("covariance", &J::covariance, "store the covariance matrix in model.json", kRecorded),
+       switch_option<J>("quiet", &J::quiet, "no per-iteration progress lines", kRecorded),
+       text_option<J>("checkpoint", &J::checkpoint, "",
+                      "write the fit's state to this file every --checkpoint-every iterations and on SIGTERM or "
+                      "SIGUSR1 (then stop, exit status 3); atomic, so a kill leaves the previous checkpoint",
+                      kRecorded),
+       number_option<J, int>("checkpoint-every", &J::checkpoint_every, "10", "iterations between checkpoints",
+                             kRecorded, at_least(1)),
+       text_option<J>("resume", &J::resume, "",
+                      "continue the fit saved in this checkpoint (same data and options; ranks, threads and "
+                      "--max-iter may differ); usually the --checkpoint file itself",
+                      kRecorded)},
+  });
   return table;
 }
 
@@ -77,16 +66,15 @@ void FitJob::validate() const {
 
 const OptionTable<PredictJob>& predict_job_table() {
   using J = PredictJob;
-  static const OptionTable<PredictJob> table = [] {
-    OptionTable<PredictJob> t;
-    t.push_back(text_option<J>("model", &J::model, "", "model.json written by 'natgrad fit --out'", kOptionRequired));
-    t.push_back(out_option<J>(&J::out,
-                              "CSV of predictions: eta,mu[,se_eta] (multinomial: eta1..,p0..pK-1,class), one line per "
-                              "row in order",
-                              kOptionRequired));
-    t.push_back(switch_option<J>("se", &J::se,
-                                 "standard error of the linear predictor (model fitted with --covariance)"));
-    t.push_back(threads_option<J>(&J::threads));
+  static const OptionTable<J> table = [] {
+    OptionTable<J> t{
+        text_option<J>("model", &J::model, "", "model.json written by 'natgrad fit --out'", kOptionRequired),
+        text_option<J>("out", &J::out, "",
+                       "CSV of predictions: eta,mu[,se_eta] (multinomial: eta1..,p0..pK-1,class), one line per row "
+                       "in order",
+                       kOptionRequired),
+        switch_option<J>("se", &J::se, "standard error of the linear predictor (model fitted with --covariance)"),
+        threads_option<J>(&J::threads)};
     // The reader's rows; those not given default to the fit's (model.json "options").
     for (Option<J> o : nest<J>(read_option_table(), [](auto& j) -> auto& { return j.read; })) {
       if (o.name == "intercept") continue;  // the model says whether it has one
@@ -105,71 +93,57 @@ const OptionTable<PredictJob>& predict_job_table() {
 
 const OptionTable<GenerateJob>& generate_job_table() {
   using J = GenerateJob;
-  static const OptionTable<GenerateJob> table = [] {
-    OptionTable<GenerateJob> t;
-    t.push_back(text_option<J>("data", &J::spec, "",
-                               "generator spec: gen:mixture[:rows=,cols=,seed=] or "
-                               "gen:logit[:rows=,cols=,seed=,cond=,rho=,signal=,intercept=]",
-                               kOptionRequired, [](const std::string& v) {
-                                 parse_generator_spec(v);  // throws its own message
-                                 return std::string();
-                               }));
-    t.push_back(out_option<J>(&J::out, "output file (.csv, .npy or .h5); label in column 0", kOptionRequired));
-    t.push_back(text_option<J>("format", &J::format, "",
-                               "csv | npy | hdf5 (dataset 'data'; default: from the extension: .csv, .npy, .h5)"));
-    t.push_back(text_option<J>("truth", &J::truth, "", "also write the true coefficients (JSON) here"));
-    t.push_back(threads_option<J>(&J::threads));
-    return t;
-  }();
+  static const OptionTable<J> table{
+      text_option<J>("data", &J::spec, "",
+                     "generator spec: gen:mixture[:rows=,cols=,seed=] or "
+                     "gen:logit[:rows=,cols=,seed=,cond=,rho=,signal=,intercept=]",
+                     kOptionRequired,
+                     [](const std::string& v) {
+                       parse_generator_spec(v);  // throws its own message
+                       return std::string();
+                     }),
+      text_option<J>("out", &J::out, "", "output file (.csv, .npy or .h5); label in column 0", kOptionRequired),
+      text_option<J>("format", &J::format, "",
+                     "csv | npy | hdf5 (dataset 'data'; default: from the extension: .csv, .npy, .h5)"),
+      text_option<J>("truth", &J::truth, "", "also write the true coefficients (JSON) here"),
+      threads_option<J>(&J::threads),
+  };
   return table;
 }
 
 const OptionTable<DemoOptions>& demo_option_table() {
   using J = DemoOptions;
-  static const OptionTable<DemoOptions> table = [] {
-    OptionTable<DemoOptions> t;
-    t.push_back(number_option<J, int>("repetitions", &J::repetitions, "100", "independent repetitions", 0, at_least(1)));
-    t.push_back(number_option<J, int>("iterations", &J::iterations, "5", "iterations per fit", 0, at_least(1)));
-    t.push_back(number_option<J, double>("lr", &J::lr, "1", "learning rate of both methods", 0, positive_number()));
-    t.push_back(number_option<J, std::uint64_t>("seed", &J::seed, "2018", "random seed"));
-    t.push_back(out_option<J>(&J::out_dir, "directory for curves.csv and curves.png", 0));
-    t.back().default_text = "natgrad-demo";
-    t.push_back(threads_option<J>(&J::threads));
-    return t;
-  }();
+  static const OptionTable<J> table{
+      number_option<J, int>("repetitions", &J::repetitions, "100", "independent repetitions", 0, at_least(1)),
+      number_option<J, int>("iterations", &J::iterations, "5", "iterations per fit", 0, at_least(1)),
+      number_option<J, double>("lr", &J::lr, "1", "learning rate of both methods", 0, positive_number()),
+      number_option<J, std::uint64_t>("seed", &J::seed, "2018", "random seed"),
+      text_option<J>("out", &J::out_dir, "natgrad-demo", "directory for curves.csv and curves.png"),
+      threads_option<J>(&J::threads),
+  };
   return table;
 }
 
 const OptionTable<PlotJob>& plot_job_table() {
   using J = PlotJob;
-  static const OptionTable<PlotJob> table = [] {
-    OptionTable<PlotJob> t;
-    t.push_back(text_option<J>("csv", &J::csv, "", "CSV file with a header line", kOptionRequired));
-    t.push_back(text_option<J>("x", &J::x, "", "column for the x axis", kOptionRequired));
-    t.push_back(text_option<J>("y", &J::y, "", "column(s) for the y axis, comma-separated: one line each",
-                               kOptionRequired));
-    t.push_back(out_option<J>(&J::out, "image file to write (.png)", kOptionRequired));
-    OptionTable<PlotOptions> look;
-    look.push_back(text_option<PlotOptions>("title", &PlotOptions::title, "", "title (default: the CSV's file name)"));
-    look.push_back(
-        text_option<PlotOptions>("x-label", &PlotOptions::x_label, "", "x axis label (default: the column name)"));
-    look.push_back(
-        text_option<PlotOptions>("y-label", &PlotOptions::y_label, "", "y axis label (default: the column name)"));
-    look.push_back(switch_option<PlotOptions>("log-y", &PlotOptions::log_y, "logarithmic y axis"));
-    append(t, nest<J>(look, [](auto& j) -> auto& { return j.plot; }));
-    t.push_back(threads_option<J>(&J::threads));
-    return t;
-  }();
+  using P = PlotOptions;
+  static const OptionTable<J> table = join<J>({
+      {text_option<J>("csv", &J::csv, "", "CSV file with a header line", kOptionRequired),
+       text_option<J>("x", &J::x, "", "column for the x axis", kOptionRequired),
+       text_option<J>("y", &J::y, "", "column(s) for the y axis, comma-separated: one line each", kOptionRequired),
+       text_option<J>("out", &J::out, "", "image file to write (.png)", kOptionRequired)},
+      nest<J>(OptionTable<P>{text_option<P>("title", &P::title, "", "title (default: the CSV's file name)"),
+                             text_option<P>("x-label", &P::x_label, "", "x axis label (default: the column name)"),
+                             text_option<P>("y-label", &P::y_label, "", "y axis label (default: the column name)"),
+                             switch_option<P>("log-y", &P::log_y, "logarithmic y axis")},
+              [](auto& j) -> auto& { return j.plot; }),
+      {threads_option<J>(&J::threads)},
+  });
   return table;
 }
 
 const OptionTable<SelftestJob>& selftest_option_table() {
-  using J = SelftestJob;
-  static const OptionTable<SelftestJob> table = [] {
-    OptionTable<SelftestJob> t;
-    t.push_back(threads_option<J>(&J::threads));
-    return t;
-  }();
+  static const OptionTable<SelftestJob> table{threads_option<SelftestJob>(&SelftestJob::threads)};
   return table;
 }
 

@@ -8,50 +8,40 @@
 
 namespace natgrad {
 
-StartRule start_rule_from_string(const std::string& s) {
-  if (s == "irls") return StartRule::irls;
-  if (s == "zero") return StartRule::zero;
-  throw Error("--start '" + s + "' is not one of: irls, zero");
-}
-
-const char* to_string(StartRule s) { return s == StartRule::irls ? "irls" : "zero"; }
-
 namespace {
+constexpr Choice<StartRule> kStartRules[] = {{StartRule::irls, "irls"}, {StartRule::zero, "zero"}};
 ModelFamily family_option(const std::string& s) { return family_from_string(s); }
 LinkFunction link_option(const std::string& s) { return link_from_string(s); }
 }  // namespace
 
+StartRule start_rule_from_string(const std::string& s) { return parse_choice(kStartRules, "start", s); }
+const char* to_string(StartRule s) { return choice_name(kStartRules, s); }
+
 const OptionTable<GlmOptions>& glm_option_table() {
   using O = GlmOptions;
-  constexpr unsigned F = kOptionFingerprint | kOptionRecorded;
-  constexpr unsigned R = kOptionRecorded;
-  static const OptionTable<GlmOptions> table = [] {
-    OptionTable<GlmOptions> t;
-    t.push_back(choice_option("family", &O::family, "binomial",
-                              "binomial | poisson | gaussian | gamma | multinomial (labels 0..K-1, class 0 the "
-                              "reference); R's spellings such as Gamma are accepted",
-                              &family_option, &to_string, F));
-    t.push_back(choice_option("link", &O::link, "",
-                              "link function (default: the family's canonical one; binomial: logit | probit | "
-                              "cloglog; poisson: log; gaussian: identity | log; gamma: inverse | log; "
-                              "multinomial: softmax)",
-                              &link_option, &to_string, F));
-    t.push_back(number_option<O, int>("classes", &O::classes, "0",
-                                      "multinomial: number of classes K (default: 1 + the largest label)", F,
-                                      [](int k) { return k == 0 || k >= 2 ? std::string() : "must be >= 2"; }));
-    t.push_back(choice_option("start", &O::start, "irls",
-                              "irls (R's starting values: one weighted least-squares step) | zero",
-                              &start_rule_from_string, &to_string, R));
-    t.push_back(switch_option<O>("drop-collinear", &O::drop_collinear,
-                                 "drop linearly dependent columns (reported as NA) instead of stopping with an "
-                                 "error",
-                                 R));
-    t.push_back(switch_option<O>("penalize-intercept", &O::penalize_intercept, "apply --l2 to the intercept too", F));
-    t.push_back(switch_option<O>("no-inference", &O::inference, "skip standard errors, deviances and AIC/BIC", R,
-                                 /*inverted=*/true));
-    append(t, nest<O>(fit_option_table(), [](auto& o) -> auto& { return o.fit; }));
-    return t;
-  }();
+  static const OptionTable<O> table = join<O>({
+      {choice_option("family", &O::family, "binomial",
+                     "binomial | poisson | gaussian | gamma | multinomial (labels 0..K-1, class 0 the reference); "
+                     "R's spellings such as Gamma are accepted",
+                     &family_option, &to_string, kOptionResult),
+       choice_option("link", &O::link, "",
+                     "link function (default: the family's canonical one; binomial: logit | probit | cloglog; "
+                     "poisson: log; gaussian: identity | log; gamma: inverse | log; multinomial: softmax)",
+                     &link_option, &to_string, kOptionResult),
+       number_option<O, int>("classes", &O::classes, "0",
+                             "multinomial: number of classes K (default: 1 + the largest label)", kOptionResult,
+                             [](int k) { return k == 0 || k >= 2 ? std::string() : "must be >= 2"; }),
+       choice_option("start", &O::start, "irls", "irls (R's starting values: one weighted least-squares step) | zero",
+                     &start_rule_from_string, &to_string, kOptionRecorded),
+       switch_option<O>("drop-collinear", &O::drop_collinear,
+                        "drop linearly dependent columns (reported as NA) instead of stopping with an error",
+                        kOptionRecorded),
+       switch_option<O>("penalize-intercept", &O::penalize_intercept, "apply --l2 to the intercept too",
+                        kOptionResult),
+       switch_option<O>("no-inference", &O::inference, "skip standard errors, deviances and AIC/BIC",
+                        kOptionRecorded, /*inverted=*/true)},
+      nest<O>(fit_option_table(), [](auto& o) -> auto& { return o.fit; }),
+  });
   return table;
 }
 

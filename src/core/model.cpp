@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "natgrad/core/error.hpp"
+#include "natgrad/core/option_table.hpp"
 #include "natgrad/core/model.hpp"
 #include "core/simd.hpp"
 
@@ -548,55 +549,27 @@ double MultinomialModel::mean(double) const { return NAN; }
 // ---------------------------------------------------------------- factory
 
 namespace {
-std::string lower(std::string s) {
-  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
-}
+constexpr Choice<ModelFamily> kFamilies[] = {
+    {ModelFamily::binomial, "binomial"}, {ModelFamily::poisson, "poisson"},         {ModelFamily::gaussian, "gaussian"},
+    {ModelFamily::gamma, "gamma"},       {ModelFamily::multinomial, "multinomial"}, {ModelFamily::binomial, "logistic"}};
+constexpr Choice<LinkFunction> kLinks[] = {
+    {LinkFunction::logit, "logit"}, {LinkFunction::probit, "probit"},     {LinkFunction::cloglog, "cloglog"},
+    {LinkFunction::log, "log"},     {LinkFunction::identity, "identity"}, {LinkFunction::inverse, "inverse"},
+    {LinkFunction::softmax, "softmax"}, {LinkFunction::canonical, ""}};
 }  // namespace
 
 ModelFamily family_from_string(const std::string& s) {
-  const std::string f = lower(s);
-  if (f == "binomial" || f == "logistic") return ModelFamily::binomial;
-  if (f == "poisson") return ModelFamily::poisson;
-  if (f == "gaussian") return ModelFamily::gaussian;
-  if (f == "gamma") return ModelFamily::gamma;
-  if (f == "multinomial") return ModelFamily::multinomial;
-  throw Error("unknown --family '" + s + "' (expected: binomial, poisson, gaussian, gamma, multinomial)");
+  try {
+    return parse_choice(kFamilies, "family", s, /*ignore_case=*/true);  // R's "Gamma"
+  } catch (const Error&) {
+    throw Error("unknown --family '" + s + "' (expected: binomial, poisson, gaussian, gamma, multinomial)");
+  }
 }
-
 LinkFunction link_from_string(const std::string& s) {
-  const std::string l = lower(s);
-  if (l.empty() || l == "canonical") return LinkFunction::canonical;
-  for (LinkFunction k : {LinkFunction::logit, LinkFunction::probit, LinkFunction::cloglog, LinkFunction::log,
-                         LinkFunction::identity, LinkFunction::inverse, LinkFunction::softmax})
-    if (l == to_string(k)) return k;
-  throw Error("--link '" + s + "' is not one of: logit, probit, cloglog, log, identity, inverse, softmax");
+  return s == "canonical" ? LinkFunction::canonical : parse_choice(kLinks, "link", s, /*ignore_case=*/true);
 }
-
-const char* to_string(ModelFamily f) {
-  switch (f) {
-    case ModelFamily::binomial: return "binomial";
-    case ModelFamily::poisson: return "poisson";
-    case ModelFamily::gaussian: return "gaussian";
-    case ModelFamily::gamma: return "gamma";
-    case ModelFamily::multinomial: return "multinomial";
-  }
-  return "?";
-}
-
-const char* to_string(LinkFunction l) {
-  switch (l) {
-    case LinkFunction::canonical: return "";
-    case LinkFunction::logit: return "logit";
-    case LinkFunction::probit: return "probit";
-    case LinkFunction::cloglog: return "cloglog";
-    case LinkFunction::log: return "log";
-    case LinkFunction::identity: return "identity";
-    case LinkFunction::inverse: return "inverse";
-    case LinkFunction::softmax: return "softmax";
-  }
-  return "?";
-}
+const char* to_string(ModelFamily f) { return choice_name(kFamilies, f); }
+const char* to_string(LinkFunction l) { return choice_name(kLinks, l); }
 
 std::unique_ptr<Model> make_model(ModelFamily family, LinkFunction link, int classes) {
   using L = LinkFunction;

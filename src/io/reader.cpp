@@ -376,67 +376,55 @@ std::string located(const std::string& path, const LocalError& err, std::int64_t
 
 // ---------------------------------------------------------------------------
 
-ReadOptions::Header header_from_string(const std::string& s) {
-  if (s == "auto") return ReadOptions::Header::auto_detect;
-  if (s == "yes") return ReadOptions::Header::yes;
-  if (s == "no") return ReadOptions::Header::no;
-  throw Error("--header '" + s + "' is not one of: auto, yes, no");
-}
+namespace {
+constexpr Choice<ReadOptions::Header> kHeaders[] = {
+    {ReadOptions::Header::auto_detect, "auto"}, {ReadOptions::Header::yes, "yes"}, {ReadOptions::Header::no, "no"}};
 
-const char* to_string(ReadOptions::Header h) {
-  switch (h) {
-    case ReadOptions::Header::auto_detect: return "auto";
-    case ReadOptions::Header::yes: return "yes";
-    case ReadOptions::Header::no: return "no";
-  }
-  return "?";
+Option<ReadOptions> delimiter_option() {
+  Option<ReadOptions> o;
+  o.name = "delimiter";
+  o.help = "CSV field delimiter (one character)";
+  o.default_text = ",";
+  o.flags = kOptionRecorded;
+  o.parse = [](ReadOptions& r, const std::string& s) {
+    if (s.size() != 1) throw Error("--delimiter must be one character");
+    r.delimiter = s[0];
+  };
+  o.json = [](const ReadOptions& r) { return option_detail::json_string(std::string(1, r.delimiter)); };
+  return o;
 }
+}  // namespace
+
+ReadOptions::Header header_from_string(const std::string& s) { return parse_choice(kHeaders, "header", s); }
+const char* to_string(ReadOptions::Header h) { return choice_name(kHeaders, h); }
 
 const OptionTable<ReadOptions>& read_option_table() {
   using O = ReadOptions;
-  constexpr unsigned F = kOptionFingerprint | kOptionRecorded;  // what the data are
-  constexpr unsigned R = kOptionRecorded;
-  static const OptionTable<ReadOptions> table = [] {
-    OptionTable<ReadOptions> t;
-    t.push_back(text_option<O>("data", &O::path, "",
-                               "CSV, LIBSVM, NPY or HDF5 file (format from --format or the extension; label in "
-                               "--label-column), or a generator spec such as gen:logit:rows=1000000,cols=64 or "
-                               "gen:mixture:rows=200 (see docs/cli.md)",
-                               F | kOptionRequired, [](const std::string& v) {
-                                 if (is_generator_spec(v)) parse_generator_spec(v);  // throws its own message
-                                 return std::string();
-                               }));
-    t.push_back(text_option<O>("format", &O::format, "", "csv | libsvm | npy | hdf5 (default: from the file extension)",
-                               F));
-    t.push_back(text_option<O>("label-column", &O::label_column, "0",
-                               "column of the label: 0-based index or header name", F));
-    t.push_back(text_option<O>("weight-column", &O::weight_column, "",
-                               "column of prior weights (index or name); binomial: trial counts with a proportion "
-                               "label",
-                               F));
-    t.push_back(text_option<O>("offset-column", &O::offset_column, "",
-                               "column added to the linear predictor (index or name), e.g. log exposure for poisson",
-                               F));
-    t.push_back(text_option<O>("columns", &O::columns, "",
-                               "comma-separated feature columns (indices or names; default: all other columns)", F));
-    t.push_back(text_option<O>("dataset", &O::dataset, "data", "HDF5: the 2-D dataset to read (a path in the file)",
-                               F));
-    Option<O> delim;
-    delim.name = "delimiter";
-    delim.help = "CSV field delimiter (one character)";
-    delim.default_text = ",";
-    delim.flags = R;
-    delim.parse = [](O& o, const std::string& s) {
-      if (s.size() != 1) throw Error("--delimiter must be one character");
-      o.delimiter = s[0];
-    };
-    delim.json = [](const O& o) { return option_detail::json_string(std::string(1, o.delimiter)); };
-    t.push_back(delim);
-    t.push_back(choice_option("header", &O::header, "auto", "CSV header line: auto | yes | no", &header_from_string,
-                              &to_string, R));
-    t.push_back(switch_option<O>("intercept", &O::intercept, "add an intercept as coefficient 0", F));
-    return t;
-  }();
+  constexpr unsigned F = kOptionResult;  // what the data are
+  static const OptionTable<O> table{
+      text_option<O>("data", &O::path, "",
+                     "CSV, LIBSVM, NPY or HDF5 file (format from --format or the extension; label in --label-column), "
+                     "or a generator spec such as gen:logit:rows=1000000,cols=64 or gen:mixture:rows=200 (see "
+                     "docs/cli.md)",
+                     F | kOptionRequired,
+                     [](const std::string& v) {
+                       if (is_generator_spec(v)) parse_generator_spec(v);  // throws its own message
+                       return std::string();
+                     }),
+      text_option<O>("format", &O::format, "", "csv | libsvm | npy | hdf5 (default: from the file extension)", F),
+      text_option<O>("label-column", &O::label_column, "0", "column of the label: 0-based index or header name", F),
+      text_option<O>("weight-column", &O::weight_column, "",
+                     "column of prior weights (index or name); binomial: trial counts with a proportion label", F),
+      text_option<O>("offset-column", &O::offset_column, "",
+                     "column added to the linear predictor (index or name), e.g. log exposure for poisson", F),
+      text_option<O>("columns", &O::columns, "",
+                     "comma-separated feature columns (indices or names; default: all other columns)", F),
+      text_option<O>("dataset", &O::dataset, "data", "HDF5: the 2-D dataset to read (a path in the file)", F),
+      delimiter_option(),
+      choice_option("header", &O::header, "auto", "CSV header line: auto | yes | no", &header_from_string, &to_string,
+                    kOptionRecorded),
+      switch_option<O>("intercept", &O::intercept, "add an intercept as coefficient 0", F),
+  };
   return table;
 }
 

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -31,6 +32,7 @@ enum OptionFlags : unsigned {
   kOptionSwitch = 2u,       ///< a flag without a value: "true" when given, else "false"
   kOptionFingerprint = 4u,  ///< part of the checkpoint fingerprint: it changes the iterates
   kOptionRecorded = 8u,     ///< written into model.json's "options" (and read back by predict)
+  kOptionResult = kOptionFingerprint | kOptionRecorded,  ///< changes the answer, and recorded
 };
 
 /// One option of a struct T.
@@ -73,10 +75,12 @@ OptionTable<Outer> nest(const OptionTable<Inner>& inner, Get get) {
   return out;
 }
 
-/// Appends \p more to \p table.
+/// The rows of \p parts one after the other, e.g. join<T>({nest<T>(...), {row, row}}).
 template <class T>
-void append(OptionTable<T>& table, const OptionTable<T>& more) {
-  table.insert(table.end(), more.begin(), more.end());
+OptionTable<T> join(std::initializer_list<OptionTable<T>> parts) {
+  OptionTable<T> t;
+  for (const auto& p : parts) t.insert(t.end(), p.begin(), p.end());
+  return t;
 }
 
 /// The row named \p name, or nullptr.
@@ -201,6 +205,46 @@ Option<T> choice_option(std::string name, E T::*member, std::string default_text
   o.parse = [member, from_text](T& t, const std::string& s) { t.*member = from_text(s); };
   o.json = [member, to_text](const T& t) { return option_detail::json_string(to_text(t.*member)); };
   return o;
+}
+
+/// One name of an enumeration's value, for choice_name / parse_choice.
+template <class E>
+struct Choice {
+  E value;
+  const char* name;
+};
+
+/// The name of \p v among \p choices ("?" if absent).
+template <class E, std::size_t N>
+const char* choice_name(const Choice<E> (&choices)[N], E v) {
+  for (const auto& c : choices)
+    if (c.value == v) return c.name;
+  return "?";
+}
+
+/// The value named \p text among \p choices, compared as is or, with \p ignore_case,
+/// case-insensitively. Throws natgrad::Error("--option 'text' is not one of: a, b, c").
+template <class E, std::size_t N>
+E parse_choice(const Choice<E> (&choices)[N], const std::string& option, const std::string& text,
+               bool ignore_case = false) {
+  auto same = [ignore_case](std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      char x = a[i], y = b[i];
+      if (ignore_case) {
+        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+      }
+      if (x != y) return false;
+    }
+    return true;
+  };
+  std::string list;
+  for (const auto& c : choices) {
+    if (same(c.name, text)) return c.value;
+    if (*c.name) list += (list.empty() ? "" : ", ") + std::string(c.name);
+  }
+  throw Error("--" + option + " '" + text + "' is not one of: " + list);
 }
 
 /// Common checks for number_option.
