@@ -56,7 +56,7 @@ constexpr const char* kUsage =
     "  generate  write a built-in dataset to CSV or NPY\n"
     "  demo      the seed's experiment: NGD vs gradient descent on a Gaussian mixture\n"
     "  selftest  post-install checks (gradient, Fisher, reduction, Cholesky)\n"
-    "  plot      a CSV's columns as a PNG line chart (e.g. a scaling study's results)\n\n"
+    "  plot      a CSV's columns as a line chart, PNG, SVG or PDF (e.g. a scaling study's results)\n\n"
     "'natgrad <command> --help' lists the command's options.\n";
 
 /// Threads per rank when neither --threads nor OMP_NUM_THREADS says: the cores this
@@ -410,14 +410,14 @@ int cmd_plot(int argc, char** argv, const Communicator& comm) {
       ("csv", po::value<std::string>(&csv)->required(), "CSV file with a header line")
       ("x", po::value<std::string>(&x)->required(), "column for the x axis")
       ("y", po::value<std::string>(&y)->required(), "column(s) for the y axis, comma-separated: one line each")
-      ("out", po::value<std::string>(&out)->required(), "PNG file to write")
+      ("out", po::value<std::string>(&out)->required(), "file to write: .png, .svg or .pdf")
       ("title", po::value<std::string>(&opt.title), "title (default: the CSV's file name)")
       ("x-label", po::value<std::string>(&opt.x_label), "x axis label (default: the column name)")
       ("y-label", po::value<std::string>(&opt.y_label), "y axis label (default: the column name)")
       ("log-y", po::bool_switch(&opt.log_y), "logarithmic y axis");
   d.add(g);
   const auto vm = parse(argc, argv, d, "plot", config);
-  if (help(vm, comm, "usage: natgrad plot --csv FILE --x COLUMN --y COLUMN[,COLUMN...] --out FILE.png", d)) return 0;
+  if (help(vm, comm, "usage: natgrad plot --csv FILE --x COLUMN --y COLUMN[,COLUMN...] --out FILE.{png,svg,pdf}", d)) return 0;
   std::vector<std::string> ys;
   std::stringstream ss(y);
   for (std::string c; std::getline(ss, c, ',');)
