@@ -139,7 +139,18 @@ std::vector<Drawn> texts_of(const std::vector<natgrad::Series>& series, const na
     if (line.empty() || line[0] != '(' || line.find("show-text-glyphs") == std::string::npos) continue;
     Drawn d;
     std::size_t i = 1;
-    for (; i < line.size() && line[i] != ')'; ++i) d.text += line[i] == '\\' ? line[++i] : line[i];
+    for (; i < line.size() && line[i] != ')'; ++i) {  // a PostScript string: \c and \ooo escapes
+      if (line[i] != '\\') {
+        d.text += line[i];
+      } else if (line[++i] >= '0' && line[i] <= '7') {
+        int code = 0;
+        for (int k = 0; k < 3 && line[i] >= '0' && line[i] <= '7'; ++k, ++i) code = code * 8 + (line[i] - '0');
+        d.text += static_cast<char>(code);
+        --i;
+      } else {
+        d.text += line[i];
+      }
+    }
     std::istringstream pos(line.substr(line.find('[', i) + 1));
     pos >> d.x >> d.y;
     out.push_back(d);
@@ -293,6 +304,11 @@ TEST_CASE("plot: the chart shows its title, axis labels, tick labels and legend"
   std::sort(expected.begin(), expected.end());
   CHECK(sorted_texts(texts_of(series, opt)) == expected);
 
+  SECTION("text that is not UTF-8 is drawn with '?' for the bad bytes, UTF-8 as is") {
+    opt.title = "t\xb5s \xce\xbcs";  // Latin-1 mu, then UTF-8 mu
+    const auto texts = sorted_texts(texts_of(series, opt));
+    CHECK(std::find(texts.begin(), texts.end(), "t?s \xce\xbcs") != texts.end());
+  }
   SECTION("left out when empty: title and labels") {
     opt.title = opt.x_label = opt.y_label = "";
     const auto texts = sorted_texts(texts_of(series, opt));

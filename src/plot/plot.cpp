@@ -100,10 +100,32 @@ void set_font(cairo_t* cr, Font f) {
   cairo_set_font_size(cr, f.size);
 }
 
+/// \p s with every byte that does not start a valid UTF-8 character made '?': Cairo
+/// refuses invalid strings, and a CSV header in Latin-1 should still plot.
+std::string utf8(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    char32_t cp = n == 1 ? c : n == 2 ? c & 0x1FU : n == 3 ? c & 0x0FU : c & 0x07U;
+    bool ok = n > 0 && i + n <= s.size();
+    for (std::size_t k = 1; ok && k < n; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      ok = (b & 0xC0U) == 0x80U;
+      cp = (cp << 6) | (b & 0x3FU);
+    }
+    constexpr char32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};  // shortest form only
+    ok = ok && cp >= kMin[n] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+    out.append(ok ? s.substr(i, n) : "?");
+    i += ok ? n : 1;
+  }
+  return out;
+}
+
 double text_width(cairo_t* cr, Font f, const std::string& s) {
   set_font(cr, f);
   cairo_text_extents_t e;
-  cairo_text_extents(cr, s.c_str(), &e);
+  cairo_text_extents(cr, utf8(s).c_str(), &e);
   return e.x_advance;
 }
 
@@ -119,7 +141,7 @@ void text(cairo_t* cr, Font f, const std::string& s, double x, double y, double 
   cairo_rotate(cr, angle);
   cairo_move_to(cr, -ax * text_width(cr, f, s), fe.ascent - ay * (fe.ascent + fe.descent));
   cairo_set_source_rgb(cr, kText.r, kText.g, kText.b);
-  cairo_show_text(cr, s.c_str());
+  cairo_show_text(cr, utf8(s).c_str());
   cairo_new_path(cr);  // no current point left for the next path
   cairo_restore(cr);
 }
