@@ -9,7 +9,7 @@ pkgs=(
   openmpi-bin libopenmpi-dev
   libopenblas-openmp-dev
   libboost-program-options-dev
-  catch2 nlohmann-json3-dev libpng-dev
+  catch2 nlohmann-json3-dev libcairo2-dev
   libhdf5-openmpi-dev          # parallel HDF5 input (optional: NATGRAD_HDF5=AUTO)
   clang libclang-rt-14-dev     # libFuzzer targets (fuzz/run_fuzz.sh, ctest -L fuzz)
 )

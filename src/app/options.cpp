@@ -131,7 +131,7 @@ const OptionTable<PlotJob>& plot_job_table() {
       {text_option<J>("csv", &J::csv, "", "CSV file with a header line", kOptionRequired),
        text_option<J>("x", &J::x, "", "column for the x axis", kOptionRequired),
        text_option<J>("y", &J::y, "", "column(s) for the y axis, comma-separated: one line each", kOptionRequired),
-       text_option<J>("out", &J::out, "", "image file to write (.png)", kOptionRequired)},
+       text_option<J>("out", &J::out, "", "file to write: .png, .svg or .pdf", kOptionRequired)},
       nest<J>(OptionTable<P>{text_option<P>("title", &P::title, "", "title (default: the CSV's file name)"),
                              text_option<P>("x-label", &P::x_label, "", "x axis label (default: the column name)"),
                              text_option<P>("y-label", &P::y_label, "", "y axis label (default: the column name)"),

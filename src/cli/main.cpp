@@ -43,7 +43,7 @@ constexpr const char* kUsage =
     "  generate  write a built-in dataset to CSV, NPY or HDF5\n"
     "  demo      the seed's experiment: NGD vs gradient descent on a Gaussian mixture\n"
     "  selftest  post-install checks (gradient, Fisher, reduction, Cholesky)\n"
-    "  plot      a CSV's columns as a PNG line chart (e.g. a scaling study's results)\n\n"
+    "  plot      a CSV's columns as a line chart, PNG, SVG or PDF (e.g. a scaling study's results)\n\n"
     "'natgrad <command> --help' lists the command's options.\n";
 
 /// The Boost description of a table: every row a string-valued option (the table parses
@@ -140,7 +140,7 @@ int dispatch(int argc, char** argv, const Communicator& comm) {
     return command(n, a, comm, cmd, "usage: natgrad selftest [--threads N]", selftest_option_table(), SelftestJob{},
                    [&](SelftestJob& j) { return run_selftest_command(j, comm, out); });
   if (cmd == "plot")
-    return command(n, a, comm, cmd, "usage: natgrad plot --csv FILE --x COLUMN --y COLUMN[,COLUMN...] --out FILE.png",
+    return command(n, a, comm, cmd, "usage: natgrad plot --csv FILE --x COLUMN --y COLUMN[,COLUMN...] --out FILE.{png,svg,pdf}",
                    plot_job_table(), PlotJob{}, [&](PlotJob& j) { return run_plot_command(j, comm, out); });
   throw CollectiveError("unknown command '" + cmd + "' (expected fit, predict, generate, demo, selftest or plot)");
 }

@@ -1,4 +1,4 @@
-// `natgrad plot`: a CSV's columns as a PNG line chart (the scaling studies' plots).
+// `natgrad plot`: a CSV's columns as a line chart (the scaling studies' plots).
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -24,7 +24,7 @@ std::vector<std::string> split(const std::string& line) {
 }  // namespace
 
 void plot_csv(const std::filesystem::path& csv, const std::string& x_column,
-              const std::vector<std::string>& y_columns, const std::filesystem::path& png,
+              const std::vector<std::string>& y_columns, const std::filesystem::path& out,
               PlotOptions options) {
   std::ifstream in(csv);
   if (!in) throw Error(csv.string() + ": cannot open");
@@ -68,7 +68,7 @@ void plot_csv(const std::filesystem::path& csv, const std::string& x_column,
   if (options.x_label.empty()) options.x_label = x_column;
   if (options.y_label.empty()) options.y_label = y_columns.size() == 1 ? y_columns[0] : "";
   if (options.title.empty()) options.title = csv.filename().string();
-  write_line_plot(png, series, options);
+  write_line_plot(out, series, options);
 }
 
 }  // namespace natgrad
