@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <vector>
 #include <string>
 
 #include "natgrad/io/reader.hpp"
@@ -59,6 +61,23 @@ inline int decode(std::uint8_t a, std::uint8_t b, natgrad::ReadOptions& o) {
   o.columns = (a & 0x80) ? "3,1" : "";
   o.threads = 1 + (b >> 4) % 3;  // blocks of lines per chunk (serial in this build)
   return 2 + b % 4;
+}
+
+/// The fuzz input: reader options and a number of virtual ranks from its first two bytes
+/// (decode), the rest as the file the readers open. Needs size >= 2.
+struct Input {
+  natgrad::ReadOptions opts;
+  int parts;
+  MemFile file;
+  Input(const std::uint8_t* data, std::size_t size) : parts(decode(data[0], data[1], opts)), file(data + 2, size - 2) {
+    opts.path = file.path();
+  }
+};
+
+/// Same length and the same bits (NaN payloads and signed zeros included).
+inline bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
 }
 
 }  // namespace natgrad_fuzz

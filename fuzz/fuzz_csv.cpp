@@ -13,12 +13,9 @@
 using natgrad::reader_detail::CsvPart;
 using natgrad::reader_detail::parse_csv_part;
 
-namespace {
+using natgrad_fuzz::same_bits;
 
-bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
-  return a.size() == b.size() &&
-         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
-}
+namespace {
 
 void append(std::vector<double>& to, const std::vector<double>& from) {
   to.insert(to.end(), from.begin(), from.end());
@@ -28,10 +25,9 @@ void append(std::vector<double>& to, const std::vector<double>& from) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 2) return 0;
-  natgrad::ReadOptions opts;
-  const int parts = natgrad_fuzz::decode(data[0], data[1], opts);
-  const natgrad_fuzz::MemFile file(data + 2, size - 2);
-  opts.path = file.path();
+  const natgrad_fuzz::Input in(data, size);
+  const natgrad::ReadOptions& opts = in.opts;
+  const int parts = in.parts;
 
   const CsvPart one = parse_csv_part(opts, 0, 1);
   CsvPart all;  // the parts joined, up to the first bad line

@@ -16,21 +16,13 @@ using natgrad::reader_detail::LibsvmPart;
 using natgrad::reader_detail::parse_libsvm_part;
 using natgrad::reader_detail::SparseRows;
 
-namespace {
-
-bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
-  return a.size() == b.size() &&
-         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
-}
-
-}  // namespace
+using natgrad_fuzz::same_bits;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 2) return 0;
-  natgrad::ReadOptions opts;
-  const int parts = natgrad_fuzz::decode(data[0], data[1], opts);
-  const natgrad_fuzz::MemFile file(data + 2, size - 2);
-  opts.path = file.path();
+  const natgrad_fuzz::Input in(data, size);
+  const natgrad::ReadOptions& opts = in.opts;
+  const int parts = in.parts;
 
   const LibsvmPart one = parse_libsvm_part(opts, 0, 1);
   if (!one.error.empty()) natgrad_fuzz::fail("a memfd failed to open: " + one.error);

@@ -376,6 +376,20 @@ std::string located(const std::string& path, const LocalError& err, std::int64_t
 
 // ---------------------------------------------------------------------------
 
+void reader_detail::allocate_shard(Shard& shard, std::int64_t rows, std::int64_t p, bool intercept, bool weights,
+                                   bool offsets, LocalError& local, const std::function<void(Shard&)>& touch) {
+  try {
+    shard.x.reserve(static_cast<std::size_t>(rows * (p + (intercept ? 1 : 0))));  // see add_intercept
+    if (touch) touch(shard);
+    shard.x.resize(static_cast<std::size_t>(rows * p));
+    shard.y.resize(static_cast<std::size_t>(rows));
+    if (weights) shard.weight.resize(shard.y.size());
+    if (offsets) shard.offset.resize(shard.y.size());
+  } catch (const std::bad_alloc&) {
+    local.what = "cannot allocate " + std::to_string(rows) + " rows x " + std::to_string(p) + " features";
+  }
+}
+
 namespace {
 constexpr Choice<ReadOptions::Header> kHeaders[] = {
     {ReadOptions::Header::auto_detect, "auto"}, {ReadOptions::Header::yes, "yes"}, {ReadOptions::Header::no, "no"}};

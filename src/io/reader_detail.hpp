@@ -157,6 +157,14 @@ struct LocalError {
   bool any() const { return !what.empty(); }
 };
 
+/// Sizes \p shard for \p rows rows of \p p features (X reserved with room for the intercept
+/// column add_intercept inserts later), the labels, and weights / offsets when asked;
+/// \p touch runs on the reserved X before it is sized (e.g. prefaulting its pages). A failed
+/// allocation is recorded in \p local, not thrown, so the rank still takes part in the
+/// collectives that follow.
+void allocate_shard(Shard& shard, std::int64_t rows, std::int64_t p, bool intercept, bool weights, bool offsets,
+                    LocalError& local, const std::function<void(Shard&)>& touch = {});
+
 /// "PATH:LINE: what" (or "PATH: what" when not tied to a line), given the file line
 /// of this rank's local line 0.
 std::string located(const std::string& path, const LocalError& err, std::int64_t first_line);

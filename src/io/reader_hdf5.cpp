@@ -124,17 +124,7 @@ Shard read_hdf5(const ReadOptions& opts, const Communicator& comm) {
 
   Shard shard;
   LocalError local;
-  try {
-    shard.x.reserve(static_cast<std::size_t>(mine.size() *
-                                             (p + (opts.intercept ? 1 : 0))));  // see add_intercept
-    shard.x.resize(static_cast<std::size_t>(mine.size() * p));
-    shard.y.resize(static_cast<std::size_t>(mine.size()));
-    if (has_w) shard.weight.resize(shard.y.size());
-    if (has_o) shard.offset.resize(shard.y.size());
-  } catch (const std::bad_alloc&) {
-    local.what = "cannot allocate " + std::to_string(mine.size()) + " rows x " + std::to_string(p) +
-                 " features";
-  }
+  allocate_shard(shard, mine.size(), p, opts.intercept, has_w, has_o, local);
 
   // Blocks of rows: every rank makes the same number of (collective) H5Dread calls, the
   // ranks with fewer blocks reading empty selections at the end.

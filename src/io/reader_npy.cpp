@@ -349,18 +349,9 @@ Shard read_npy(const ReadOptions& opts, const Communicator& comm) {
 
   Shard shard;
   LocalError local;
-  try {
-    shard.x.reserve(static_cast<std::size_t>(mine.size() *
-                                             (p + (opts.intercept ? 1 : 0))));  // see add_intercept
-    prefault(shard.x.data(), shard.x.capacity() * sizeof(double), threads);
-    shard.x.resize(static_cast<std::size_t>(mine.size() * p));
-    shard.y.resize(static_cast<std::size_t>(mine.size()));
-    if (has_w) shard.weight.resize(shard.y.size());
-    if (has_o) shard.offset.resize(shard.y.size());
-  } catch (const std::bad_alloc&) {
-    local.what = "cannot allocate " + std::to_string(mine.size()) + " rows x " + std::to_string(p) +
-                 " features";
-  }
+  allocate_shard(shard, mine.size(), p, opts.intercept, has_w, has_o, local, [threads](Shard& s) {
+    prefault(s.x.data(), s.x.capacity() * sizeof(double), threads);
+  });
 
   // Blocks of rows, read and scattered by the threads in any order; the outcome is the
   // sequential one: the first block (in file order) that fails to read or holds a bad
