@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -375,6 +376,32 @@ std::string located(const std::string& path, const LocalError& err, std::int64_t
 }  // namespace reader_detail
 
 // ---------------------------------------------------------------------------
+
+std::string reader_detail::first_bad_value(const ColumnRoles& roles, std::int64_t cols,
+                                           const std::function<double(std::int64_t)>& value,
+                                           const std::function<std::string(std::int64_t)>& where) {
+  const std::vector<std::int32_t> role = roles.role_of_column(cols);
+  for (std::int64_t c = 0; c < cols; ++c) {
+    if (role[static_cast<std::size_t>(c)] == ColumnRoles::kUnused) continue;
+    const double v = value(c);
+    const bool is_weight = role[static_cast<std::size_t>(c)] == ColumnRoles::kWeight;
+    if (!std::isfinite(v))
+      return where(c) + (is_weight ? "weight " + number_text(v) + " must be finite and >= 0"
+                                   : "value " + number_text(v) + " is not finite");
+    if (is_weight && v < 0.0) return where(c) + "weight " + number_text(v) + " must be >= 0";
+  }
+  return {};
+}
+
+void reader_detail::finish_shard(Shard& shard, std::int64_t first_row, std::int64_t n_rows, std::int64_t n_global,
+                                 std::int64_t p, std::vector<std::string> names, const std::string& source) {
+  shard.n_rows = n_rows;
+  shard.n_cols = p;
+  shard.first_row = first_row;
+  shard.n_global = n_global;
+  shard.names = std::move(names);
+  shard.source = source;
+}
 
 void reader_detail::allocate_shard(Shard& shard, std::int64_t rows, std::int64_t p, bool intercept, bool weights,
                                    bool offsets, LocalError& local, const std::function<void(Shard&)>& touch) {

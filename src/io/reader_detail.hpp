@@ -165,6 +165,16 @@ struct LocalError {
 void allocate_shard(Shard& shard, std::int64_t rows, std::int64_t p, bool intercept, bool weights, bool offsets,
                     LocalError& local, const std::function<void(Shard&)>& touch = {});
 
+/// Why a row of a binary table (NPY, HDF5) was refused: the first used column whose value
+/// (\p value(c)) is not finite, or a negative weight, as "<where(c)>weight -1 must be >= 0"
+/// or "<where(c)>value inf is not finite"; "" if none.
+std::string first_bad_value(const ColumnRoles& roles, std::int64_t cols, const std::function<double(std::int64_t)>& value,
+                            const std::function<std::string(std::int64_t)>& where);
+
+/// Sets the shard's bookkeeping once its rows (\p rows of \p n_global) are in.
+void finish_shard(Shard& shard, std::int64_t first_row, std::int64_t n_rows, std::int64_t n_global, std::int64_t p,
+                  std::vector<std::string> names, const std::string& source);
+
 /// "PATH:LINE: what" (or "PATH: what" when not tied to a line), given the file line
 /// of this rank's local line 0.
 std::string located(const std::string& path, const LocalError& err, std::int64_t first_line);

@@ -192,29 +192,15 @@ Shard read_hdf5(const ReadOptions& opts, const Communicator& comm) {
     if (first_bad == n) continue;
     bad_row = mine.begin + r0 + first_bad;
     const double* src = buf.data() + first_bad * cols;
-    const std::vector<std::int32_t> role = roles.role_of_column(cols);
-    for (std::int64_t c = 0; c < cols && !local.any(); ++c) {
-      if (role[static_cast<std::size_t>(c)] == ColumnRoles::kUnused) continue;
-      const double v = src[c];
-      const std::string at = "dataset '" + shown(dataset) + "' row " + std::to_string(bad_row) +
-                             ", column " + std::to_string(c) + " (0-based): ";
-      const bool is_weight = role[static_cast<std::size_t>(c)] == ColumnRoles::kWeight;
-      if (!std::isfinite(v))
-        local.what = at + (is_weight ? "weight " + number_text(v) + " must be finite and >= 0"
-                                     : "value " + number_text(v) + " is not finite");
-      else if (is_weight && v < 0.0)
-        local.what = at + "weight " + number_text(v) + " must be >= 0";
-    }
+    local.what = first_bad_value(roles, cols, [&](std::int64_t c) { return src[c]; }, [&](std::int64_t c) {
+      return "dataset '" + shown(dataset) + "' row " + std::to_string(bad_row) + ", column " + std::to_string(c) +
+             " (0-based): ";
+    });
   }
   buf = {};
   comm.check(!local.any(), located(path, local, 0));
 
-  shard.n_rows = mine.size();
-  shard.n_cols = p;
-  shard.first_row = mine.begin;
-  shard.n_global = n_global;
-  shard.names = std::move(roles.names);
-  shard.source = path;
+  finish_shard(shard, mine.begin, mine.size(), n_global, p, std::move(roles.names), path);
   return shard;
 }
 

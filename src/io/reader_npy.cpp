@@ -427,28 +427,14 @@ Shard read_npy(const ReadOptions& opts, const Communicator& comm) {
         file.read_at(row.data(), h.data_offset + (mine.begin + bad_row) * row_bytes, row_bytes);
     if (!why.empty()) local.what = "read error: " + why;
     const std::int64_t at = mine.begin + bad_row;
-    const std::vector<std::int32_t> role = roles.role_of_column(cols);
-    for (std::int64_t c = 0; c < cols && !local.any(); ++c) {
-      if (role[static_cast<std::size_t>(c)] == ColumnRoles::kUnused) continue;
-      const double v = load(row.data() + c * h.item, h.item);
-      const std::string where =
-          "array row " + std::to_string(at) + ", column " + std::to_string(c) + " (0-based): ";
-      const bool is_weight = role[static_cast<std::size_t>(c)] == ColumnRoles::kWeight;
-      if (!std::isfinite(v))
-        local.what = where + (is_weight ? "weight " + number_text(v) + " must be finite and >= 0"
-                                        : "value " + number_text(v) + " is not finite");
-      else if (is_weight && v < 0.0)
-        local.what = where + "weight " + number_text(v) + " must be >= 0";
-    }
+    if (!local.any())
+      local.what = first_bad_value(
+          roles, cols, [&](std::int64_t c) { return load(row.data() + c * h.item, h.item); },
+          [&](std::int64_t c) { return "array row " + std::to_string(at) + ", column " + std::to_string(c) + " (0-based): "; });
   }
 
   comm.check(!local.any(), located(path, local, 0));
-  shard.n_rows = mine.size();
-  shard.n_cols = p;
-  shard.first_row = mine.begin;
-  shard.n_global = n_global;
-  shard.names = std::move(roles.names);
-  shard.source = path;
+  finish_shard(shard, mine.begin, mine.size(), n_global, p, std::move(roles.names), path);
   return shard;
 }
 
