@@ -255,8 +255,10 @@ class Solver {
       damping_ = dec_.damping = out.damping;
       dec_.kl_unit = out.kl_unit;
     }
-    // Singular: the last step left the region where the Fisher is usable: retreat. (On
-    // root the direction then holds what the failed solve left in it.)
+    // Singular: the last step left the region where the Fisher is usable: retreat.
+    // Kept as it was: root's direction then holds what the failed solve left in it (it
+    // writes x when a factorisation passes but the residual test fails), while the other
+    // ranks retreat along the previous step's d.
     if (status == Reason::singular_fisher && try_halve(k, "Fisher singular")) {
       status = Reason::running;
     } else {

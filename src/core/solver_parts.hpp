@@ -15,8 +15,12 @@
 ///                    encoded to and decoded from the one message in one place.
 ///
 /// Every direction shares the per-row numbers of the model, the one reduction of the
-/// packed sums, the step rules and the stopping test; a new one (e.g. conjugate gradient)
-/// is another Direction and a line in make_direction(), with no edit to the others.
+/// packed sums, the step rules and the stopping test; a new one is another Direction and
+/// a line in make_direction(), with no edit to the others. Directions are root-only: a
+/// conjugate gradient on the reduced Fisher fits as it is; a matrix-free one, whose
+/// Fisher-vector products are passes over every rank's rows, needs in addition a
+/// collective phase in Solver::run (root broadcasts "compute a direction", every rank
+/// joins the products), which the Cholesky, diagonal and gradient directions never enter.
 #include <cstddef>
 #include <cstdint>
 #include <functional>
