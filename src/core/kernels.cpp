@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "natgrad/core/error.hpp"
 #include "core/simd.hpp"
@@ -82,35 +83,39 @@ inline std::uint64_t mix64(std::uint64_t z) {
   return z ^ (z >> 31);
 }
 
-struct Sampler {
-  std::uint64_t key = 0, threshold = 0;
-  bool all = true;
-  explicit Sampler(const FisherSample& s)
-      : key(mix64(s.seed + kGolden)),
-        // fraction in (0, 1): fraction * 2^64 < 2^64 fits; fraction <= 0 selects nothing.
-        threshold(s.active() && s.fraction > 0 ? static_cast<std::uint64_t>(std::ldexp(s.fraction, 64)) : 0),
-        all(!s.active()) {}
-  bool take(std::int64_t global_row) const {
-    return all || mix64(key + (static_cast<std::uint64_t>(global_row) + 1) * kGolden) < threshold;
-  }
-};
+}  // namespace
 
-/// Block-local indices of the sampled rows among rows [i0, i0 + m) of \p s, into \p sel
-/// (ascending); adds their weights to \p fwsum. Returns their count.
-std::int64_t select_rows(const Sampler& smp, const Shard& s, std::int64_t i0, std::int64_t m, std::int64_t* sel,
-                         double& fwsum) {
+RowSelector::RowSelector(const FisherSample& s)
+    : key_(mix64(s.seed + kGolden)),
+      // fraction in (0, 1): fraction * 2^64 < 2^64 fits; fraction <= 0 selects nothing.
+      threshold_(s.active() && s.fraction > 0 ? static_cast<std::uint64_t>(std::ldexp(s.fraction, 64)) : 0),
+      all_(!s.active()) {}
+
+bool RowSelector::take(std::int64_t global_row) const {
+  return all_ || mix64(key_ + (static_cast<std::uint64_t>(global_row) + 1) * kGolden) < threshold_;
+}
+
+std::int64_t RowSelector::select(const Shard& s, std::int64_t i0, std::int64_t m, std::int64_t* sel,
+                                 double& fwsum) const {
+  if (all_) return m;
   std::int64_t k = 0;
   const std::int64_t g0 = s.first_row + i0;
   for (std::int64_t i = 0; i < m; ++i)
-    if (smp.take(g0 + i)) {
+    if (take(g0 + i)) {
       sel[k++] = i;
       fwsum += s.weight.empty() ? 1.0 : s.weight[i0 + i];
     }
   return k;
 }
-}  // namespace
 
-bool in_fisher_sample(std::int64_t global_row, const FisherSample& s) { return Sampler(s).take(global_row); }
+std::pair<std::int64_t, std::int64_t> RowSelector::slice(const std::int64_t* sel, std::int64_t ns, std::int64_t s0,
+                                                         std::int64_t s1) const {
+  if (all_) return {s0, s1};
+  const std::int64_t k0 = std::lower_bound(sel, sel + ns, s0) - sel;
+  return {k0, std::lower_bound(sel + k0, sel + ns, s1) - sel};
+}
+
+bool in_fisher_sample(std::int64_t global_row, const FisherSample& s) { return RowSelector(s).take(global_row); }
 
 void PackedSums::resize(std::int64_t p_, FisherKind kind_) {
   p = p_;
@@ -415,7 +420,7 @@ void combine_threads(const Workspace& ws, int threads, std::int64_t P, FisherKin
 /// Fisher is still one SYRK per block: sum over rows and columns c of
 /// (M_i[:, c] (x) x_i)(M_i[:, c] (x) x_i)^T.
 void accumulate_multi(const Shard& s, const Model& model, std::span<const double> theta,
-                      FisherKind kind, int threads, Workspace& ws, PackedSums& out, const Sampler& smp) {
+                      FisherKind kind, int threads, Workspace& ws, PackedSums& out, const RowSelector& selector) {
   const std::int64_t d = s.n_cols, n = s.n_rows, m = model.n_outputs();
   const std::int64_t P = d * m;
   const bool full = is_full(kind);
@@ -425,7 +430,7 @@ void accumulate_multi(const Shard& s, const Model& model, std::span<const double
   const std::int64_t block = ws.block();
   const std::int64_t nblocks = (n + block - 1) / block;
   const bool want_factor = kind == FisherKind::expected || kind == FisherKind::diagonal;
-  const bool sampling = !smp.all;
+  const bool sampling = !selector.all();
 #pragma omp parallel num_threads(threads)
   {
     const int t = omp_get_thread_num();
@@ -471,8 +476,8 @@ void accumulate_multi(const Shard& s, const Model& model, std::span<const double
                     static_cast<int>(d), wd.data(), 1, 1.0, g.data() + k * d, 1);
       }
       // Rows in the Fisher: all (ns = rows, row(r) = r) or the block's sampled rows.
-      const std::int64_t ns = sampling ? select_rows(smp, s, i0, rows, sel, fwsum) : rows;
-      auto row = [&](std::int64_t r) { return sampling ? sel[r] : r; };
+      const std::int64_t ns = selector.select(s, i0, rows, sel, fwsum);
+      auto row = [&](std::int64_t r) { return selector.row(sel, r); };
       if (kind == FisherKind::diagonal) {
         for (std::int64_t r = 0; r < ns; ++r) {
           const std::int64_t i = row(r);
@@ -554,11 +559,149 @@ void accumulate_loss_multi(const Shard& s, const Model& model, std::span<const d
   }
 }
 
+/// The block's Fisher operand rows (its selected rows, scaled) written as rows row0.. of
+/// \p op, and grad += X_block^T g, in one read of the block. \p sel, \p nsel, \p base as
+/// for scale_and_grad_sel (unused when every row is selected).
+void stage_rows(const RowSelector& rows, const double* X, std::int64_t m, const double* a, const double* g,
+                const std::int64_t* sel, std::int64_t nsel, std::int64_t base, const Operand& op, std::int64_t row0,
+                double* grad) {
+  if (rows.all()) scale_and_grad(X, m, a, g, op, row0, grad);
+  else scale_and_grad_sel(X, m, a, g, sel, nsel, base, op, row0, grad);
+}
+
+/// Diagonal Fisher: F_j += a_i x_ij^2 over the block's \p ns selected rows.
+void add_diagonal(const RowSelector& rows, const double* X, std::int64_t p, const double* a,
+                  const std::int64_t* sel, std::int64_t ns, double* F) {
+  for (std::int64_t r = 0; r < ns; ++r) {
+    const std::int64_t i = rows.row(sel, r);
+    for (std::int64_t j = 0; j < p; ++j) F[j] += a[i] * X[i * p + j] * X[i * p + j];
+  }
+}
+
+// Staging of the Fisher operand, common to both strategies: the selected rows' scaled
+// copies are staged in a buffer with room for one block and the Fisher is updated from
+// it when the next block's rows would not fit, so each update stays about as wide as a
+// block. With every row selected the update runs after each block (one per block).
+
+/// Strategy 1, per-thread accumulators (p <= kPerThreadMaxP, one thread, or no full
+/// Fisher): each thread owns a static set of blocks, forms its own gradient and Fisher
+/// (packed_syrk or single-threaded BLAS: OpenBLAS does not nest inside a parallel
+/// region), and the threads' sums are added in thread order.
+void accumulate_per_thread(const Shard& shard, const Model& model, std::span<const double> theta, FisherKind kind,
+                           int threads, Workspace& ws, const RowSelector& rows, PackedSums& out) {
+  const std::int64_t p = shard.n_cols, n = shard.n_rows;
+  const bool full = is_full(kind);
+  const std::int64_t block = ws.sweep_rows_;
+  const std::int64_t nblocks = (n + block - 1) / block;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+    auto& g = ws.grad_[t];
+    auto& F = ws.fisher_[t];
+    std::fill(g.begin(), g.end(), 0.0);
+    std::fill(F.begin(), F.end(), 0.0);
+    double loss = 0, wsum = 0, fwsum = 0;
+    const Operand op{full ? ws.scaled_[t].data() : nullptr, p, ws.pstride_};
+    std::int64_t* sel = ws.sel_[t].data();
+    std::int64_t pending = 0;  // staged rows in op
+#pragma omp for schedule(static)
+    for (std::int64_t b = 0; b < nblocks; ++b) {
+      const std::int64_t i0 = b * block, m = std::min(block, n - i0);
+      double* fw = ws.fw_[t].data();
+      double* dn = ws.dnll_[t].data();
+      rows_pass(shard, model, theta.data(), kind, i0, m, ws.eta_[t].data(), ws.nll_[t].data(), dn, fw, loss, wsum);
+      const std::int64_t ns = rows.select(shard, i0, m, sel, fwsum);
+      if (!full) {
+        add_gradient(shard, i0, m, dn, g.data());
+        if (kind == FisherKind::diagonal) add_diagonal(rows, shard.row(i0), p, fw, sel, ns, F.data());
+        continue;
+      }
+      if (pending + ns > block) {
+        fisher_update(op, ws, pending, F.data());
+        pending = 0;
+      }
+      stage_rows(rows, shard.row(i0), m, fw, dn, sel, ns, 0, op, pending, g.data());
+      pending += ns;
+      if (rows.all()) {
+        // Prefetch this thread's next block (blocks are dealt out in contiguous runs).
+        const std::int64_t m_next = std::max<std::int64_t>(0, std::min(block, n - i0 - m));
+        fisher_update(op, ws, pending, F.data(), m_next > 0 ? shard.row(i0 + m) : nullptr,
+                      m_next * p * static_cast<std::int64_t>(sizeof(double)));
+        pending = 0;
+      }
+    }
+    fisher_update(op, ws, pending, F.data());
+    ws.loss_[t] = loss;
+    ws.wsum_[t] = wsum;
+    ws.fwsum_[t] = fwsum;
+  }
+  combine_threads(ws, threads, p, kind, !rows.all(), out);
+}
+
+/// Strategy 2, one shared Fisher (full kinds, p > kPerThreadMaxP, several threads): the
+/// rows of a tall block are prepared in parallel, each thread a contiguous slice, into
+/// one shared operand; then one SYRK with OpenBLAS's own OpenMP threads updates a single
+/// p x p matrix, held by the workspace (no allocation per call).
+void accumulate_shared(const Shard& shard, const Model& model, std::span<const double> theta, FisherKind kind,
+                       int threads, Workspace& ws, const RowSelector& rows, PackedSums& out) {
+  const std::int64_t p = shard.n_cols, n = shard.n_rows;
+  const std::int64_t block = shared_block_rows(p, ws.block());
+  const std::int64_t nblocks = (n + block - 1) / block;
+  std::vector<double>& F = ws.fisher_[0];
+  std::fill(F.begin(), F.end(), 0.0);
+  double* sc = ws.scaled_[0].data();
+  // The tall block's selection is listed first (index arithmetic only); each thread then
+  // writes its own selected rows' scaled copies at their place in it, after the
+  // `pending` rows staged by earlier blocks.
+  std::int64_t* sel = ws.sel_[0].data();
+  std::int64_t pending = 0;
+  double fwsum = 0;
+  auto flush = [&] {
+    if (pending == 0) return;
+    openblas_set_num_threads(threads);
+    syrk_add(p, pending, sc, F.data());
+    pending = 0;
+  };
+  for (std::int64_t b = 0; b < nblocks; ++b) {
+    const std::int64_t i0 = b * block, m = std::min(block, n - i0);
+    const std::int64_t sub = (m + threads - 1) / threads;
+    const std::int64_t ns = rows.select(shard, i0, m, sel, fwsum);
+    if (pending + ns > block) flush();
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num();
+      const std::int64_t s0 = std::min(m, t * sub), s1 = std::min(m, s0 + sub);
+      if (b == 0) std::fill(ws.grad_[t].begin(), ws.grad_[t].end(), 0.0);
+      double loss = 0, wsum = 0;
+      if (s1 > s0) {
+        rows_pass(shard, model, theta.data(), kind, i0 + s0, s1 - s0, ws.eta_[t].data(), ws.nll_[t].data(),
+                  ws.dnll_[t].data(), ws.fw_[t].data(), loss, wsum);
+        const auto [k0, k1] = rows.slice(sel, ns, s0, s1);
+        stage_rows(rows, shard.row(i0 + s0), s1 - s0, ws.fw_[t].data(), ws.dnll_[t].data(), sel + k0, k1 - k0, s0,
+                   Operand{sc, p, 0}, pending + k0, ws.grad_[t].data());
+      }
+      ws.loss_[t] = (b == 0 ? 0.0 : ws.loss_[t]) + loss;
+      ws.wsum_[t] = (b == 0 ? 0.0 : ws.wsum_[t]) + wsum;
+    }
+    pending += ns;
+    if (rows.all()) flush();  // one SYRK per tall block
+  }
+  flush();
+  for (int t = 0; t < threads; ++t) {
+    if (nblocks == 0) break;
+    out.loss_sum() += ws.loss_[t];
+    out.weight_sum() += ws.wsum_[t];
+    for (std::int64_t j = 0; j < p; ++j) out.grad()[j] += ws.grad_[t][j];
+  }
+  pack_upper(F.data(), p, p, out.fisher(), false);
+  out.fisher_weight() = rows.all() ? out.weight_sum() : fwsum;
+}
+
 }  // namespace
 
 void accumulate(const Shard& shard, const Model& model, std::span<const double> theta,
                 FisherKind kind, int threads, Workspace& ws, PackedSums& out, const FisherSample& sample) {
-  const std::int64_t p = shard.n_cols, n = shard.n_rows;
+  const std::int64_t p = shard.n_cols;
   if (static_cast<std::int64_t>(theta.size()) != p * model.n_outputs())
     throw Error("accumulate: theta has " + std::to_string(theta.size()) + " entries, expected " +
                 std::to_string(p * model.n_outputs()));
@@ -567,144 +710,13 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
                 ") is not supported for the " + to_string(kind) +
                 " matrix: use expected, empirical or diagonal, or fraction 1");
   threads = std::max(threads, 1);
-  const Sampler smp(sample);
-  const bool sampling = !smp.all;
-  if (model.n_outputs() > 1) return accumulate_multi(shard, model, theta, kind, threads, ws, out, smp);
+  const RowSelector rows(sample);
+  if (model.n_outputs() > 1) return accumulate_multi(shard, model, theta, kind, threads, ws, out, rows);
   ws.prepare(threads, p, ws.block() > 0 ? ws.block() : 256, kind);
   out.resize(p, kind);
-  const bool full = is_full(kind);
-  const bool shared = shared_fisher(p, threads, full);
-  const std::int64_t block = shared ? shared_block_rows(p, ws.block()) : ws.sweep_rows_;
-  const std::int64_t nblocks = (n + block - 1) / block;
-
-  if (!shared) {
-    // Per-thread accumulators: each thread owns a static set of blocks and runs
-    // single-threaded BLAS on them (OpenBLAS does not nest inside a parallel region).
-#pragma omp parallel num_threads(threads)
-    {
-      const int t = omp_get_thread_num();
-      auto& g = ws.grad_[t];
-      auto& F = ws.fisher_[t];
-      std::fill(g.begin(), g.end(), 0.0);
-      std::fill(F.begin(), F.end(), 0.0);
-      double loss = 0, wsum = 0, fwsum = 0;
-      const Operand op{full ? ws.scaled_[t].data() : nullptr, p, ws.pstride_};
-      std::int64_t* sel = ws.sel_[t].data();
-      // Sampling: the sampled rows' scaled copies are staged across blocks in sc (room
-      // for `block` rows) and SYRKed when the next block's would not fit, so each SYRK
-      // stays about as wide as without sampling.
-      std::int64_t pending = 0;
-#pragma omp for schedule(static)
-      for (std::int64_t b = 0; b < nblocks; ++b) {
-        const std::int64_t i0 = b * block, m = std::min(block, n - i0);
-        double* fw = ws.fw_[t].data();
-        double* dn = ws.dnll_[t].data();
-        rows_pass(shard, model, theta.data(), kind, i0, m, ws.eta_[t].data(), ws.nll_[t].data(), dn, fw,
-                  loss, wsum);
-        if (!sampling) {
-          if (!full) add_gradient(shard, i0, m, dn, g.data());
-          if (full) {
-            scale_and_grad(shard.row(i0), m, fw, dn, op, 0, g.data());
-            // Prefetch this thread's next block (blocks are dealt out in contiguous runs).
-            const std::int64_t m_next = std::max<std::int64_t>(0, std::min(block, n - i0 - m));
-            fisher_update(op, ws, m, F.data(), m_next > 0 ? shard.row(i0 + m) : nullptr,
-                          m_next * p * static_cast<std::int64_t>(sizeof(double)));
-          } else if (kind == FisherKind::diagonal) {
-            const double* X = shard.row(i0);
-            for (std::int64_t i = 0; i < m; ++i)
-              for (std::int64_t j = 0; j < p; ++j) F[j] += fw[i] * X[i * p + j] * X[i * p + j];
-          }
-          continue;
-        }
-        const std::int64_t ns = select_rows(smp, shard, i0, m, sel, fwsum);
-        if (full) {
-          if (pending + ns > block) {
-            fisher_update(op, ws, pending, F.data());
-            pending = 0;
-          }
-          scale_and_grad_sel(shard.row(i0), m, fw, dn, sel, ns, 0, op, pending, g.data());
-          pending += ns;
-        } else {
-          add_gradient(shard, i0, m, dn, g.data());
-          if (kind == FisherKind::diagonal) {
-            const double* X = shard.row(i0);
-            for (std::int64_t r = 0; r < ns; ++r) {
-              const std::int64_t i = sel[r];
-              for (std::int64_t j = 0; j < p; ++j) F[j] += fw[i] * X[i * p + j] * X[i * p + j];
-            }
-          }
-        }
-      }
-      fisher_update(op, ws, pending, F.data());
-      ws.loss_[t] = loss;
-      ws.wsum_[t] = wsum;
-      ws.fwsum_[t] = fwsum;
-    }
-    combine_threads(ws, threads, p, kind, sampling, out);
-  } else {
-    // Large p: rows of a tall block are prepared in parallel, then one SYRK with
-    // OpenBLAS's own OpenMP threads accumulates the block into a single p x p matrix,
-    // held by the workspace (no allocation per call).
-    std::vector<double>& F = ws.fisher_[0];
-    std::fill(F.begin(), F.end(), 0.0);
-    double* sc = ws.scaled_[0].data();
-    // Sampling: the tall block's sampled rows (sel, block-local, ascending) are listed
-    // first (index arithmetic only), each thread writes its own sampled rows' scaled
-    // copies at their place in the list, after the `pending` rows staged by earlier
-    // blocks; the threaded SYRK runs when the next block's would not fit.
-    std::int64_t* sel = ws.sel_[0].data();
-    std::int64_t pending = 0;
-    double fwsum = 0;
-    auto flush = [&] {
-      if (pending == 0) return;
-      openblas_set_num_threads(threads);
-      syrk_add(p, pending, sc, F.data());
-      pending = 0;
-    };
-    for (std::int64_t b = 0; b < nblocks; ++b) {
-      const std::int64_t i0 = b * block, m = std::min(block, n - i0);
-      const std::int64_t sub = (m + threads - 1) / threads;
-      std::int64_t ns = m;
-      if (sampling) {
-        ns = select_rows(smp, shard, i0, m, sel, fwsum);
-        if (pending + ns > block) flush();
-      }
-#pragma omp parallel num_threads(threads)
-      {
-        const int t = omp_get_thread_num();
-        const std::int64_t s0 = std::min(m, t * sub), s1 = std::min(m, s0 + sub);
-        if (b == 0) std::fill(ws.grad_[t].begin(), ws.grad_[t].end(), 0.0);
-        double loss = 0, wsum = 0;
-        if (s1 > s0) {
-          rows_pass(shard, model, theta.data(), kind, i0 + s0, s1 - s0, ws.eta_[t].data(),
-                    ws.nll_[t].data(), ws.dnll_[t].data(), ws.fw_[t].data(), loss, wsum);
-          if (!sampling) {
-            scale_and_grad(shard.row(i0 + s0), s1 - s0, ws.fw_[t].data(), ws.dnll_[t].data(), Operand{sc, p, 0},
-                           s0, ws.grad_[t].data());
-          } else {
-            const std::int64_t k0 = std::lower_bound(sel, sel + ns, s0) - sel;
-            const std::int64_t k1 = std::lower_bound(sel + k0, sel + ns, s1) - sel;
-            scale_and_grad_sel(shard.row(i0 + s0), s1 - s0, ws.fw_[t].data(), ws.dnll_[t].data(), sel + k0,
-                               k1 - k0, s0, Operand{sc, p, 0}, pending + k0, ws.grad_[t].data());
-          }
-        }
-        ws.loss_[t] = (b == 0 ? 0.0 : ws.loss_[t]) + loss;
-        ws.wsum_[t] = (b == 0 ? 0.0 : ws.wsum_[t]) + wsum;
-      }
-      pending += ns;
-      if (!sampling) flush();  // one SYRK per tall block
-    }
-    flush();
-    for (int t = 0; t < threads; ++t) {
-      if (nblocks == 0) break;
-      out.loss_sum() += ws.loss_[t];
-      out.weight_sum() += ws.wsum_[t];
-      for (std::int64_t j = 0; j < p; ++j) out.grad()[j] += ws.grad_[t][j];
-    }
-    pack_upper(F.data(), p, p, out.fisher(), false);
-    out.fisher_weight() = sampling ? fwsum : out.weight_sum();
-  }
-  out.rows() = static_cast<double>(n);
+  if (shared_fisher(p, threads, is_full(kind))) accumulate_shared(shard, model, theta, kind, threads, ws, rows, out);
+  else accumulate_per_thread(shard, model, theta, kind, threads, ws, rows, out);
+  out.rows() = static_cast<double>(shard.n_rows);
 }
 
 void accumulate_loss(const Shard& shard, const Model& model, std::span<const double> theta,

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "natgrad/core/model.hpp"
@@ -44,6 +45,33 @@ struct PackedSums {
   const double* fisher() const { return buf.data() + 3 + p; }
   double fisher_weight() const { return buf[3 + static_cast<std::size_t>(p) + fisher_size()]; }
   std::size_t fisher_size() const;
+};
+
+/// Which rows of a block enter the Fisher sum: every row (no sample), or the rows of a
+/// FisherSample, those with in_fisher_sample(global row). Both Fisher strategies of
+/// accumulate() and its multi-output pass take their rows from it.
+class RowSelector {
+ public:
+  explicit RowSelector(const FisherSample& s);
+  /// Every row is selected (no sample).
+  bool all() const { return all_; }
+  /// Whether global row \p global_row is selected.
+  bool take(std::int64_t global_row) const;
+  /// How many of rows [i0, i0 + m) of \p s are selected. all(): m, with \p sel and
+  /// \p fwsum untouched (row r of the selection is row r of the block). Else writes
+  /// their block-local indices to \p sel (ascending, room for m) and adds their weights
+  /// to \p fwsum.
+  std::int64_t select(const Shard& s, std::int64_t i0, std::int64_t m, std::int64_t* sel, double& fwsum) const;
+  /// The part [k0, k1) of a block's selection (select()'s \p sel, \p ns rows) that lies
+  /// in the block's rows [s0, s1).
+  std::pair<std::int64_t, std::int64_t> slice(const std::int64_t* sel, std::int64_t ns, std::int64_t s0,
+                                              std::int64_t s1) const;
+  /// The block-local row that is row \p r of the selection.
+  std::int64_t row(const std::int64_t* sel, std::int64_t r) const { return all_ ? r : sel[r]; }
+
+ private:
+  std::uint64_t key_ = 0, threshold_ = 0;
+  bool all_ = true;
 };
 
 /// Reusable per-thread scratch so that iterations allocate nothing.

@@ -1,11 +1,13 @@
-#include "core/kernels.hpp"
 #include "natgrad/core/solver.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <limits>
-#include <sstream>
+#include <functional>
+#include <memory>
+
+#include "core/kernels.hpp"
+#include "core/solver_parts.hpp"
 
 #include "natgrad/core/error.hpp"
 #include "natgrad/core/glm.hpp"
@@ -30,8 +32,6 @@ const char* to_string(Reason r) {
   return "?";
 }
 namespace {
-
-enum Control : int { kContinue = 0, kHalve = 100 };
 
 double max_abs(const std::vector<double>& v) {
   double m = 0;
@@ -65,55 +65,312 @@ void add_penalty(const FitOptions& o, std::span<const double> theta, Normalized&
   }
 }
 
-/// Root-only state of the iteration: the last normalised sums and the direction.
-struct RootState {
-  Normalized nz;
-  std::vector<double> factor, Fd;
-  double prev_loss = NAN;
+/// Gradient max-norm at \p trial from a full pass's reduced sums (root), penalty included.
+double trial_grad_norm(const FitOptions& o, const PackedSums& sums, double weight_sum, std::span<const double> trial) {
+  double gt = 0;
+  for (std::size_t j = 0; j < trial.size(); ++j) {
+    double g = sums.buf[3 + j] / weight_sum;
+    if (o.l2 > 0 && (o.penalized.empty() || o.penalized[j])) g += o.l2 * trial[j] / weight_sum;
+    gt = std::max(gt, std::isnan(g) ? INFINITY : std::abs(g));
+  }
+  return gt;
+}
+
+/// Every rank must agree on the parameter count: returns it (columns x outputs).
+std::int64_t agreed_parameters(const Shard& shard, const Model& model, const FitOptions& o, const Communicator& comm) {
+  std::int64_t pr[2] = {shard.n_cols, -shard.n_cols};
+  comm.allreduce_max(pr, 2);
+  comm.check(pr[0] == -pr[1], "ranks disagree on the number of columns (" + std::to_string(pr[0]) +
+                                  " vs " + std::to_string(-pr[1]) + ")");
+  const std::int64_t p = shard.n_cols * model.n_outputs();  // class-major parameters
+  if (!o.theta0.empty() && o.theta0.size() != static_cast<std::size_t>(p))
+    throw Error("initial coefficients have " + std::to_string(o.theta0.size()) +
+                " entries, the model has " + std::to_string(p));
+  return p;
+}
+
+/// The collective passes of a fit over this rank's rows, reduced onto root.
+class Passes {
+ public:
+  Passes(const Shard& shard, const Model& model, const FitOptions& o, FisherKind kind, const Communicator& comm)
+      : shard_(shard), model_(model), o_(o), kind_(kind), comm_(comm) {
+    ws_.prepare(o.threads, shard.n_cols, o.block_rows, kind, model.n_outputs(), model.n_factors());
+  }
+  /// One fused pass at \p at: loss, gradient and Fisher, reduced to root (sums()). Every
+  /// rank's interrupt flag rides along in the reduction: no extra collective. Returns the
+  /// flag (meaningful on root).
+  bool full(std::span<const double> at) {
+    accumulate(shard_, model_, at, kind_, o_.threads, ws_, sums_, o_.sample);
+    sums_.buf.push_back(o_.interrupt != nullptr && *o_.interrupt != 0 ? 1.0 : 0.0);
+    comm_.reduce_sum(sums_.buf.data(), sums_.buf.size());
+    const bool stop = sums_.buf.back() > 0;
+    sums_.buf.pop_back();
+    return stop;
+  }
+  /// Loss-only pass at \p at: [sum w nll, sum w] reduced to root.
+  void loss_only(std::span<const double> at, double lw[2]) {
+    accumulate_loss(shard_, model_, at, o_.threads, ws_, lw);
+    comm_.reduce_sum(lw, 2);
+  }
+  PackedSums& sums() { return sums_; }
+
+ private:
+  const Shard& shard_;
+  const Model& model_;
+  const FitOptions& o_;
+  FisherKind kind_;
+  const Communicator& comm_;
+  Workspace ws_;
+  PackedSums sums_;
 };
 
-/// Direction d and its model KL 0.5 d^T F d (per unit step). Root only.
-Reason direction(const FitOptions& o, RootState& st, std::int64_t p, std::vector<double>& d,
-                 double& damping, double& kl_unit, const FitObserver& obs, int iter) {
-  const auto& g = st.nz.grad;
-  const auto& F = st.nz.fisher;
-  kl_unit = 0;
-  switch (o.method) {
-    case Method::gd:
-      for (std::int64_t j = 0; j < p; ++j) d[j] = -g[j];
-      return Reason::running;
-    case Method::diag: {
-      double floor = 0;
-      for (double f : F) floor = std::max(floor, f);
-      floor = std::max(1e-12 * floor, 1e-300);
-      for (std::int64_t j = 0; j < p; ++j) {
-        const double h = std::max(F[j] + damping, floor);
-        d[j] = -g[j] / h;
-        kl_unit += 0.5 * F[j] * d[j] * d[j];
-      }
-      return Reason::running;
-    }
-    case Method::ngd: {
-      DampedSolve s = damped_cholesky_solve(F, p, g, damping, d, st.factor);
-      if (s.attempts > 1 && obs.log) {
-        std::ostringstream m;
-        m << "iteration " << iter << ": Cholesky of F + " << damping << " I failed; damping raised to "
-          << s.damping << (s.ok ? "" : " without success") << " after " << s.attempts << " attempts";
-        obs.log(m.str());
-      }
-      if (!s.ok) return Reason::singular_fisher;
-      damping = s.damping;
-      for (double& v : d) v = -v;
-      st.Fd.resize(static_cast<std::size_t>(p));
-      symv(F, p, d, st.Fd);
-      double q = 0;
-      for (std::int64_t j = 0; j < p; ++j) q += d[j] * st.Fd[j];
-      kl_unit = 0.5 * q;
-      return Reason::running;
-    }
+/// The step that led to theta_k: history row k and a checkpoint at k report it.
+struct LastStep {
+  double length = 0, kl = 0, damping = 0, norm = 0;
+};
+
+/// One fit: the iterate and the parts that move it. run() is collective.
+class Solver {
+ public:
+  Solver(const Shard& shard, const Model& model, const FitOptions& o, const Communicator& comm,
+         const FitObserver& obs, std::int64_t p)
+      : o_(o), comm_(comm), obs_(obs), np_(static_cast<std::size_t>(p)), direction_(make_direction(o)),
+        rule_(make_step_rule(o)), stop_test_(o), passes_(shard, model, o, direction_->fisher_kind(), comm),
+        channel_(np_) {
+    res_.theta = o.theta0.empty() ? std::vector<double>(np_, 0.0) : o.theta0;
+    comm.broadcast(res_.theta.data(), np_);  // identical start on every rank
+    dec_.direction.assign(np_, 0.0);
+    prev_theta_.resize(np_);
+    trial_.resize(np_);
+    damping_ = o.damping;
+    if (o.resume) resume(*o.resume);
   }
-  return Reason::running;
-}
+
+  /// The iterations: evaluate theta_k, root decides, every rank follows the decision.
+  FitResult& run(const std::function<double()>& elapsed) {
+    elapsed_ = elapsed;
+    bool have_sums = false;  // the sums already hold theta_k's evaluation (an accepted fused trial)
+    for (int k = start_;; ++k) {
+      if (!have_sums) stop_requested_ = passes_.full(res_.theta);
+      have_sums = false;
+      if (comm_.is_root()) decide(k);
+      channel_.share(dec_, comm_);
+      res_.loss = dec_.loss;
+      res_.grad_norm = dec_.grad_norm;
+      res_.iterations = k;
+      if (dec_.action == Decision::Action::halve) {
+        retreat();
+        --k;
+        continue;
+      }
+      if (dec_.action == Decision::Action::stop) {
+        res_.reason = dec_.reason;
+        break;
+      }
+      prev_theta_ = res_.theta;
+      double t = dec_.step;
+      if (!rule_->backtracks()) {
+        move(res_.theta, t);
+      } else if (!line_search(t, have_sums)) {
+        res_.theta = prev_theta_;
+        res_.reason = Reason::line_search_failed;
+        break;
+      }
+      record_step(t);
+    }
+    return res_;
+  }
+
+  /// Root's last normalised sums (the Fisher of FitResult).
+  Normalized& root_sums() { return nz_; }
+  FisherKind fisher_kind() const { return direction_->fisher_kind(); }
+
+ private:
+  /// Continue the same iteration sequence from a checkpointed state. Only quantities that
+  /// outlive an iteration are restored (the damping is reset every step).
+  void resume(const FitState& r) {
+    if (r.theta.size() != np_)
+      throw Error("the checkpoint has " + std::to_string(r.theta.size()) + " coefficients, the model has " +
+                  std::to_string(np_));
+    if (r.iteration < 0 || r.history.size() != static_cast<std::size_t>(r.iteration))
+      throw Error("the checkpoint's history has " + std::to_string(r.history.size()) + " rows for iteration " +
+                  std::to_string(r.iteration));
+    start_ = r.iteration;
+    res_.theta = r.theta;
+    comm_.broadcast(res_.theta.data(), np_);
+    if (comm_.is_root()) res_.history = r.history;  // like every history row: root's
+    res_.last_step = r.last_step;
+    last_ = {r.step_length, r.kl, r.damping, r.step_norm};
+    prev_loss_ = r.prev_loss;
+  }
+
+  /// The state before theta_k is evaluated (root): row k of the history is not in it.
+  FitState state_at(int k, double seconds) const {
+    FitState s;
+    s.iteration = k;
+    s.theta = res_.theta;
+    s.history.assign(res_.history.begin(),
+                     res_.history.begin() + std::min<std::ptrdiff_t>(k, std::ssize(res_.history)));
+    s.step_length = last_.length;
+    s.kl = last_.kl;
+    s.damping = last_.damping;
+    s.step_norm = last_.norm;
+    s.last_step = res_.last_step;
+    s.seconds = seconds;
+    s.prev_loss = prev_loss_;
+    return s;
+  }
+
+  /// A retreat of the last step (non-finite iterate, or a Fisher unusable there): on
+  /// root, counts it and says so; proceed and stop unchanged otherwise.
+  bool try_halve(int k, const char* what) {
+    if (k <= start_ || halvings_ >= o_.max_halvings) return false;
+    dec_.action = Decision::Action::halve;
+    ++halvings_;
+    if (obs_.log) obs_.log("iteration " + std::to_string(k) + ": " + what + "; halving the step");
+    return true;
+  }
+
+  /// Root: from theta_k's reduced sums to the decision (dec_), with its history row,
+  /// observer calls and checkpoint.
+  void decide(int k) {
+    finalize(passes_.sums(), nz_);
+    add_penalty(o_, res_.theta, nz_);
+    dec_.step = dec_.kl_unit = 0;
+    dec_.damping = damping_;
+    dec_.loss = nz_.loss;
+    dec_.grad_norm = max_abs(nz_.grad);
+    dec_.set_status(Reason::running);
+    if (!(std::isfinite(nz_.loss) && all_finite(nz_.grad) && all_finite(nz_.fisher))) {
+      // A step that left the finite region: halve it or give up.
+      if (!try_halve(k, "non-finite loss")) dec_.set_status(Reason::non_finite);
+      return;
+    }
+    const IterationRecord rec{k,           nz_.loss,   dec_.grad_norm, last_.norm, last_.kl,
+                              last_.damping, last_.length, elapsed_()};
+    Reason status = stop_test_.check(k, nz_.loss, prev_loss_, dec_.grad_norm);
+    if (status == Reason::running) {
+      const DirectionOutcome out = direction_->compute(nz_, damping_, k, obs_.log, dec_.direction);
+      status = out.status;
+      damping_ = dec_.damping = out.damping;
+      dec_.kl_unit = out.kl_unit;
+    }
+    // Singular: the last step left the region where the Fisher is usable: retreat.
+    // Kept as it was: root's direction then holds what the failed solve left in it (it
+    // writes x when a factorisation passes but the residual test fails), while the other
+    // ranks retreat along the previous step's d.
+    if (status == Reason::singular_fisher && try_halve(k, "Fisher singular")) {
+      status = Reason::running;
+    } else {
+      res_.history.push_back(rec);
+      if (obs_.on_iteration) obs_.on_iteration(rec);
+    }
+    const bool halve = dec_.action == Decision::Action::halve;
+    if (status == Reason::running && !halve &&
+        (stop_requested_ || (o_.checkpoint_every > 0 && k > start_ && k % o_.checkpoint_every == 0))) {
+      // A regular iterate whose direction exists: a resume from here re-evaluates
+      // theta_k and takes exactly the steps this run would have taken.
+      if (obs_.on_checkpoint) obs_.on_checkpoint(state_at(k, rec.seconds));
+      if (stop_requested_) status = Reason::interrupted;
+    }
+    prev_loss_ = nz_.loss;
+    if (halve) return;
+    halvings_ = 0;
+    dec_.set_status(status);
+    if (status == Reason::running) dec_.step = rule_->initial(dec_.kl_unit);
+  }
+
+  /// Every rank retreats identically from the same previous point.
+  void retreat() {
+    last_.length *= 0.5;
+    last_.kl *= 0.25;
+    last_.norm *= 0.5;
+    move(res_.theta, last_.length);
+  }
+
+  /// \p out = theta_prev + t d.
+  void move(std::vector<double>& out, double t) const {
+    for (std::size_t j = 0; j < np_; ++j) out[j] = prev_theta_[j] + t * dec_.direction[j];
+  }
+
+  /// Backtracking from the first length \p t (updated to the accepted one): trials
+  /// evaluated by every rank, judged by root, the verdict broadcast. \p have_sums: the
+  /// accepted trial was a full pass, whose sums are theta_(k+1)'s. false: no trial
+  /// accepted.
+  bool line_search(double& t, bool& have_sums) {
+    SearchStart start{res_.loss, res_.grad_norm, 0.0};
+    if (comm_.is_root())
+      for (std::size_t j = 0; j < np_; ++j) start.slope += nz_.grad[j] * dec_.direction[j];
+    // The first trial is a full pass (loss, gradient, Fisher) when the last step was
+    // accepted at its first trial (or this is the first step): if it is accepted, as
+    // near the optimum it is, the next iteration needs no pass of its own. Otherwise
+    // the trials evaluate the loss only. The rule depends only on the checkpointed
+    // step length, so a resumed fit takes the same path.
+    const bool fuse_first = last_.length == 0 || last_.length == t;
+    for (int h = 0; h <= o_.max_halvings; ++h) {
+      move(trial_, t);
+      double lw[2];
+      const bool full = h == 0 && fuse_first;
+      if (full) {
+        stop_requested_ = passes_.full(trial_);
+        lw[0] = passes_.sums().buf[0];  // root's reduced sums (the other ranks' are partial)
+        lw[1] = passes_.sums().buf[1];
+      } else {
+        passes_.loss_only(trial_, lw);
+      }
+      double verdict = 0;
+      if (comm_.is_root()) {
+        Trial trial{t, (lw[0] + penalty(o_, trial_)) / lw[1], {}};
+        if (full) trial.grad_norm = [&] { return trial_grad_norm(o_, passes_.sums(), lw[1], trial_); };
+        verdict = rule_->accept(start, trial) ? 1.0 : 0.0;
+      }
+      comm_.broadcast(&verdict, 1);
+      if (verdict == 1.0) {
+        have_sums = full;
+        res_.theta = trial_;
+        return true;
+      }
+      t = rule_->shrink(t);
+    }
+    return false;
+  }
+
+  /// After a step of length \p t along d: what history row k+1 and a checkpoint report.
+  void record_step(double t) {
+    last_.length = t;
+    res_.last_step.resize(np_);
+    for (std::size_t j = 0; j < np_; ++j) res_.last_step[j] = t * dec_.direction[j];
+    last_.kl = t * t * dec_.kl_unit;
+    last_.damping = dec_.damping;
+    double s2 = 0;
+    for (std::size_t j = 0; j < np_; ++j) s2 += (t * dec_.direction[j]) * (t * dec_.direction[j]);
+    last_.norm = std::sqrt(s2);
+    damping_ = o_.damping;  // a raised damping holds for one iteration only
+  }
+
+  const FitOptions& o_;
+  const Communicator& comm_;
+  const FitObserver& obs_;
+  std::size_t np_;
+  std::unique_ptr<Direction> direction_;
+  std::unique_ptr<StepLengthRule> rule_;
+  ConvergenceTest stop_test_;
+  Passes passes_;
+  DecisionChannel channel_;
+  std::function<double()> elapsed_;
+
+  FitResult res_;
+  Decision dec_;
+  std::vector<double> prev_theta_, trial_;
+  LastStep last_;
+  int start_ = 0;
+  bool stop_requested_ = false;
+  double damping_ = 0;  // root: asked of the direction; raised for one iteration at most
+  // Root only.
+  Normalized nz_;
+  double prev_loss_ = NAN;
+  int halvings_ = 0;  // consecutive retreats
+};
 
 }  // namespace
 
@@ -125,256 +382,21 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
   auto elapsed = [&] {
     return t_offset + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
-
-  // Every rank must agree on the parameter count.
-  std::int64_t pr[2] = {shard.n_cols, -shard.n_cols};
-  comm.allreduce_max(pr, 2);
-  comm.check(pr[0] == -pr[1], "ranks disagree on the number of columns (" + std::to_string(pr[0]) +
-                                  " vs " + std::to_string(-pr[1]) + ")");
-  const std::int64_t p = shard.n_cols * model.n_outputs();  // class-major parameters
-  const std::size_t np = static_cast<std::size_t>(p);
-  if (!o.theta0.empty() && o.theta0.size() != np)
-    throw Error("initial coefficients have " + std::to_string(o.theta0.size()) +
-                " entries, the model has " + std::to_string(p));
-
-  const FisherKind kind = o.method == Method::ngd    ? o.fisher
-                          : o.method == Method::diag ? FisherKind::diagonal
-                                                     : FisherKind::none;
-  FitResult res;
-  res.theta = o.theta0.empty() ? std::vector<double>(np, 0.0) : o.theta0;
-  comm.broadcast(res.theta.data(), np);  // identical start on every rank
-
-  Workspace ws;
-  ws.prepare(o.threads, shard.n_cols, o.block_rows, kind, model.n_outputs(), model.n_factors());
-  PackedSums sums;
-  RootState st;
-  std::vector<double> d(np, 0.0), prev_theta(np), trial(np);
-  // Control message from root: [status, step length, damping, kl_unit, loss, grad_norm] + d.
-  constexpr std::size_t kHdr = 6;
-  std::vector<double> ctl(kHdr + np, 0.0);
-  double damping = o.damping, t_prev = 0, kl_prev = 0, damp_prev = 0, step_norm_prev = 0;
-  int halvings_nonfinite = 0;
-
-  // Resuming: continue the same iteration sequence from the checkpointed state. Only
-  // quantities that outlive an iteration are restored (the damping is reset every step).
-  const int start = o.resume ? o.resume->iteration : 0;
-  if (o.resume) {
-    const FitState& r = *o.resume;
-    if (r.theta.size() != np)
-      throw Error("the checkpoint has " + std::to_string(r.theta.size()) + " coefficients, the model has " +
-                  std::to_string(p));
-    if (r.iteration < 0 || r.history.size() != static_cast<std::size_t>(r.iteration))
-      throw Error("the checkpoint's history has " + std::to_string(r.history.size()) + " rows for iteration " +
-                  std::to_string(r.iteration));
-    res.theta = r.theta;
-    comm.broadcast(res.theta.data(), np);
-    if (comm.is_root()) res.history = r.history;  // like every history row: root's
-    res.last_step = r.last_step;
-    t_prev = r.step_length;
-    kl_prev = r.kl;
-    damp_prev = r.damping;
-    step_norm_prev = r.step_norm;
-    st.prev_loss = r.prev_loss;
-  }
-  // The state before theta_k is evaluated (root): row k of the history is not in it.
-  auto state_at = [&](int k, double seconds, double prev_loss) {
-    FitState s;
-    s.iteration = k;
-    s.theta = res.theta;
-    s.history.assign(res.history.begin(),
-                     res.history.begin() + std::min<std::ptrdiff_t>(k, std::ssize(res.history)));
-    s.step_length = t_prev;
-    s.kl = kl_prev;
-    s.damping = damp_prev;
-    s.step_norm = step_norm_prev;
-    s.last_step = res.last_step;
-    s.seconds = seconds;
-    s.prev_loss = prev_loss;
-    return s;
-  };
-
-  // One fused pass at \p at: loss, gradient and Fisher, reduced to root. Every rank's
-  // interrupt flag rides along in the reduction: no extra collective. Returns the flag
-  // (meaningful on root).
-  auto evaluate = [&](std::span<const double> at) {
-    accumulate(shard, model, at, kind, o.threads, ws, sums, o.sample);
-    sums.buf.push_back(o.interrupt != nullptr && *o.interrupt != 0 ? 1.0 : 0.0);
-    comm.reduce_sum(sums.buf.data(), sums.buf.size());
-    const bool stop = sums.buf.back() > 0;
-    sums.buf.pop_back();
-    return stop;
-  };
-  bool have_sums = false;  // sums already hold theta_k's evaluation (an accepted fused trial)
-  bool stop_requested = false;
-  for (int k = start;; ++k) {
-    if (!have_sums) stop_requested = evaluate(res.theta);
-    have_sums = false;
-    if (comm.is_root()) {
-      Reason status = Reason::running;
-      int control = kContinue;
-      finalize(sums, st.nz);
-      add_penalty(o, res.theta, st.nz);
-      const double gnorm = max_abs(st.nz.grad);
-      const bool finite = std::isfinite(st.nz.loss) && all_finite(st.nz.grad) && all_finite(st.nz.fisher);
-      double t = 0, kl_unit = 0;
-      if (!finite) {
-        // A step that left the finite region: halve it (fixed rule) or give up.
-        if (k > start && halvings_nonfinite < o.max_halvings) {
-          control = kHalve;
-          ++halvings_nonfinite;
-          if (obs.log) obs.log("iteration " + std::to_string(k) + ": non-finite loss; halving the step");
-        } else {
-          status = Reason::non_finite;
-        }
-      } else {
-        IterationRecord rec{k, st.nz.loss, gnorm, step_norm_prev, kl_prev, damp_prev, t_prev, elapsed()};
-        if (gnorm <= o.tol)
-          status = Reason::converged_gradient;
-        else if (k > 0 && o.ftol > 0 &&
-                 std::abs(st.nz.loss - st.prev_loss) <= o.ftol * std::max(1.0, std::abs(st.nz.loss)))
-          status = Reason::converged_loss;
-        else if (k >= o.max_iter)
-          status = Reason::max_iterations;
-        else
-          status = direction(o, st, p, d, damping, kl_unit, obs, k);
-        if (status == Reason::singular_fisher && k > start && halvings_nonfinite < o.max_halvings) {
-          // The last step left the region where the Fisher is usable: retreat.
-          status = Reason::running;
-          control = kHalve;
-          ++halvings_nonfinite;
-          if (obs.log) obs.log("iteration " + std::to_string(k) + ": Fisher singular; halving the step");
-        } else {
-          res.history.push_back(rec);
-          if (obs.on_iteration) obs.on_iteration(rec);
-        }
-        if (status == Reason::running && control == kContinue &&
-            (stop_requested || (o.checkpoint_every > 0 && k > start && k % o.checkpoint_every == 0))) {
-          // A regular iterate whose direction exists: a resume from here re-evaluates
-          // theta_k and takes exactly the steps this run would have taken.
-          if (obs.on_checkpoint) obs.on_checkpoint(state_at(k, rec.seconds, st.prev_loss));
-          if (stop_requested) status = Reason::interrupted;
-        }
-        st.prev_loss = st.nz.loss;
-        if (control != kHalve) halvings_nonfinite = 0;
-        if (status == Reason::running && control != kHalve) {
-          t = o.lr;
-          if (o.step == StepRule::kl && kl_unit > 0) t = std::min(o.lr, std::sqrt(o.kl / kl_unit));
-        }
-      }
-      ctl[0] = control == kHalve ? double{kHalve} : static_cast<double>(static_cast<int>(status));
-      ctl[1] = t;
-      ctl[2] = damping;
-      ctl[3] = kl_unit;
-      ctl[4] = st.nz.loss;
-      ctl[5] = gnorm;
-      std::copy(d.begin(), d.end(), ctl.begin() + kHdr);
-    }
-    comm.broadcast(ctl.data(), ctl.size());
-    const int code = static_cast<int>(ctl[0]);
-    res.loss = ctl[4];
-    res.grad_norm = ctl[5];
-    res.iterations = k;
-    if (code == kHalve) {
-      // Every rank retreats identically from the same previous point.
-      t_prev *= 0.5;
-      kl_prev *= 0.25;
-      step_norm_prev *= 0.5;
-      for (std::size_t j = 0; j < np; ++j) res.theta[j] = prev_theta[j] + t_prev * d[j];
-      --k;
-      continue;
-    }
-    if (code != 0) {
-      res.reason = static_cast<Reason>(code);
-      break;
-    }
-    std::copy(ctl.begin() + kHdr, ctl.end(), d.begin());
-    double t = ctl[1];
-    const double kl_unit = ctl[3];
-    prev_theta = res.theta;
-
-    if (o.step == StepRule::fixed) {
-      for (std::size_t j = 0; j < np; ++j) res.theta[j] = prev_theta[j] + t * d[j];
-    } else {
-      // Backtracking: loss-only trials, decided on root, decision broadcast.
-      double slope = 0;
-      if (comm.is_root())
-        for (std::size_t j = 0; j < np; ++j) slope += st.nz.grad[j] * d[j];
-      // The first trial is a full pass (loss, gradient, Fisher) when the last step was
-      // accepted at its first trial (or this is the first step): if it is accepted, as
-      // near the optimum it is, the next iteration needs no pass of its own. Otherwise
-      // the trials evaluate the loss only. The rule depends only on the checkpointed
-      // step length, so a resumed fit takes the same path.
-      const bool fuse_first = t_prev == 0 || t_prev == t;
-      bool accepted = false;
-      for (int h = 0; h <= o.max_halvings && !accepted; ++h) {
-        for (std::size_t j = 0; j < np; ++j) trial[j] = prev_theta[j] + t * d[j];
-        double lw[2];
-        const bool full = h == 0 && fuse_first;
-        if (full) {
-          stop_requested = evaluate(trial);
-          lw[0] = sums.buf[0];  // root's reduced sums (the other ranks' are partial)
-          lw[1] = sums.buf[1];
-        } else {
-          accumulate_loss(shard, model, trial, o.threads, ws, lw);
-          comm.reduce_sum(lw, 2);
-        }
-        double decision = 0;
-        if (comm.is_root()) {
-          const double f = (lw[0] + penalty(o, trial)) / lw[1];
-          // Armijo, with an allowance of a few ulps of the loss: near the optimum the
-          // predicted decrease falls below the loss's rounding and could never be seen.
-          const double noise = 16 * std::numeric_limits<double>::epsilon() * std::abs(res.loss);
-          decision = (std::isfinite(f) && f <= res.loss + o.armijo_c1 * t * slope + noise) ? 1.0 : 0.0;
-          // At the rounding floor of the loss (a sum over all rows, relative error up to
-          // ~1e-13 at 1e6 rows) Armijo cannot see a decrease; a full trial then also
-          // accepts a step whose loss is level to 1e-12 and whose gradient max-norm falls.
-          if (decision == 0.0 && full && std::isfinite(f) && f - res.loss <= 1e-12 * std::abs(res.loss)) {
-            double gt = 0;
-            for (std::size_t j = 0; j < np; ++j) {
-              double g = sums.buf[3 + j] / lw[1];
-              if (o.l2 > 0 && (o.penalized.empty() || o.penalized[j])) g += o.l2 * trial[j] / lw[1];
-              gt = std::max(gt, std::isnan(g) ? INFINITY : std::abs(g));
-            }
-            if (gt < res.grad_norm) decision = 1.0;
-          }
-        }
-        comm.broadcast(&decision, 1);
-        if (decision == 1.0) {
-          accepted = true;
-          have_sums = full;
-          res.theta = trial;
-        } else {
-          t *= 0.5;
-        }
-      }
-      if (!accepted) {
-        res.theta = prev_theta;
-        res.reason = Reason::line_search_failed;
-        break;
-      }
-    }
-    t_prev = t;
-    res.last_step.resize(np);
-    for (std::size_t j = 0; j < np; ++j) res.last_step[j] = t * d[j];
-    kl_prev = t * t * kl_unit;
-    damp_prev = ctl[2];
-    double s2 = 0;
-    for (std::size_t j = 0; j < np; ++j) s2 += (t * d[j]) * (t * d[j]);
-    step_norm_prev = std::sqrt(s2);
-    damping = o.damping;  // a raised damping holds for one iteration only
-  }
-  res.weight_sum = st.nz.weight_sum;
+  const std::int64_t p = agreed_parameters(shard, model, o, comm);
+  Solver solver(shard, model, o, comm, obs, p);
+  FitResult res = std::move(solver.run(elapsed));
+  Normalized& nz = solver.root_sums();
+  res.weight_sum = nz.weight_sum;
   comm.broadcast(&res.weight_sum, 1);
   std::int64_t nobs = shard.n_rows;
   comm.allreduce_sum(&nobs, 1);
   res.n_obs = nobs;
-  if (comm.is_root()) res.fisher = std::move(st.nz.fisher);
-  res.fisher_kind = kind;
-  res.fisher_sampled = o.sample.active() && kind != FisherKind::none;
+  if (comm.is_root()) res.fisher = std::move(nz.fisher);
+  res.fisher_kind = solver.fisher_kind();
+  res.fisher_sampled = o.sample.active() && res.fisher_kind != FisherKind::none;
   res.seconds = elapsed();
   return res;
 }
-
 }  // namespace natgrad
 
 namespace natgrad {

@@ -1,0 +1,226 @@
+#pragma once
+/// \file solver_parts.hpp (private: not installed)
+/// The named parts of fit() (src/core/solver.cpp), none of them collective:
+///
+///   Direction        d from the reduced, normalised sums at theta_k (root only):
+///                    CholeskyDirection (--method ngd), DiagonalDirection (diag),
+///                    GradientDirection (gd). Also names the Fisher kind the pass must
+///                    accumulate for it.
+///   StepLengthRule   the first trial length along d, whether to backtrack, and the
+///                    acceptance test of a trial: FixedStep, ArmijoStep, KlStep.
+///   ConvergenceTest  the stopping test at a finite iterate: gradient max-norm, relative
+///                    loss change, iteration limit.
+///   Decision         what root broadcasts each iteration (proceed / halve / stop, with
+///                    the step length, damping, model KL, loss, gradient norm and d),
+///                    encoded to and decoded from the one message in one place.
+///
+/// Every direction shares the per-row numbers of the model, the one reduction of the
+/// packed sums, the step rules and the stopping test; a new one is another Direction and
+/// a line in make_direction(), with no edit to the others. Directions are root-only: a
+/// conjugate gradient on the reduced Fisher fits as it is; a matrix-free one, whose
+/// Fisher-vector products are passes over every rank's rows, needs in addition a
+/// collective phase in Solver::run (root broadcasts "compute a direction", every rank
+/// joins the products), which the Cholesky, diagonal and gradient directions never enter.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/kernels.hpp"
+#include "natgrad/core/fit_options.hpp"
+#include "natgrad/core/solver.hpp"
+
+namespace natgrad {
+
+// ---------------------------------------------------------------------------------------
+// Directions
+
+/// What a direction reports besides d.
+struct DirectionOutcome {
+  Reason status = Reason::running;  ///< running, or why no direction exists (singular_fisher)
+  double damping = 0;               ///< damping actually used (the input one unless raised)
+  double kl_unit = 0;               ///< model KL per unit step, 0.5 d^T F d (0 when unknown)
+};
+
+/// A search direction from the normalised sums (loss, gradient, Fisher of the kind
+/// fisher_kind()) at the current iterate. Root only, local: no collective.
+class Direction {
+ public:
+  virtual ~Direction() = default;
+  /// The Fisher the per-iteration pass must accumulate for this direction.
+  virtual FisherKind fisher_kind() const = 0;
+  /// Writes d (p = nz.grad.size() values) for the sums \p nz with the damping \p damping
+  /// asked for. \p log (may be empty) receives notes such as a raised damping, prefixed
+  /// with the iteration \p iter. When the status is not running, d holds whatever the
+  /// attempt left in it.
+  virtual DirectionOutcome compute(const Normalized& nz, double damping, int iter,
+                                   const std::function<void(const std::string&)>& log,
+                                   std::span<double> d) = 0;
+};
+
+/// --method ngd: d = -(F + lambda I)^{-1} g by damped Cholesky, the damping raised until
+/// the factorisation succeeds (damped_cholesky_solve); KL 0.5 d^T F d by dsymv.
+class CholeskyDirection final : public Direction {
+ public:
+  explicit CholeskyDirection(FisherKind kind) : kind_(kind) {}
+  FisherKind fisher_kind() const override { return kind_; }
+  DirectionOutcome compute(const Normalized& nz, double damping, int iter,
+                           const std::function<void(const std::string&)>& log, std::span<double> d) override;
+
+ private:
+  FisherKind kind_;
+  std::vector<double> factor_, Fd_;  // scratch, reused across iterations
+};
+
+/// --method diag: d_j = -g_j / max(F_jj + lambda, floor), floor = max(1e-12 max_j F_jj,
+/// 1e-300); KL sum_j 0.5 F_jj d_j^2.
+class DiagonalDirection final : public Direction {
+ public:
+  FisherKind fisher_kind() const override { return FisherKind::diagonal; }
+  DirectionOutcome compute(const Normalized& nz, double damping, int iter,
+                           const std::function<void(const std::string&)>& log, std::span<double> d) override;
+};
+
+/// --method gd: d = -g, no Fisher, KL 0 (the KL step rule then uses lr).
+class GradientDirection final : public Direction {
+ public:
+  FisherKind fisher_kind() const override { return FisherKind::none; }
+  DirectionOutcome compute(const Normalized& nz, double damping, int iter,
+                           const std::function<void(const std::string&)>& log, std::span<double> d) override;
+};
+
+/// The direction of FitOptions::method.
+std::unique_ptr<Direction> make_direction(const FitOptions& o);
+
+// ---------------------------------------------------------------------------------------
+// Step-length rules
+
+/// The start of a line search: mean loss and gradient max-norm at theta_k, slope g^T d.
+struct SearchStart {
+  double loss = 0, grad_norm = 0, slope = 0;
+};
+
+/// One trial theta_k + t d.
+struct Trial {
+  double t = 0;     ///< its step length
+  double loss = 0;  ///< mean loss at it (penalty included)
+  /// Gradient max-norm at it: only for a full trial (one whose pass also formed the
+  /// gradient), else empty. Called only when the rule needs it.
+  std::function<double()> grad_norm;
+};
+
+/// How far to go along d. Root only, local: the solver runs the trials (collective
+/// passes) and broadcasts each verdict.
+class StepLengthRule {
+ public:
+  virtual ~StepLengthRule() = default;
+  /// The first trial length, given the model KL per unit step 0.5 d^T F d.
+  virtual double initial(double kl_unit) const = 0;
+  /// false: take the first length without evaluating it (no trials).
+  virtual bool backtracks() const = 0;
+  /// Whether \p trial is accepted (backtracking rules only).
+  virtual bool accept(const SearchStart& start, const Trial& trial) const = 0;
+  /// The next trial length after \p t was rejected.
+  double shrink(double t) const { return t * 0.5; }
+};
+
+/// --step fixed: t = lr, taken as it is.
+class FixedStep final : public StepLengthRule {
+ public:
+  explicit FixedStep(double lr) : lr_(lr) {}
+  double initial(double) const override { return lr_; }
+  bool backtracks() const override { return false; }
+  bool accept(const SearchStart&, const Trial&) const override { return true; }
+
+ private:
+  double lr_;
+};
+
+/// --step armijo: first trial lr, halved until the Armijo condition
+/// f(t) <= f(0) + c1 t g^T d holds (with an allowance of 16 ulps of f(0)); at the loss's
+/// rounding floor a full trial whose loss is level to 1e-12 and whose gradient max-norm
+/// falls is accepted too.
+class ArmijoStep : public StepLengthRule {
+ public:
+  ArmijoStep(double lr, double c1) : lr_(lr), c1_(c1) {}
+  double initial(double) const override { return lr_; }
+  bool backtracks() const override { return true; }
+  bool accept(const SearchStart& start, const Trial& trial) const override;
+
+ protected:
+  double lr_, c1_;
+};
+
+/// --step kl: first trial min(lr, sqrt(c / kl_unit)), so that the model KL of the step
+/// t^2 kl_unit is at most c (lr when kl_unit is 0); then as ArmijoStep.
+class KlStep final : public ArmijoStep {
+ public:
+  KlStep(double lr, double c1, double radius) : ArmijoStep(lr, c1), radius_(radius) {}
+  double initial(double kl_unit) const override;
+
+ private:
+  double radius_;
+};
+
+/// The rule of FitOptions::step.
+std::unique_ptr<StepLengthRule> make_step_rule(const FitOptions& o);
+
+// ---------------------------------------------------------------------------------------
+// Stopping test
+
+/// At a finite iterate k: converged_gradient when max |g| <= tol, else converged_loss
+/// when k > 0, ftol > 0 and |f - f_prev| <= ftol max(1, |f|), else max_iterations when
+/// k >= max_iter, else running.
+struct ConvergenceTest {
+  double tol = 0, ftol = 0;
+  int max_iter = 0;
+  ConvergenceTest() = default;
+  explicit ConvergenceTest(const FitOptions& o) : tol(o.tol), ftol(o.ftol), max_iter(o.max_iter) {}
+  Reason check(int k, double loss, double prev_loss, double grad_norm) const;
+};
+
+// ---------------------------------------------------------------------------------------
+// The per-iteration decision
+
+/// What every rank does after root has looked at theta_k.
+struct Decision {
+  enum class Action {
+    proceed,  ///< step along direction with first trial length step
+    halve,    ///< retreat: half the last step from the previous iterate (not an iteration)
+    stop,     ///< leave the loop with reason
+  };
+  Action action = Action::proceed;
+  Reason reason = Reason::running;  ///< running unless action is stop
+  double step = 0;                  ///< first trial length (proceed), else 0
+  double damping = 0;               ///< damping the direction used
+  double kl_unit = 0;               ///< 0.5 d^T F d
+  double loss = 0;                  ///< mean loss at theta_k
+  double grad_norm = 0;             ///< max |gradient| at theta_k
+  std::vector<double> direction;    ///< d (p); replaced only by a proceed decision
+
+  /// Root: proceed when \p status is running, else stop with it.
+  void set_status(Reason status);
+};
+
+/// The broadcast of a Decision: [code, step, damping, kl_unit, loss, grad_norm] + d,
+/// code = the Reason (0 = proceed) or kHalveCode. Collective.
+class DecisionChannel {
+ public:
+  static constexpr std::size_t kHeader = 6;
+  static constexpr int kHalveCode = 100;
+  explicit DecisionChannel(std::size_t p) : msg_(kHeader + p, 0.0) {}
+  /// Root encodes \p dec, broadcasts, and every rank decodes into \p dec; the direction
+  /// is taken from the message on a proceed decision only.
+  void share(Decision& dec, const Communicator& comm);
+  void encode(const Decision& dec);
+  void decode(Decision& dec) const;
+  std::span<double> message() { return msg_; }
+
+ private:
+  std::vector<double> msg_;
+};
+
+}  // namespace natgrad
