@@ -15,28 +15,18 @@
 #include "natgrad/core/model.hpp"
 #include "natgrad/core/partition.hpp"
 #include "natgrad/core/solver.hpp"
+#include "support/test_support.hpp"
 
 using namespace natgrad;
 
 namespace {
-Shard my_rows(const GeneratorSpec& g, const Communicator& c) {
-  const Range r = partition(g.rows, c.rank(), c.size());
-  Shard s = generate_rows(g, r.begin, r.end, 1);
-  s.first_row = r.begin;
-  s.n_global = g.rows;
-  add_intercept(s);
-  return s;
-}
+using test::my_rows;
 bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
 }
-/// A checkpoint file path every rank agrees on (rank 0's temp dir and pid).
-std::filesystem::path shared_path(const Communicator& c, const std::string& name) {
-  std::string p = (std::filesystem::path(NATGRAD_TEST_TMP) / (name + "-" + std::to_string(::getpid()))).string();
-  c.broadcast(p);
-  if (c.is_root()) std::filesystem::create_directories(NATGRAD_TEST_TMP);
-  c.barrier();
-  return p;
+/// A checkpoint file path every rank agrees on (in this run's own folder).
+std::filesystem::path shared_path(const Communicator&, const std::string& name) {
+  return test::tmp_path(name);
 }
 }  // namespace
 

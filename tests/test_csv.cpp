@@ -2,10 +2,7 @@
 // case and makes the same collective calls in the same order; checks use CHECK (not
 // REQUIRE) after the collectives so a failing rank cannot leave the others waiting.
 #include <catch2/catch.hpp>
-#include <charconv>
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -15,31 +12,13 @@
 #include "natgrad/io/generator.hpp"
 #include "natgrad/core/partition.hpp"
 #include "natgrad/io/reader.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 
 using Catch::Matchers::Contains;
-using natgrad::Communicator;
-using natgrad::ReadOptions;
-using natgrad::Shard;
-
-/// Rank 0 writes \p content to a fresh file under the test folder; every rank waits.
-std::string write_file(const Communicator& comm, const std::string& name,
-                       const std::string& content) {
-  const std::string path = std::string(NATGRAD_TEST_TMP) + "/csv_" + name;
-  if (comm.is_root()) {
-    std::filesystem::create_directories(NATGRAD_TEST_TMP);
-    std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
-  }
-  comm.barrier();
-  return path;
-}
-
-std::string num(double v) {
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
+using namespace natgrad;
+using namespace natgrad::test;
 
 /// Row i of the test data: its label and three features, the first the row index.
 double label_of(std::int64_t i) { return i % 3 == 0 ? 1.0 : 0.0; }
@@ -123,12 +102,7 @@ void check_test_rows(const Shard& s, const Communicator& comm, std::int64_t n,
 
 /// Collective. The message of the natgrad::Error read_csv throws ("" if none).
 std::string read_error(const ReadOptions& opts, const Communicator& comm) {
-  try {
-    natgrad::read_csv(opts, comm);
-  } catch (const natgrad::Error& e) {
-    return e.what();
-  }
-  return {};
+  return natgrad::test::error_of([&] { natgrad::read_csv(opts, comm); });
 }
 
 }  // namespace
@@ -148,7 +122,7 @@ TEST_CASE("csv: every row is read once, in order, at any rank count", "[csv]") {
     INFO("style " << st.name);
     const std::int64_t n = 1001;
     ReadOptions opts;
-    opts.path = write_file(comm, "rows_" + st.name + ".csv", make_csv(n, st).text);
+    opts.path = write_file(comm, "csv_rows_" + st.name + ".csv", make_csv(n, st).text);
     const Shard s = natgrad::read_csv(opts, comm);
     check_test_rows(s, comm, n);
     // 1001 rows are enough for every rank of up to 4 to get some.
@@ -166,13 +140,13 @@ TEST_CASE("csv: explicit header modes", "[csv]") {
   const Communicator comm = Communicator::world();
   ReadOptions opts;
   // A numeric first line is data under auto-detect, names under Header::yes.
-  opts.path = write_file(comm, "numeric_header.csv", "1,2,3,4\n" + make_csv(50, {"", false}).text);
+  opts.path = write_file(comm, "csv_numeric_header.csv", "1,2,3,4\n" + make_csv(50, {"", false}).text);
   opts.header = ReadOptions::Header::yes;
   const Shard s = natgrad::read_csv(opts, comm);
   check_test_rows(s, comm, 50);
   CHECK(s.names == std::vector<std::string>{"2", "3", "4"});
   // Header::no on a file with names: the names line is a bad data line, line 1.
-  opts.path = write_file(comm, "named_as_data.csv", make_csv(50, {}).text);
+  opts.path = write_file(comm, "csv_named_as_data.csv", make_csv(50, {}).text);
   opts.header = ReadOptions::Header::no;
   CHECK_THAT(read_error(opts, comm), Contains("named_as_data.csv:1: field 1 'y' is not a number"));
 }
@@ -181,7 +155,7 @@ TEST_CASE("csv: large file read in several chunks", "[csv]") {
   const Communicator comm = Communicator::world();
   const std::int64_t n = 300000;  // about 7 MB: more than one read chunk per rank at 1 rank
   ReadOptions opts;
-  opts.path = write_file(comm, "large.csv", make_csv(n, {"large", true, "\n", true, 1000}).text);
+  opts.path = write_file(comm, "csv_large.csv", make_csv(n, {"large", true, "\n", true, 1000}).text);
   check_test_rows(natgrad::read_csv(opts, comm), comm, n);
 }
 
@@ -198,7 +172,7 @@ TEST_CASE("csv: lines longer than a scan block", "[csv]") {
     text += "\n";
   }
   ReadOptions opts;
-  opts.path = write_file(comm, "wide.csv", text);
+  opts.path = write_file(comm, "csv_wide.csv", text);
   const Shard s = natgrad::read_csv(opts, comm);
   std::int64_t total = s.n_rows;
   comm.allreduce_sum(&total, 1);
@@ -218,16 +192,16 @@ TEST_CASE("csv: lines longer than a scan block", "[csv]") {
 TEST_CASE("csv: fewer rows than ranks", "[csv]") {
   const Communicator comm = Communicator::world();
   ReadOptions opts;
-  opts.path = write_file(comm, "two_rows.csv", make_csv(2, {}).text);
+  opts.path = write_file(comm, "csv_two_rows.csv", make_csv(2, {}).text);
   check_test_rows(natgrad::read_csv(opts, comm), comm, 2);
-  opts.path = write_file(comm, "one_row_noeol.csv", make_csv(1, {"", false, "\n", false}).text);
+  opts.path = write_file(comm, "csv_one_row_noeol.csv", make_csv(1, {"", false, "\n", false}).text);
   check_test_rows(natgrad::load_shard(opts, comm), comm, 1);
 }
 
 TEST_CASE("csv: a file without data rows", "[csv]") {
   const Communicator comm = Communicator::world();
   ReadOptions opts;
-  opts.path = write_file(comm, "header_only.csv", "y,a,b\n\n");
+  opts.path = write_file(comm, "csv_header_only.csv", "y,a,b\n\n");
   const Shard s = natgrad::read_csv(opts, comm);
   CHECK(s.n_global == 0);
   CHECK(s.n_rows == 0);
@@ -239,7 +213,7 @@ TEST_CASE("csv: a file without data rows", "[csv]") {
     msg = e.what();
   }
   CHECK_THAT(msg, Contains("no data rows in " + opts.path));
-  opts.path = write_file(comm, "empty.csv", "");
+  opts.path = write_file(comm, "csv_empty.csv", "");
   CHECK_THAT(read_error(opts, comm), Contains("empty.csv: no data rows"));
 }
 
@@ -254,7 +228,7 @@ TEST_CASE("csv: label column other than 0, other delimiters", "[csv]") {
   ReadOptions opts;
   opts.delimiter = ';';
   opts.label_column = "2";
-  opts.path = write_file(comm, "label2.csv", text);
+  opts.path = write_file(comm, "csv_label2.csv", text);
   const Shard s = natgrad::read_csv(opts, comm);
   check_test_rows(s, comm, 301, 10);
   CHECK(s.names == std::vector<std::string>{"a", "b", "c"});
@@ -267,14 +241,14 @@ TEST_CASE("csv: label column other than 0, other delimiters", "[csv]") {
   }
   opts.delimiter = '\t';
   opts.label_column = "3";
-  opts.path = write_file(comm, "last_label.tsv", tsv);
+  opts.path = write_file(comm, "csv_last_label.tsv", tsv);
   const Shard t = natgrad::read_csv(opts, comm);
   check_test_rows(t, comm, 77);
   CHECK(t.names == std::vector<std::string>{"x1", "x2", "x3"});
 
   opts.delimiter = ',';
   opts.label_column = "7";
-  opts.path = write_file(comm, "label7.csv", make_csv(10, {}).text);
+  opts.path = write_file(comm, "csv_label7.csv", make_csv(10, {}).text);
   CHECK_THAT(read_error(opts, comm),
              Contains("--label-column 7 but " + opts.path + " has 4 columns"));
 }
@@ -286,7 +260,7 @@ TEST_CASE("csv: bad input stops every rank with file and line", "[csv]") {
   auto bad_file = [&](const std::string& name, const Style& st,
                       const std::map<std::int64_t, std::string>& replace) {
     const Csv c = make_csv(n, st, replace);
-    opts.path = write_file(comm, name, c.text);
+    opts.path = write_file(comm, "csv_" + name, c.text);
     return c;
   };
 
@@ -317,21 +291,21 @@ TEST_CASE("csv: bad input stops every rank with file and line", "[csv]") {
   c = bad_file("two_bad.csv", {}, {{10, "0,1,x,3"}, {990, "0,1"}});
   CHECK_THAT(read_error(opts, comm), Contains("two_bad.csv:12: field 3 'x' is not a number"));
 
-  opts.path = std::string(NATGRAD_TEST_TMP) + "/csv_does_not_exist.csv";
+  opts.path = natgrad::test::tmp_path("csv_does_not_exist.csv");
   CHECK_THAT(read_error(opts, comm),
              Contains(opts.path + ": cannot open: No such file or directory"));
   opts.path = NATGRAD_TEST_TMP;
   CHECK_THAT(read_error(opts, comm), Contains(": cannot open: Is a directory"));
 
   // The reader still works after failures (no rank left behind in a collective).
-  opts.path = write_file(comm, "after_errors.csv", make_csv(n, {}).text);
+  opts.path = write_file(comm, "csv_after_errors.csv", make_csv(n, {}).text);
   check_test_rows(natgrad::read_csv(opts, comm), comm, n);
 }
 
 TEST_CASE("csv: load_shard adds the intercept column", "[csv]") {
   const Communicator comm = Communicator::world();
   ReadOptions opts;
-  opts.path = write_file(comm, "intercept.csv", make_csv(257, {}).text);
+  opts.path = write_file(comm, "csv_intercept.csv", make_csv(257, {}).text);
   opts.intercept = true;
   const Shard s = natgrad::load_shard(opts, comm);
   std::int64_t total = s.n_rows;

@@ -10,18 +10,14 @@
 #include "natgrad/core/partition.hpp"
 #include "natgrad/core/solver.hpp"
 #include "reference.hpp"
+#include "support/test_support.hpp"
 
 using namespace natgrad;
 
 namespace {
 Communicator world() { return Communicator::world(); }
+using test::my_rows;
 
-Shard my_rows(const GeneratorSpec& g, const Communicator& c, bool intercept) {
-  const Range r = partition(g.rows, c.rank(), c.size());
-  Shard s = generate_rows(g, r.begin, r.end, 1);
-  if (intercept) add_intercept(s);
-  return s;
-}
 Shard all_rows(const GeneratorSpec& g, bool intercept) {
   Shard s = generate_rows(g, 0, g.rows, 1);
   if (intercept) add_intercept(s);

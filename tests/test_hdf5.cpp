@@ -5,9 +5,7 @@
 #include <hdf5.h>
 
 #include <catch2/catch.hpp>
-#include <charconv>
 #include <cmath>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -17,17 +15,15 @@
 #include "natgrad/core/communicator.hpp"
 #include "natgrad/core/error.hpp"
 #include "natgrad/io/reader.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 
 using Catch::Matchers::Contains;
-using natgrad::Communicator;
-using natgrad::ReadOptions;
-using natgrad::Shard;
+using namespace natgrad;
+using namespace natgrad::test;
 
-std::string tmp_path(const std::string& name) {
-  return std::string(NATGRAD_TEST_TMP) + "/h5_" + name;
-}
+std::string h5_path(const std::string& name) { return tmp_path("h5_" + name); }
 
 /// Row-major table: column 0 a 0/1 label, 1 positive (weight-like), 2..4 features whose
 /// values are exact in float32.
@@ -46,9 +42,8 @@ std::vector<double> table(std::int64_t rows, std::int64_t cols = 5) {
 std::string write_h5(const Communicator& comm, const std::string& file, const std::string& name,
                      const std::vector<double>& v, hsize_t rows, hsize_t cols, hid_t ftype,
                      hsize_t chunk_rows = 0, int ndims = 2) {
-  const std::string path = tmp_path(file);
+  const std::string path = h5_path(file);
   if (comm.is_root()) {
-    std::filesystem::create_directories(NATGRAD_TEST_TMP);
     const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     const hsize_t dims3[3] = {rows, cols, 1};
     const hid_t space = H5Screate_simple(ndims, dims3, nullptr);
@@ -71,47 +66,16 @@ std::string write_h5(const Communicator& comm, const std::string& file, const st
   return path;
 }
 
-std::string num(double v) {
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
-
 std::string write_csv(const Communicator& comm, const std::string& file,
                       const std::vector<double>& v, std::int64_t cols) {
-  const std::string path = tmp_path(file);
+  const std::string path = h5_path(file);
   if (comm.is_root()) {
-    std::filesystem::create_directories(NATGRAD_TEST_TMP);
     std::ofstream out(path, std::ios::trunc);
     for (std::size_t k = 0; k < v.size(); ++k)
       out << num(v[k]) << ((k + 1) % static_cast<std::size_t>(cols) == 0 ? "\n" : ",");
   }
   comm.barrier();
   return path;
-}
-
-std::string load_error(const ReadOptions& opts, const Communicator& comm) {
-  try {
-    natgrad::load_shard(opts, comm);
-  } catch (const natgrad::Error& e) {
-    return e.what();
-  }
-  return {};
-}
-
-/// Collective. Every row (y, x, weight, offset) as bytes, in row order, on root.
-std::string global_rows(const Shard& s, const Communicator& comm) {
-  std::string mine;
-  auto put = [&](double v) { mine.append(reinterpret_cast<const char*>(&v), sizeof v); };
-  for (std::int64_t k = 0; k < s.n_rows; ++k) {
-    put(s.y[k]);
-    for (std::int64_t j = 0; j < s.n_cols; ++j) put(s.row(k)[j]);
-    if (!s.weight.empty()) put(s.weight[k]);
-    if (!s.offset.empty()) put(s.offset[k]);
-  }
-  std::string all;
-  for (const std::string& part : comm.gather(mine)) all += part;
-  return all;
 }
 
 /// Collective: the two loads hold the same rows (each rank its own, by rows for HDF5 and
@@ -244,10 +208,10 @@ TEST_CASE("hdf5: errors name the file, the dataset and what was expected", "[hdf
   CHECK_THAT(load_error(o, comm), Contains("is an HDF5 dataset, whose columns have no names"));
   o.label_column = "0";
 
-  o.path = tmp_path("not_h5.h5");
+  o.path = h5_path("not_h5.h5");
   if (comm.is_root()) std::ofstream(o.path, std::ios::trunc) << "y,a\n1,2\n";
   comm.barrier();
   CHECK_THAT(load_error(o, comm), Contains(o.path + ": not an HDF5 file"));
-  o.path = tmp_path("missing.h5");
+  o.path = h5_path("missing.h5");
   CHECK_THAT(load_error(o, comm), Contains(o.path + ": cannot open: No such file or directory"));
 }

@@ -7,13 +7,10 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
-#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -22,45 +19,13 @@
 #include "natgrad/core/error.hpp"
 #include "natgrad/io/npy.hpp"
 #include "natgrad/io/reader.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 
 using Catch::Matchers::Contains;
-using natgrad::Communicator;
-using natgrad::ReadOptions;
-using natgrad::Shard;
-
-/// Rank 0 writes \p content to a fresh file under the test folder; every rank waits.
-std::string write_file(const Communicator& comm, const std::string& name,
-                       const std::string& content) {
-  const std::string path = std::string(NATGRAD_TEST_TMP) + "/rd_" + name;
-  if (comm.is_root()) {
-    std::filesystem::create_directories(NATGRAD_TEST_TMP);
-    std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
-  }
-  comm.barrier();
-  return path;
-}
-
-std::string num(double v) {
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
-
-/// Collective. The message of the natgrad::Error that \p read throws ("" if none).
-std::string error_of(const std::function<Shard()>& read) {
-  try {
-    read();
-  } catch (const natgrad::Error& e) {
-    return e.what();
-  }
-  return {};
-}
-
-std::string load_error(const ReadOptions& opts, const Communicator& comm) {
-  return error_of([&] { return natgrad::load_shard(opts, comm); });
-}
+using namespace natgrad;
+using namespace natgrad::test;
 
 // ---------------------------------------------------------------------------
 // A table (column 0 the label by default), and writers for each format.
@@ -211,22 +176,6 @@ void check_shard(const Shard& s, const Communicator& comm, const Table& t, const
   CHECK(bad == 0);
 }
 
-/// Collective. Every row of the dataset (y, x, weight, offset) as bytes, in row order,
-/// on root ("" elsewhere).
-std::string global_rows(const Shard& s, const Communicator& comm) {
-  std::string mine;
-  auto put = [&](double v) { mine.append(reinterpret_cast<const char*>(&v), sizeof v); };
-  for (std::int64_t k = 0; k < s.n_rows && s.y.size() == static_cast<std::size_t>(s.n_rows); ++k) {
-    put(s.y[k]);
-    for (std::int64_t j = 0; j < s.n_cols; ++j) put(s.row(k)[j]);
-    if (!s.weight.empty()) put(s.weight[k]);
-    if (!s.offset.empty()) put(s.offset[k]);
-  }
-  std::string all;
-  for (const std::string& part : comm.gather(mine)) all += part;
-  return all;
-}
-
 std::vector<std::string> xnames(std::int64_t p) {
   std::vector<std::string> n;
   for (std::int64_t k = 1; k <= p; ++k) n.push_back("x" + std::to_string(k));
@@ -241,7 +190,7 @@ std::vector<std::string> xnames(std::int64_t p) {
 TEST_CASE("csv: label, weight, offset and feature columns by name and by index", "[readers]") {
   const Communicator comm = Communicator::world();
   const Table t = make_table(1001);
-  const std::string path = write_file(comm, "roles.csv", to_csv(t, {"y", "w", "a", "b", "off"}));
+  const std::string path = write_file(comm, "rd_roles.csv", to_csv(t, {"y", "w", "a", "b", "off"}));
   ReadOptions opts;
   opts.path = path;
 
@@ -274,7 +223,7 @@ TEST_CASE("csv: label, weight, offset and feature columns by name and by index",
 
   // Without a header: indices only, names x1.. by feature order.
   ReadOptions bare;
-  bare.path = write_file(comm, "roles_noheader.csv", to_csv(t, {}));
+  bare.path = write_file(comm, "rd_roles_noheader.csv", to_csv(t, {}));
   bare.weight_column = "1";
   bare.columns = "4,2";
   check_shard(natgrad::load_shard(bare, comm), comm, t, {0, 1, -1, {4, 2}}, {"x1", "x2"});
@@ -296,7 +245,7 @@ TEST_CASE("csv: columns without a role are not parsed", "[readers]") {
     text += "row" + std::to_string(i) + "," + std::to_string(i % 2) + "," + num(0.5 * i) +
             ",\"free text, with a comma\"\n";
   ReadOptions opts;
-  opts.path = write_file(comm, "text_columns.csv", text);
+  opts.path = write_file(comm, "rd_text_columns.csv", text);
   opts.label_column = "y";
   opts.columns = "x";
   const Shard s = natgrad::load_shard(opts, comm);
@@ -319,7 +268,7 @@ TEST_CASE("csv: column role errors", "[readers]") {
   const Communicator comm = Communicator::world();
   const Table t = make_table(60);
   const std::string path =
-      write_file(comm, "role_errors.csv", to_csv(t, {"y", "w", "a", "b", "off"}));
+      write_file(comm, "rd_role_errors.csv", to_csv(t, {"y", "w", "a", "b", "off"}));
   auto err = [&](const std::string& label, const std::string& weight, const std::string& offset,
                  const std::string& columns, const std::string& file = "") {
     ReadOptions o;
@@ -355,7 +304,7 @@ TEST_CASE("csv: column role errors", "[readers]") {
   CHECK_THAT(err("", "", "", ""), Contains("--label-column is empty"));
 
   // Names without a header.
-  const std::string bare = write_file(comm, "role_errors_noheader.csv", to_csv(t, {}));
+  const std::string bare = write_file(comm, "rd_role_errors_noheader.csv", to_csv(t, {}));
   CHECK_THAT(err("y", "", "", "", bare),
              Contains("--label-column 'y' is a column name, but " + bare + " has no header line"));
   ReadOptions o;
@@ -365,7 +314,7 @@ TEST_CASE("csv: column role errors", "[readers]") {
   CHECK_THAT(load_error(o, comm), Contains("is read without a header line (--header no)"));
 
   // Two columns of the same name.
-  const std::string dup = write_file(comm, "dup_names.csv", "y,a,a\n1,2,3\n");
+  const std::string dup = write_file(comm, "rd_dup_names.csv", "y,a,a\n1,2,3\n");
   CHECK_THAT(err("y", "a", "", "", dup), Contains("--weight-column 'a' is ambiguous"));
 }
 
@@ -383,22 +332,22 @@ TEST_CASE("csv: weights must be finite and >= 0, with file and line", "[readers]
   }();
   std::string neg = text;
   neg.replace(at, text.find('\n', at) - at, "1,-0.5,1,2,3");
-  opts.path = write_file(comm, "neg_weight.csv", neg);
+  opts.path = write_file(comm, "rd_neg_weight.csv", neg);
   CHECK_THAT(load_error(opts, comm),
              Contains("rd_neg_weight.csv:992: weight -0.5 (field 2) must be >= 0"));
   // A zero weight is fine; a NaN weight is not finite.
   std::string zero = text;
   zero.replace(at, text.find('\n', at) - at, "1,0,1,2,3");
-  opts.path = write_file(comm, "zero_weight.csv", zero);
+  opts.path = write_file(comm, "rd_zero_weight.csv", zero);
   CHECK(load_error(opts, comm).empty());
   std::string nan = text;
   nan.replace(at, text.find('\n', at) - at, "1,nan,1,2,3");
-  opts.path = write_file(comm, "nan_weight.csv", nan);
+  opts.path = write_file(comm, "rd_nan_weight.csv", nan);
   CHECK_THAT(load_error(opts, comm),
              Contains("rd_nan_weight.csv:992: weight nan (field 2) must be finite and >= 0"));
   // Without a weight role, the negative value is an ordinary feature.
   opts.weight_column = "";
-  opts.path = write_file(comm, "neg_feature.csv", neg);
+  opts.path = write_file(comm, "rd_neg_feature.csv", neg);
   CHECK(load_error(opts, comm).empty());
 }
 
@@ -413,7 +362,7 @@ TEST_CASE("csv: quoted fields (RFC 4180)", "[readers]") {
       text += std::to_string(i % 2) + "," + x + ", \"1.5\" ," + x + "\r\n";
   }
   ReadOptions opts;
-  opts.path = write_file(comm, "quoted.csv", text);
+  opts.path = write_file(comm, "rd_quoted.csv", text);
   const Shard s = natgrad::load_shard(opts, comm);
   CHECK(s.names == std::vector<std::string>{"a,b", "say \"hi\"", "c"});
   std::int64_t total = s.n_rows, bad = 0;
@@ -434,27 +383,27 @@ TEST_CASE("csv: quoted fields (RFC 4180)", "[readers]") {
 
   // Quoting errors, in the header and in a data row near the end.
   ReadOptions bad_opts;
-  bad_opts.path = write_file(comm, "open_quote_header.csv", "y,\"a\n1,2\n");
+  bad_opts.path = write_file(comm, "rd_open_quote_header.csv", "y,\"a\n1,2\n");
   CHECK_THAT(load_error(bad_opts, comm),
              Contains("rd_open_quote_header.csv:1: field 2: quoted field has no closing quote"));
   std::string rows = "y,a,b\n";
   for (int i = 0; i < 500; ++i) rows += (i == 480 ? "1,\"2\"x,3\n" : "1,2,3\n");
-  bad_opts.path = write_file(comm, "after_quote.csv", rows);
+  bad_opts.path = write_file(comm, "rd_after_quote.csv", rows);
   CHECK_THAT(
       load_error(bad_opts, comm),
       Contains("rd_after_quote.csv:482: field 2: text after the closing quote of a quoted field"));
   rows = "y,a,b\n";
   for (int i = 0; i < 500; ++i) rows += (i == 470 ? "1,\"2,3\n" : "1,2,3\n");
-  bad_opts.path = write_file(comm, "open_quote_row.csv", rows);
+  bad_opts.path = write_file(comm, "rd_open_quote_row.csv", rows);
   CHECK_THAT(load_error(bad_opts, comm),
              Contains("rd_open_quote_row.csv:472: field 2: quoted field has no closing quote"));
   // A quoted delimiter does not split: "2,3" is one field, so the row has 2 fields.
   rows = "y,a,b\n1,\"2,3\"\n";
-  bad_opts.path = write_file(comm, "quoted_delim.csv", rows);
+  bad_opts.path = write_file(comm, "rd_quoted_delim.csv", rows);
   CHECK_THAT(load_error(bad_opts, comm),
              Contains("rd_quoted_delim.csv:2: expected 3 fields, found 2"));
   // A doubled quote makes a field text, not a number.
-  bad_opts.path = write_file(comm, "escaped_number.csv", "y,a\n1,\"2\"\"\"\n");
+  bad_opts.path = write_file(comm, "rd_escaped_number.csv", "y,a\n1,\"2\"\"\"\n");
   CHECK_THAT(load_error(bad_opts, comm),
              Contains("rd_escaped_number.csv:2: field 2 '2\"' is not a number"));
 }
@@ -466,7 +415,7 @@ TEST_CASE("npy: rows by rank, dtypes, versions and column roles", "[readers]") {
   const Communicator comm = Communicator::world();
   const Table t = make_table(1003);
   ReadOptions opts;
-  opts.path = write_file(comm, "v1.npy", to_npy(t));
+  opts.path = write_file(comm, "rd_v1.npy", to_npy(t));
   check_shard(natgrad::load_shard(opts, comm), comm, t, {0, -1, -1, {}}, xnames(4));
   // Rows are split by partition(): every rank's count is known exactly.
   const Shard s = natgrad::load_shard(opts, comm);
@@ -474,16 +423,16 @@ TEST_CASE("npy: rows by rank, dtypes, versions and column roles", "[readers]") {
   CHECK(s.n_rows == q + (comm.rank() < r ? 1 : 0));
 
   for (const int major : {2, 3}) {
-    opts.path = write_file(comm, "v" + std::to_string(major) + ".npy", to_npy(t, false, major));
+    opts.path = write_file(comm, "rd_v" + std::to_string(major) + ".npy", to_npy(t, false, major));
     check_shard(natgrad::load_shard(opts, comm), comm, t, {0, -1, -1, {}}, xnames(4));
   }
   // float32, widened to double (values exact in float32).
   const Table t32 = make_table(517, true);
-  opts.path = write_file(comm, "f4.npy", to_npy(t32, true));
+  opts.path = write_file(comm, "rd_f4.npy", to_npy(t32, true));
   check_shard(natgrad::load_shard(opts, comm), comm, t32, {0, -1, -1, {}}, xnames(4));
 
   // Roles by index; the format from ReadOptions.format, whatever the extension.
-  opts.path = write_file(comm, "roles.data", to_npy(t, false, 2));
+  opts.path = write_file(comm, "rd_roles.data", to_npy(t, false, 2));
   opts.format = "npy";
   opts.weight_column = "1";
   opts.offset_column = "4";
@@ -496,7 +445,7 @@ TEST_CASE("npy: rows by rank, dtypes, versions and column roles", "[readers]") {
 
   // natgrad's own writer (generate --out X.npy): label in column 0.
   opts = ReadOptions{};
-  opts.path = std::string(NATGRAD_TEST_TMP) + "/rd_written.npy";
+  opts.path = tmp_path("rd_written.npy");
   if (comm.is_root())
     natgrad::write_npy(opts.path, t.rows, t.cols,
                        [&](std::int64_t b, std::int64_t e, std::span<double> buf) {
@@ -511,7 +460,7 @@ TEST_CASE("npy: rows by rank, dtypes, versions and column roles", "[readers]") {
   small.rows = 3;
   small.cols = 2;
   small.v = {1, 2, 0, 4, 1, 6};
-  opts.path = write_file(comm, "odd_header.npy", npy_file(odd, 1, npy_data(small, false)));
+  opts.path = write_file(comm, "rd_odd_header.npy", npy_file(odd, 1, npy_data(small, false)));
   check_shard(natgrad::load_shard(opts, comm), comm, small, {0, -1, -1, {}}, xnames(1));
 }
 
@@ -520,7 +469,7 @@ TEST_CASE("npy: errors name the file and what was expected", "[readers]") {
   const Table t = make_table(40);
   ReadOptions opts;
   auto err = [&](const std::string& name, const std::string& content) {
-    opts.path = write_file(comm, name, content);
+    opts.path = write_file(comm, "rd_" + name, content);
     return load_error(opts, comm);
   };
   const std::string data = npy_data(t, false);
@@ -601,7 +550,7 @@ TEST_CASE("npy: a file of many read blocks, read by several threads, loads as on
   const Table t = make_table(n);
   ReadOptions opts;
   opts.threads = 3;
-  opts.path = write_file(comm, "blocks.npy", to_npy(t));
+  opts.path = write_file(comm, "rd_blocks.npy", to_npy(t));
   check_shard(natgrad::load_shard(opts, comm), comm, t, {0, -1, -1, {}}, xnames(4));
   // Features not one run of columns (a gather), a weight and an offset.
   opts.weight_column = "1";
@@ -612,7 +561,7 @@ TEST_CASE("npy: a file of many read blocks, read by several threads, loads as on
   const Table t32 = make_table(n, true);
   opts = ReadOptions{};
   opts.threads = 2;
-  opts.path = write_file(comm, "blocks_f4.npy", to_npy(t32, true));
+  opts.path = write_file(comm, "rd_blocks_f4.npy", to_npy(t32, true));
   check_shard(natgrad::load_shard(opts, comm), comm, t32, {0, -1, -1, {}}, xnames(4));
   // The intercept's column is added in place after the read.
   opts.intercept = true;
@@ -633,7 +582,7 @@ TEST_CASE("npy: a file of many read blocks, read by several threads, loads as on
   bad.v[120000 * 5 + 3] = std::numeric_limits<double>::quiet_NaN();
   opts = ReadOptions{};
   opts.threads = 4;
-  opts.path = write_file(comm, "blocks_nan.npy", to_npy(bad));
+  opts.path = write_file(comm, "rd_blocks_nan.npy", to_npy(bad));
   CHECK_THAT(load_error(opts, comm),
              Contains("rd_blocks_nan.npy: array row 120000, column 3 (0-based): value nan is not finite"));
   opts.columns = "1,2";  // columns 3 and 4 unused: the infinity in column 2 is the first
@@ -660,7 +609,7 @@ TEST_CASE("libsvm: sparse lines, comments, qid, labels, feature count across ran
     if (i % 50 == 0) text += "# comment line\n   \n";
   }
   ReadOptions opts;
-  opts.path = write_file(comm, "sparse.svm", text);
+  opts.path = write_file(comm, "rd_sparse.svm", text);
   const Shard s = natgrad::load_shard(opts, comm);
   std::int64_t total = s.n_rows;
   comm.allreduce_sum(&total, 1);
@@ -686,7 +635,7 @@ TEST_CASE("libsvm: sparse lines, comments, qid, labels, feature count across ran
   std::string multi;
   for (int i = 0; i < 100; ++i)
     multi += std::to_string(i % 3 - 1) + " 2:" + std::to_string(i) + "\n";
-  opts.path = write_file(comm, "multi.libsvm", multi);
+  opts.path = write_file(comm, "rd_multi.libsvm", multi);
   opts.threads = 3;
   const Shard m = natgrad::load_shard(opts, comm);
   bad = 0;
@@ -700,7 +649,7 @@ TEST_CASE("libsvm: sparse lines, comments, qid, labels, feature count across ran
   CHECK(bad == 0);
 
   // Roles: column 0 is the label, column j feature j.
-  opts.path = write_file(comm, "roles.svmlight", to_libsvm(make_table(777)));
+  opts.path = write_file(comm, "rd_roles.svmlight", to_libsvm(make_table(777)));
   opts.weight_column = "1";
   opts.offset_column = "4";
   opts.columns = "3,2";
@@ -708,7 +657,7 @@ TEST_CASE("libsvm: sparse lines, comments, qid, labels, feature count across ran
 
   // Labels only: one column.
   opts = ReadOptions{};
-  opts.path = write_file(comm, "labels_only.svm", "1\n0\n1\n");
+  opts.path = write_file(comm, "rd_labels_only.svm", "1\n0\n1\n");
   const Shard l = natgrad::load_shard(opts, comm);
   CHECK(l.n_cols == 0);
   CHECK(l.n_global == 3);
@@ -724,7 +673,7 @@ TEST_CASE("libsvm: errors with file and line", "[readers]") {
       text +=
           (k == line ? bad : std::string(k % 2 ? "+1" : "-1") + " 1:0.5 2:" + std::to_string(k)) +
           "\n";
-    opts.path = write_file(comm, name, text);
+    opts.path = write_file(comm, "rd_" + name, text);
     return load_error(opts, comm);
   };
   CHECK_THAT(err("index0.svm", 590, "1 0:1 2:3"),
@@ -757,7 +706,7 @@ TEST_CASE("libsvm: errors with file and line", "[readers]") {
     std::string text;
     for (int k = 1; k <= 600; ++k)
       text += (k == 20 || k == 580 ? "1 0:1" : "1 1:1") + std::string("\n");
-    opts.path = write_file(comm, "two_bad.svm", text);
+    opts.path = write_file(comm, "rd_two_bad.svm", text);
     CHECK_THAT(load_error(opts, comm), Contains("rd_two_bad.svm:20: feature index 0"));
   }
   // Weights from a feature column: absent = 0 is fine, negative is not.
@@ -783,7 +732,7 @@ TEST_CASE("csv, npy and libsvm files of one table load to the same rows", "[read
     for (const bool roles : {false, true}) {
       INFO("rows " << rows << ", roles " << roles);
       const Table t = make_table(rows);
-      const std::string stem = "same" + std::to_string(rows);
+      const std::string stem = "rd_same" + std::to_string(rows);
       ReadOptions opts;
       if (roles) {
         opts.weight_column = "1";
@@ -856,12 +805,12 @@ TEST_CASE("load_shard picks the format from ReadOptions.format or the extension"
   const Table t = make_table(50);
   ReadOptions opts;
   // A LIBSVM file with an unknown extension is read as CSV, and fails as CSV.
-  opts.path = write_file(comm, "svm_as.txt", to_libsvm(t));
+  opts.path = write_file(comm, "rd_svm_as.txt", to_libsvm(t));
   CHECK_THAT(load_error(opts, comm), Contains("rd_svm_as.txt:"));
   opts.format = "libsvm";
   check_shard(natgrad::load_shard(opts, comm), comm, t, {0, -1, -1, {}}, xnames(4));
   // An NPY file named .csv, read as NPY when told.
-  opts.path = write_file(comm, "npy_as.csv", to_npy(t));
+  opts.path = write_file(comm, "rd_npy_as.csv", to_npy(t));
   opts.format = "npy";
   check_shard(natgrad::load_shard(opts, comm), comm, t, {0, -1, -1, {}}, xnames(4));
   const std::string no_hdf5 = natgrad::hdf5_available()
@@ -870,21 +819,21 @@ TEST_CASE("load_shard picks the format from ReadOptions.format or the extension"
   opts.format = "hdf5";
   CHECK_THAT(load_error(opts, comm), Contains(opts.path + no_hdf5));
   opts.format = "";
-  opts.path = write_file(comm, "data.h5", "");
+  opts.path = write_file(comm, "rd_data.h5", "");
   CHECK_THAT(load_error(opts, comm), Contains(opts.path + no_hdf5));
   opts.format = "xml";
   CHECK_THAT(load_error(opts, comm), Contains("--format 'xml' is not one of"));
   // Missing files, every format.
   for (const std::string ext : {".csv", ".npy", ".svm"}) {
     opts.format = "";
-    opts.path = std::string(NATGRAD_TEST_TMP) + "/rd_missing" + ext;
+    opts.path = tmp_path("rd_missing" + ext);
     CHECK_THAT(load_error(opts, comm),
                Contains(opts.path + ": cannot open: No such file or directory"));
   }
   // Files without rows, every format.
-  opts.path = write_file(comm, "empty.npy", npy_file(npy_dict("<f8", "(0, 3)"), 1, ""));
+  opts.path = write_file(comm, "rd_empty.npy", npy_file(npy_dict("<f8", "(0, 3)"), 1, ""));
   CHECK_THAT(load_error(opts, comm), Contains("no data rows in " + opts.path));
-  opts.path = write_file(comm, "empty.svm", "# nothing\n\n");
+  opts.path = write_file(comm, "rd_empty.svm", "# nothing\n\n");
   CHECK_THAT(load_error(opts, comm), Contains("no data rows in " + opts.path));
 }
 
@@ -903,16 +852,16 @@ TEST_CASE("--label-column none: every format, y all 0, the label column a featur
         same = same && s.row(k)[j] == t.at(s.first_row + k, j + 5 - p);
     CHECK(same);
   };
-  opts.path = write_file(comm, "none.csv", to_csv(t, {"y", "a", "b", "c", "d"}));
+  opts.path = write_file(comm, "rd_none.csv", to_csv(t, {"y", "a", "b", "c", "d"}));
   check_none(natgrad::load_shard(opts, comm), 5);  // every column a feature
   opts.columns = "a,b,c,d";
   check_none(natgrad::load_shard(opts, comm), 4);
   opts.columns = "";
-  opts.path = write_file(comm, "none.npy", to_npy(t));
+  opts.path = write_file(comm, "rd_none.npy", to_npy(t));
   check_none(natgrad::load_shard(opts, comm), 5);
   opts.weight_column = "none";  // none for weight and offset too: no such column
   opts.offset_column = "none";
-  opts.path = write_file(comm, "none.svm", to_libsvm(t));
+  opts.path = write_file(comm, "rd_none.svm", to_libsvm(t));
   const Shard s = natgrad::load_shard(opts, comm);
   CHECK(s.weight.empty());
   CHECK(s.offset.empty());
@@ -922,9 +871,8 @@ TEST_CASE("--label-column none: every format, y all 0, the label column a featur
 TEST_CASE("readers: a FIFO, a directory and invalid UTF-8 in a used header name", "[readers]") {
   const Communicator comm = Communicator::world();
   ReadOptions opts;
-  opts.path = std::string(NATGRAD_TEST_TMP) + "/rd_fifo.csv";
+  opts.path = tmp_path("rd_fifo.csv");
   if (comm.is_root()) {
-    std::filesystem::create_directories(NATGRAD_TEST_TMP);
     std::filesystem::remove(opts.path);
     REQUIRE(mkfifo(opts.path.c_str(), 0600) == 0);
   }
@@ -933,7 +881,7 @@ TEST_CASE("readers: a FIFO, a directory and invalid UTF-8 in a used header name"
   CHECK_THAT(load_error(opts, comm), Contains(opts.path + ": cannot open: not a regular file"));
   opts.path = NATGRAD_TEST_TMP;
   CHECK_THAT(load_error(opts, comm), Contains(opts.path + ": cannot open: Is a directory"));
-  opts.path = write_file(comm, "latin1.csv", "y,caf\xE9,b,\xFF\n1,2,3,x\n0,4,5,y\n");
+  opts.path = write_file(comm, "rd_latin1.csv", "y,caf\xE9,b,\xFF\n1,2,3,x\n0,4,5,y\n");
   opts.columns = "1,2";
   CHECK_THAT(load_error(opts, comm),
              Contains(opts.path + ":1: header field 2 is not valid UTF-8 (byte 0xE9 at offset 3"));

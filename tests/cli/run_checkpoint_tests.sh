@@ -14,41 +14,20 @@
 #  - kill -9 of one non-root rank mid-fit: the job exits non-zero within 30 s.
 # Prints "ok - ..." / "not ok - ..." and "N passed, M failed".
 set -u
-[ $# -ge 3 ] || { echo "usage: $0 NATGRAD_EXE NRANKS WORKDIR [MPIEXEC]" >&2; exit 2; }
-EXE=$1 NP=$2 W=$3 MPIEXEC=${4:-mpiexec}
-case $EXE in /*) ;; *) EXE=$(cd "$(dirname "$EXE")" && pwd)/$(basename "$EXE") ;; esac
-[ -x "$EXE" ] || { echo "natgrad executable '$EXE' not found" >&2; exit 2; }
-rm -rf "$W" && mkdir -p "$W" || exit 2
-W=$(cd "$W" && pwd)
-LOGS=$W/logs
-mkdir -p "$LOGS"
-PASSED=0 FAILED=0
+. "$(dirname "$0")/../support/harness.sh"
+rank_script_args "$@"
 # The other rank count for the cross-layout resume.
 if [ "$NP" -gt 1 ]; then NP_OTHER=1; else NP_OTHER=2; fi
 
-begin_check() { CHECK=$1; WHY=""; }
-fail() { WHY="${WHY:+$WHY; }$1"; }
-end_check() {
-  if [ -z "$WHY" ]; then echo "ok - $CHECK"; PASSED=$((PASSED + 1)); else
-    echo "not ok - $CHECK: $WHY"; FAILED=$((FAILED + 1)); fi
-}
-tail_of() { tail -n "${2:-3}" "$1" 2>/dev/null | tr '\n' '|' | cut -c1-400; }
+# Foreground runs: run_np (tests/support/harness.sh); stdout and stderr apart in OUT and
+# ERR, since mpirun may interleave the two streams mid-line.
 
-# run NAME NP ARGS...: natgrad under MPI in the foreground; sets RC, ALL (stdout) and
-# ERR (stderr: kept apart, since mpirun may interleave the two streams mid-line).
-run() {
-  local name=$1 np=$2
-  shift 2
-  ALL=$LOGS/$name.log
-  ERR=$LOGS/$name.err
-  timeout -k 10 120 "$MPIEXEC" -n "$np" --oversubscribe "$EXE" "$@" >"$ALL" 2>"$ERR" </dev/null
-  RC=$?
-}
-# start NAME NP ARGS...: the same in the background; sets BG (the mpirun pid) and ALL.
+# start NAME NP ARGS...: natgrad under MPI in the background, without a timeout (the
+# waits below bound it); sets BG (the mpirun pid) and ALL (stdout and stderr).
 start() {
   local name=$1 np=$2
   shift 2
-  ALL=$LOGS/$name.log
+  ALL=$LOGS/$name.all
   "$MPIEXEC" -n "$np" --oversubscribe "$EXE" "$@" >"$ALL" 2>&1 </dev/null &
   BG=$!
 }
@@ -91,19 +70,6 @@ rank_pid() {
   done
   return 1
 }
-coefs() { tr -d ' \t\r\n' <"$1" | sed -n 's/.*"coefficients":\[\([^]]*\)\].*/\1/p'; }
-# close A.json B.json TOL: max |a - b| <= TOL * max |a| over the coefficients.
-close() {
-  local a b
-  a=$(coefs "$1") b=$(coefs "$2")
-  [ -n "$a" ] && [ -n "$b" ] || { echo "coefficients missing"; return 1; }
-  awk -v a="$a" -v b="$b" -v tol="$3" 'BEGIN {
-    n = split(a, x, ","); m = split(b, y, ",");
-    if (n != m) { print "lengths " n " vs " m; exit 1 }
-    d = 0; s = 0
-    for (i = 1; i <= n; i++) { e = x[i] - y[i]; if (e < 0) e = -e; if (e > d) d = e; v = x[i] < 0 ? -x[i] : x[i]; if (v > s) s = v }
-    if (d > tol * s) { printf "max difference %.3g > %g x max |coefficient| %.6g\n", d, tol, s; exit 1 } }'
-}
 ckpt_iteration() { sed -n 's/^ *"iteration": *\([0-9]*\).*/\1/p' "$1" | head -n 1; }
 
 echo "# natgrad checkpoint tests: $EXE, $NP rank(s), work dir $W"
@@ -112,17 +78,17 @@ FIXED=(--step fixed --lr 0.5 --tol 0)  # never converges early: every run takes 
 # ---------------------------------------------------------------------------
 begin_check "periodic checkpoints, resume with a higher --max-iter = one uninterrupted fit"
 D=gen:logit:rows=20000,cols=8
-run ref12 "$NP" fit --data "$D" "${FIXED[@]}" --max-iter 12 --out "$W/ref12" --quiet
+run ref12 fit --data "$D" "${FIXED[@]}" --max-iter 12 --out "$W/ref12" --quiet
 [ "$RC" -eq 0 ] || fail "reference fit: exit $RC ($(tail_of "$ERR"))"
-run part7 "$NP" fit --data "$D" "${FIXED[@]}" --max-iter 7 --out "$W/part7" --checkpoint "$W/p.json" --checkpoint-every 3
+run part7 fit --data "$D" "${FIXED[@]}" --max-iter 7 --out "$W/part7" --checkpoint "$W/p.json" --checkpoint-every 3
 [ "$RC" -eq 0 ] || fail "checkpointing fit: exit $RC ($(tail_of "$ERR"))"
-[ "$(grep -c '^checkpoint: iteration' "$ALL")" -eq 2 ] || fail "expected checkpoints at iterations 3 and 6: $(grep '^checkpoint' "$ALL" | tr '\n' '|')"
+[ "$(grep -c '^checkpoint: iteration' "$OUT")" -eq 2 ] || fail "expected checkpoints at iterations 3 and 6: $(grep '^checkpoint' "$OUT" | tr '\n' '|')"
 [ "$(ckpt_iteration "$W/p.json")" = 6 ] || fail "checkpoint iteration $(ckpt_iteration "$W/p.json"), expected 6"
-run resume12 "$NP" fit --data "$D" "${FIXED[@]}" --max-iter 12 --out "$W/res12" --resume "$W/p.json" --quiet
+run resume12 fit --data "$D" "${FIXED[@]}" --max-iter 12 --out "$W/res12" --resume "$W/p.json" --quiet
 [ "$RC" -eq 0 ] || fail "resumed fit: exit $RC ($(tail_of "$ERR"))"
-grep -q 'resuming from .* at iteration 6' "$ALL" || fail "no 'resuming from ... at iteration 6' line"
-why=$(close "$W/ref12/model.json" "$W/res12/model.json" 1e-12) || fail "resumed vs uninterrupted: $why"
-[ "$(coefs "$W/ref12/model.json")" = "$(coefs "$W/res12/model.json")" ] || fail "not bit-identical (allowed, but unexpected at the same layout)"
+grep -q 'resuming from .* at iteration 6' "$OUT" || fail "no 'resuming from ... at iteration 6' line"
+why=$(coefs_close "$W/ref12/model.json" "$W/res12/model.json" 1e-12) || fail "resumed vs uninterrupted: $why"
+[ "$(json_coefs "$W/ref12/model.json")" = "$(json_coefs "$W/res12/model.json")" ] || fail "not bit-identical (allowed, but unexpected at the same layout)"
 grep -q '"iterations": *12' "$W/res12/model.json" || fail "resumed model.json: iterations is not 12"
 [ "$(awk 'NR > 1' "$W/res12/history.csv" | wc -l)" -eq 13 ] || fail "resumed history.csv does not hold rows 0..12"
 cut -d, -f1-7 "$W/ref12/history.csv" >"$W/h1" && cut -d, -f1-7 "$W/res12/history.csv" >"$W/h2"
@@ -148,11 +114,11 @@ fi
 K=$(ckpt_iteration "$W/s.json" 2>/dev/null)
 if [ -n "$K" ]; then
   M=$((K + 4))
-  run sigref "$NP" fit --data "$D" "${FIXED[@]}" --max-iter "$M" --out "$W/sigref" --quiet --no-inference
+  run sigref fit --data "$D" "${FIXED[@]}" --max-iter "$M" --out "$W/sigref" --quiet --no-inference
   [ "$RC" -eq 0 ] || fail "reference: exit $RC"
-  run sigres "$NP" fit --data "$D" "${FIXED[@]}" --max-iter "$M" --out "$W/sigres" --quiet --no-inference --resume "$W/s.json"
+  run sigres fit --data "$D" "${FIXED[@]}" --max-iter "$M" --out "$W/sigres" --quiet --no-inference --resume "$W/s.json"
   [ "$RC" -eq 0 ] || fail "resume: exit $RC ($(tail_of "$ERR"))"
-  why=$(close "$W/sigref/model.json" "$W/sigres/model.json" 1e-12) || fail "resumed after the signal vs uninterrupted: $why"
+  why=$(coefs_close "$W/sigref/model.json" "$W/sigres/model.json" 1e-12) || fail "resumed after the signal vs uninterrupted: $why"
 else
   fail "no checkpoint written"
 fi
@@ -160,10 +126,10 @@ end_check
 
 begin_check "resume at $NP_OTHER rank(s) x 2 threads instead of $NP x 1 agrees to 1e-10"
 if [ -n "${K:-}" ] && [ -f "$W/sigref/model.json" ]; then
-  run sigother "$NP_OTHER" fit --data "$D" "${FIXED[@]}" --max-iter "$M" --out "$W/sigother" --quiet --no-inference \
+  run_np sigother "$NP_OTHER" fit --data "$D" "${FIXED[@]}" --max-iter "$M" --out "$W/sigother" --quiet --no-inference \
     --threads 2 --resume "$W/s.json"
   [ "$RC" -eq 0 ] || fail "resume: exit $RC ($(tail_of "$ERR"))"
-  why=$(close "$W/sigref/model.json" "$W/sigother/model.json" 1e-10) || fail "$why"
+  why=$(coefs_close "$W/sigref/model.json" "$W/sigother/model.json" 1e-10) || fail "$why"
 else
   fail "no checkpoint from the previous check"
 fi
@@ -192,14 +158,10 @@ bad_resume() {
   local name=$1 frag=$2
   shift 2
   begin_check "refuses $name"
-  run "bad-$name" "$NP" "$@"
+  run "bad-$name" "$@"
   [ "$RC" -ne 0 ] || fail "exit status 0"
-  [ "$RC" -ne 124 ] && [ "$RC" -ne 137 ] || fail "timed out (hang)"
-  local n
-  n=$(grep -c 'natgrad: error' "$ERR")
-  [ "$n" -eq 1 ] || fail "'natgrad: error' printed $n times"
-  grep -q 'natgrad: error' "$ERR" && ! grep 'natgrad: error' "$ERR" | grep -qF -e "$frag" &&
-    fail "message lacks '$frag': $(grep -m1 'natgrad: error' "$ERR")"
+  ! timed_out || fail "timed out (hang)"
+  need_one_error "$ERR" "$frag"
   end_check
 }
 D=gen:logit:rows=20000,cols=8
@@ -213,8 +175,8 @@ bad_resume "a file that is not a checkpoint" "invalid checkpoint" \
 bad_resume "a missing checkpoint" "cannot read the checkpoint" \
   fit --data "$D" "${FIXED[@]}" --resume "$W/none.json"
 # Same path, changed content: the column sums catch it.
-run gen-csv 1 generate --data gen:logit:rows=500,cols=3 --out "$W/d.csv"
-run csv-ck "$NP" fit --data "$W/d.csv" "${FIXED[@]}" --max-iter 3 --checkpoint "$W/c.json" --checkpoint-every 2 --quiet
+run_np gen-csv 1 generate --data gen:logit:rows=500,cols=3 --out "$W/d.csv"
+run csv-ck fit --data "$W/d.csv" "${FIXED[@]}" --max-iter 3 --checkpoint "$W/c.json" --checkpoint-every 2 --quiet
 awk -F, 'NR == 10 { $2 = $2 + 1 } { print }' OFS=, "$W/d.csv" >"$W/d2.csv" && mv "$W/d2.csv" "$W/d.csv"
 bad_resume "a CSV whose content changed" "the data differ" \
   fit --data "$W/d.csv" "${FIXED[@]}" --max-iter 5 --resume "$W/c.json"
@@ -240,5 +202,4 @@ if [ "$NP" -gt 1 ]; then
   end_check
 fi
 
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+finish

@@ -9,74 +9,12 @@
 # if any check failed. WORKDIR is wiped and reused; each invocation's stdout/stderr are
 # kept in WORKDIR/logs/ for inspection. Only coreutils, grep, awk and sed are used.
 set -u
-
-if [ $# -lt 3 ]; then
-  echo "usage: $0 NATGRAD_EXE NRANKS WORKDIR [MPIEXEC]" >&2
-  exit 2
-fi
-EXE=$1
-NP=$2
-W=$3
-MPIEXEC=${4:-mpiexec}
-
-case $EXE in /*) ;; *) EXE=$(cd "$(dirname "$EXE")" && pwd)/$(basename "$EXE") ;; esac
-if [ ! -x "$EXE" ]; then
-  echo "natgrad executable '$EXE' not found or not executable" >&2
-  exit 2
-fi
-rm -rf "$W"
-mkdir -p "$W" || exit 2
-W=$(cd "$W" && pwd)
-LOGS=$W/logs
-mkdir -p "$LOGS"
-
-PASSED=0
-FAILED=0
+. "$(dirname "$0")/../support/harness.sh"
+rank_script_args "$@"
 NUM_RE='^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$'
 
 # ---------------------------------------------------------------------------
-# Helpers.
-
-# run NAME ARGS...: runs natgrad ARGS under MPI; sets RC, OUT (stdout file), ERR (stderr
-# file) and ALL (both).
-run() {
-  local name=$1
-  shift
-  OUT=$LOGS/$name.out
-  ERR=$LOGS/$name.err
-  ALL=$LOGS/$name.all
-  local t0
-  t0=$(date +%s.%N)
-  timeout -k 10 120 "$MPIEXEC" -n "$NP" --oversubscribe "$EXE" "$@" >"$OUT" 2>"$ERR" </dev/null
-  RC=$?
-  echo "$name rc=$RC $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2fs", b - a }')" >>"$LOGS/timings.txt"
-  cat "$OUT" "$ERR" >"$ALL"
-}
-
-# A check collects reasons for failure with need/fail and reports them in end_check.
-begin_check() {
-  CHECK=$1
-  WHY=""
-}
-fail() { WHY="${WHY:+$WHY; }$1"; }
-# need DESCRIPTION COMMAND...: fails the current check with DESCRIPTION if COMMAND fails.
-need() {
-  local desc=$1
-  shift
-  "$@" || fail "$desc"
-}
-end_check() {
-  if [ -z "$WHY" ]; then
-    echo "ok - $CHECK"
-    PASSED=$((PASSED + 1))
-  else
-    echo "not ok - $CHECK: $WHY"
-    FAILED=$((FAILED + 1))
-  fi
-}
-
-# The last lines of a file on one line, for failure details.
-tail_of() { tail -n "${2:-3}" "$1" 2>/dev/null | tr '\n' '|' | cut -c1-400; }
+# Helpers (run, checks, JSON and numbers: tests/support/harness.sh).
 
 # need_rc0: the last run exited 0.
 need_rc0() {
@@ -93,8 +31,6 @@ need_text() { contains "$1" "$2" || fail "'$2' not in $(basename "$1")"; }
 count_prefix() { awk -v p="$2" 'index($0, p) == 1 { n++ } END { print n + 0 }' "$1"; }
 # data rows of a CSV file with a header line
 data_rows() { awk 'NR > 1 && NF { n++ } END { print n + 0 }' "$1"; }
-# the "coefficients" array of a model.json, flattened onto one line
-coefs() { tr -d ' \t\r\n' <"$1" | sed -n 's/.*"coefficients":\[\([^]]*\)\].*/\1/p'; }
 # the coefficient table printed after "coefficient  estimate" on stdout
 coef_table() {
   # the rows of the R-style table between "Coefficients:" and the "---" line
@@ -140,23 +76,12 @@ bad_run() {
   shift
   begin_check "rejects $name"
   run "bad-$name" "$@"
-  if [ "$RC" -eq 124 ] || [ "$RC" -eq 137 ]; then
+  if timed_out; then
     fail "timed out after 120 s (hang)"
   elif [ "$RC" -eq 0 ]; then
     fail "exit status 0"
   fi
-  local n msg
-  n=$(grep -o 'natgrad: error' "$ALL" | wc -l)
-  msg=$(grep -m1 'natgrad: error' "$ALL")
-  [ "$n" -eq 1 ] || fail "'natgrad: error' printed $n times (expected once; first: $msg)"
-  if [ -z "$msg" ]; then
-    fail "no error message (stderr: $(tail_of "$ERR"))"
-  else
-    local f
-    for f in "${frags[@]}"; do
-      case $msg in *"$f"*) ;; *) fail "message lacks '$f': $msg" ;; esac
-    done
-  fi
+  need_one_error "$ALL" "${frags[@]}"
   if [ "$outpath" != "-" ]; then
     if [ -d "$outpath" ]; then
       [ ! -e "$outpath/model.json" ] || fail "$outpath/model.json written"
@@ -274,7 +199,7 @@ need_rc0
 if [ -f "$W/fit/model.json" ]; then
   grep -q '"converged": *true' "$W/fit/model.json" || fail "model.json lacks \"converged\": true"
   need_text "$W/fit/model.json" '"coefficients"'
-  [ -n "$(coefs "$W/fit/model.json")" ] || fail "empty coefficients in model.json"
+  [ -n "$(json_coefs "$W/fit/model.json")" ] || fail "empty coefficients in model.json"
   need_text "$W/fit/model.json" '"(Intercept)"'
 else
   fail "no model.json"
@@ -299,8 +224,8 @@ end_check
 begin_check "fit recovers the generating coefficients"
 # 3000 rows: loose agreement with truth.json (the same sign and within 50% + 0.5).
 if [ -f "$W/fit/model.json" ] && [ -f "$W/truth.json" ]; then
-  est=$(coefs "$W/fit/model.json")
-  tru=$(coefs "$W/truth.json")
+  est=$(json_coefs "$W/fit/model.json")
+  tru=$(json_coefs "$W/truth.json")
   awk -v e="$est" -v t="$tru" 'BEGIN {
       ne = split(e, a, ","); nt = split(t, b, ",");
       if (ne != nt || ne == 0) { print "lengths " ne " vs " nt; exit 1 }
@@ -337,8 +262,8 @@ EOF
 run fit-config fit --config "$W/fit.cfg"
 need_rc0
 if [ -f "$W/fitcfg/model.json" ] && [ -f "$W/fit/model.json" ]; then
-  c1=$(coefs "$W/fit/model.json")
-  c2=$(coefs "$W/fitcfg/model.json")
+  c1=$(json_coefs "$W/fit/model.json")
+  c2=$(json_coefs "$W/fitcfg/model.json")
   [ -n "$c2" ] && [ "$c1" = "$c2" ] || fail "coefficients differ: [$c1] vs [$c2]"
   grep -q '"max-iter": *50' "$W/fitcfg/model.json" || fail "max-iter = 50 not in model.json options"
 else
@@ -380,14 +305,11 @@ begin_check "fit gen: same result at any rank count"
 # The generator's rows depend only on (seed, row), so the fit must not depend on the
 # rank count: compare the loss with a reference taken from a 1-rank run.
 if [ -f "$W/g/model.json" ]; then
-  loss=$(tr -d ' \n' <"$W/g/model.json" | sed -n 's/.*"loss":\([^,}]*\).*/\1/p')
-  NP_SAVE=$NP
-  NP=1
-  run fit-gen-np1 fit --data gen:logit:rows=20000,cols=16 --out "$W/g1" --quiet
-  NP=$NP_SAVE
+  loss=$(json_num "$W/g/model.json" loss)
+  run_np fit-gen-np1 1 fit --data gen:logit:rows=20000,cols=16 --out "$W/g1" --quiet
   if [ -f "$W/g1/model.json" ]; then
-    loss1=$(tr -d ' \n' <"$W/g1/model.json" | sed -n 's/.*"loss":\([^,}]*\).*/\1/p')
-    awk -v a="$loss" -v b="$loss1" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-10 * (b < 0 ? -b : b)) }' ||
+    loss1=$(json_num "$W/g1/model.json" loss)
+    close_to "$loss" "$loss1" 1e-10 ||
       fail "loss $loss at $NP rank(s) vs $loss1 at 1 rank"
   else
     fail "1-rank reference run failed (exit $RC)"
@@ -478,11 +400,10 @@ bad_run "unknown command" "-" "frobnicate" -- frobnicate
 begin_check "natgrad without a command"
 run no-command
 if [ "$RC" -eq 0 ]; then fail "exit status 0"; fi
-if [ "$RC" -eq 124 ] || [ "$RC" -eq 137 ]; then fail "timed out"; fi
+if timed_out; then fail "timed out"; fi
 need_text "$OUT" "usage: natgrad"
 n=$(grep -c 'usage: natgrad' "$OUT")
 [ "$n" -le 1 ] || fail "usage printed $n times (expected once, by rank 0)"
 end_check
 
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+finish

@@ -12,43 +12,28 @@
 # fragment, and nothing left in the case's --out directory (model.json, history.csv,
 # summary.txt, predictions, *.tmp.*); for a success, the fragments in stdout and the
 # coefficients; and that each run ended within 10 s. Prints "ok - NAME" / "not ok -
-# NAME: why" per case and "N passed, M failed, K skipped"; exits 1 if any case failed.
+# NAME: why" per case, then "N passed, M failed" (tests/support/harness.sh); exits 1 if
+# any case failed.
 # Each run's output is kept in WORKDIR/logs/NAME.{out,err}; timings in
 # WORKDIR/logs/timings.txt. Needs bash, coreutils, awk, sed, grep, mkfifo, perl
 # (Debian's perl-base, for packing doubles into the NPY files) and, when run as root,
 # setpriv (util-linux) for the one case that needs a file root cannot read.
 set -u
-
-if [ $# -lt 3 ]; then
-  echo "usage: $0 NATGRAD_EXE NRANKS WORKDIR [MPIEXEC] [CASE-PATTERN]" >&2
-  exit 2
-fi
-EXE=$1
-NP=$2
-W=$3
-MPIEXEC=${4:-mpiexec}
+. "$(dirname "$0")/../support/harness.sh"
+rank_script_args "$@"
 PATTERN=${5:-*}
 HERE=$(cd "$(dirname "$0")" && pwd)
 CASES=$HERE/cases.txt
 C=$HERE/data
 MAX_SECONDS=10
+RUN_TIMEOUT=30
+RUN_KILL_AFTER=5
 # OpenMPI's mpiexec waits odls_base_sigkill_timeout (1 s, 2 s in practice) after a rank
 # exits non-zero before it reaps the others; natgrad's ranks all exit by themselves, so
 # the tests skip that wait (a user sees it: an error run then takes ~2.5 s, not 0.5 s).
 export OMPI_MCA_odls_base_sigkill_timeout=${OMPI_MCA_odls_base_sigkill_timeout:-0}
-
-case $EXE in /*) ;; *) EXE=$(cd "$(dirname "$EXE")" && pwd)/$(basename "$EXE") ;; esac
-if [ ! -x "$EXE" ]; then
-  echo "natgrad executable '$EXE' not found or not executable" >&2
-  exit 2
-fi
-if [ -d "$W" ]; then chmod -R u+rwx "$W" 2>/dev/null; fi
-rm -rf "$W"
-mkdir -p "$W" || exit 2
-W=$(cd "$W" && pwd)
 G=$W/gen
-LOGS=$W/logs
-mkdir -p "$G" "$LOGS" "$W/out"
+mkdir -p "$G" "$W/out"
 
 # ---------------------------------------------------------------------------
 # Generated inputs.
@@ -126,18 +111,12 @@ MODEL=$W/model/model.json
 timeout -k 5 60 "$MPIEXEC" -n "$NP" --oversubscribe "$EXE" fit --data "$C/good.csv" --out "$W/model" \
   --quiet >"$LOGS/setup-model.out" 2>&1 </dev/null
 if [ ! -f "$MODEL" ]; then
-  echo "not ok - setup: fitting $C/good.csv failed: $(tail -n 3 "$LOGS/setup-model.out" | tr '\n' '|')"
-  echo "0 passed, 1 failed, 0 skipped"
-  exit 1
+  bad setup "fitting $C/good.csv failed: $(tail_of "$LOGS/setup-model.out")"
+  finish
 fi
 
 # ---------------------------------------------------------------------------
 # The cases.
-
-PASSED=0
-FAILED=0
-SKIPPED=0
-fail() { WHY="${WHY:+$WHY; }$1"; }
 
 # expand TEXT: the placeholders of cases.txt replaced by paths of this run.
 expand() {
@@ -155,8 +134,6 @@ trim() {
   s=${s%"${s##*[![:space:]]}"}
   printf '%s' "$s"
 }
-# the "coefficients" array of a model.json on one line
-coefs() { tr -d ' \t\r\n' <"$1" | sed -n 's/.*"coefficients":\[\([^]]*\)\].*/\1/p'; }
 # results or temporary files left under DIR (a directory or a file's directory)
 leftovers() {
   [ -e "$1" ] || return 0
@@ -178,7 +155,6 @@ while IFS= read -r line || [ -n "$line" ]; do
   read -r -a ARGS <<<"$ARGS_TEXT"
   FRAGS=()
   for ((k = 3; k < ${#fields[@]}; k++)); do FRAGS+=("$(expand "$(trim "${fields[k]}")")"); done
-  WHY=""
 
   RUN_AS=()
   if [ "$NAME" = data-unreadable ] && [ "$(id -u)" -eq 0 ]; then
@@ -189,74 +165,48 @@ while IFS= read -r line || [ -n "$line" ]; do
     if command -v setpriv >/dev/null 2>&1 && "${NOBODY[@]}" test -x "$EXE" -a -d "$G" 2>/dev/null; then
       RUN_AS=("${NOBODY[@]}")
     else
-      echo "ok - $NAME # SKIP running as root, which may read any file, and setpriv cannot drop to nobody"
-      SKIPPED=$((SKIPPED + 1))
+      skip "$NAME" "running as root, which may read any file, and setpriv cannot drop to nobody"
       continue
     fi
   fi
   if [ "$HDF5" -eq 0 ] && [ "${NAME#hdf5-}" != "$NAME" ]; then
-    echo "ok - $NAME # SKIP this build has no parallel HDF5"
-    SKIPPED=$((SKIPPED + 1))
+    skip "$NAME" "this build has no parallel HDF5"
     continue
   fi
   # A predictions file inside the case's directory: the directory must exist.
   case $ARGS_TEXT in *"$OUT_DIR/"*) mkdir -p "$OUT_DIR" ;; esac
 
-  OUT=$LOGS/$NAME.out
-  ERR=$LOGS/$NAME.err
-  t0=$(date +%s.%N)
-  timeout -k 5 30 "${RUN_AS[@]}" "$MPIEXEC" -n "$NP" --oversubscribe "$EXE" "${ARGS[@]}" >"$OUT" 2>"$ERR" </dev/null
-  RC=$?
-  SECS=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
-  echo "$NAME rc=$RC ${SECS}s" >>"$LOGS/timings.txt"
+  begin_check "$NAME"
+  run "$NAME" "${ARGS[@]}"
 
-  if [ "$RC" -eq 124 ] || [ "$RC" -eq 137 ]; then
+  if timed_out; then
     fail "timed out after 30 s (hang)"
   elif awk -v s="$SECS" -v m="$MAX_SECONDS" 'BEGIN { exit !(s > m) }'; then
     fail "took ${SECS}s (more than ${MAX_SECONDS}s)"
   fi
-  N_ERR=$(cat "$OUT" "$ERR" | grep -o 'natgrad: error' | wc -l)
-  MSG=$(cat "$OUT" "$ERR" | grep -m1 'natgrad: error')
   if [ "$WANT" -eq 0 ]; then
-    [ "$RC" -eq 0 ] || fail "exit status $RC, expected 0 (${MSG:-stderr: $(tail -n 3 "$ERR" | tr '\n' '|')})"
-    [ "$N_ERR" -eq 0 ] || fail "error printed: $MSG"
+    MSG=$(grep -m1 'natgrad: error' "$ALL")
+    [ "$RC" -eq 0 ] || fail "exit status $RC, expected 0 (${MSG:-stderr: $(tail_of "$ERR")})"
+    [ -z "$MSG" ] || fail "error printed: $MSG"
     for f in "${FRAGS[@]}"; do
       case $f in
         coef=*)
-          got=$(coefs "$OUT_DIR/model.json" 2>/dev/null)
-          awk -v e="$got" -v t="${f#coef=}" 'BEGIN {
-              ne = split(e, a, ","); nt = split(t, b, ",");
-              if (ne != nt) exit 1
-              for (i = 1; i <= ne; i++) { d = a[i] - b[i]; m = b[i] < 0 ? -b[i] : b[i];
-                if ((d < 0 ? -d : d) > 1e-6 * (m > 1 ? m : 1)) exit 1 } }' ||
-            fail "coefficients [$got], expected [${f#coef=}]"
+          got=$(json_coefs "$OUT_DIR/model.json")
+          lists_close "$got" "${f#coef=}" 1e-6 || fail "coefficients [$got], expected [${f#coef=}]"
           ;;
         *) grep -qF -e "$f" "$OUT" || fail "'$f' not in stdout" ;;
       esac
     done
   else
     if [ "$RC" -ne "$WANT" ]; then fail "exit status $RC, expected $WANT"; fi
-    if [ "$N_ERR" -ne 1 ]; then fail "'natgrad: error' printed $N_ERR times (expected once)"; fi
-    if [ -z "$MSG" ]; then
-      fail "no error message (stderr: $(tail -n 3 "$ERR" | tr '\n' '|' | cut -c1-300))"
-    else
-      [ "${#MSG}" -le 400 ] || fail "message of ${#MSG} characters (at most 400)"
-      for f in "${FRAGS[@]}"; do
-        case $MSG in *"$f"*) ;; *) fail "message lacks '$f': $(printf '%s' "$MSG" | cut -c1-300)" ;; esac
-      done
-    fi
+    need_one_error "$ALL" "${FRAGS[@]}"
+    [ "${#MSG}" -le 400 ] || fail "message of ${#MSG} characters (at most 400)"
     left=$(leftovers "$OUT_DIR")
     [ -z "$left" ] || fail "left behind: $left"
   fi
-  if [ -z "$WHY" ]; then
-    echo "ok - $NAME (${SECS}s)"
-    PASSED=$((PASSED + 1))
-  else
-    echo "not ok - $NAME: $WHY"
-    FAILED=$((FAILED + 1))
-  fi
+  [ -n "$WHY" ] || CHECK="$NAME (${SECS}s)"
+  end_check
 done <"$CASES"
 
 chmod -R u+rwx "$G" 2>/dev/null
-echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
-[ "$FAILED" -eq 0 ] && [ "$PASSED" -gt 0 ]
+finish

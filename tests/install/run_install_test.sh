@@ -6,14 +6,12 @@
 #
 # usage: run_install_test.sh BUILD_DIR SOURCE_DIR WORK_DIR [MPIEXEC]
 set -u
-[ $# -ge 3 ] || { echo "usage: $0 BUILD_DIR SOURCE_DIR WORK_DIR [MPIEXEC]" >&2; exit 2; }
+. "$(dirname "$0")/../support/harness.sh"
+need_args 3 "BUILD_DIR SOURCE_DIR WORK_DIR [MPIEXEC]" "$@"
 B=$1 S=$2 W=$3 MPIEXEC=${4:-mpiexec}
 rm -rf "$W" && mkdir -p "$W" || exit 2
+trap 'rm -rf "$W"' EXIT  # the prefix and the consumer's build go when the test ends
 P=$W/prefix
-PASSED=0 FAILED=0
-ok() { echo "ok - $1"; PASSED=$((PASSED + 1)); }
-bad() { echo "not ok - $1: $2"; FAILED=$((FAILED + 1)); }
-finish() { echo "$PASSED passed, $FAILED failed"; rm -rf "$W"; [ "$FAILED" -eq 0 ]; exit $?; }
 
 if timeout 120 cmake --install "$B" --prefix "$P" >"$W/install.log" 2>&1; then ok "cmake --install"; else
   bad "cmake --install" "$(tail -n 5 "$W/install.log")"; finish; fi

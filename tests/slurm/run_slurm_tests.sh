@@ -17,14 +17,12 @@
 # If Slurm cannot be started here, that is a failure (with the daemons' logs), not a skip.
 # Prints "ok - ..." / "not ok - ..." and "N passed, M failed". Every wait is bounded.
 set -u
-[ $# -ge 3 ] || { echo "usage: $0 NATGRAD_EXE SOURCE_DIR WORKDIR [MPIEXEC]" >&2; exit 2; }
-EXE=$1 SRC=$2 W=$3 MPIEXEC=${4:-mpiexec}
-case $EXE in /*) ;; *) EXE=$(cd "$(dirname "$EXE")" && pwd)/$(basename "$EXE") ;; esac
-[ -x "$EXE" ] || { echo "natgrad executable '$EXE' not found" >&2; exit 2; }
-SRC=$(cd "$SRC" && pwd)
+. "$(dirname "$0")/../support/harness.sh"
+need_args 3 "NATGRAD_EXE SOURCE_DIR WORKDIR [MPIEXEC]" "$@"
+use_exe "$1"
+SRC=$(cd "$2" && pwd) MPIEXEC=${4:-mpiexec}
 HARNESS=$SRC/tests/slurm/slurm_harness.sh
-rm -rf "$W" && mkdir -p "$W" || exit 2
-W=$(cd "$W" && pwd)
+use_workdir "$3"
 # The cluster's own directory: short (the munge socket path must fit in 108 bytes).
 C=$(mktemp -d /tmp/natgrad-slurm.XXXXXX) || exit 2
 cleanup() {
@@ -34,20 +32,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-PASSED=0 FAILED=0
-begin_check() { CHECK=$1; WHY=""; }
-fail() { WHY="${WHY:+$WHY; }$1"; }
-end_check() {
-  if [ -z "$WHY" ]; then echo "ok - $CHECK"; PASSED=$((PASSED + 1)); else
-    echo "not ok - $CHECK: $WHY"; FAILED=$((FAILED + 1)); fi
-}
-tail_of() { tail -n "${2:-3}" "$1" 2>/dev/null | tr '\n' '|' | cut -c1-500; }
-finish() {
-  echo "$PASSED passed, $FAILED failed"
-  [ "$FAILED" -eq 0 ]
-  exit $?
-}
 
 echo "# natgrad Slurm tests: $EXE, cluster dir $C, work dir $W"
 begin_check "start a single-node Slurm (munge, slurmctld, slurmd)"
@@ -72,19 +56,6 @@ export NATGRAD_MPIRUN_FLAGS="--oversubscribe --bind-to core:overload-allowed"
 export NATGRAD=$EXE
 SB=(--nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=10)
 
-coefs() { tr -d ' \t\r\n' <"$1" 2>/dev/null | sed -n 's/.*"coefficients":\[\([^]]*\)\].*/\1/p'; }
-# close A.json B.json TOL: max |a - b| <= TOL * max |a|.
-close() {
-  local a b
-  a=$(coefs "$1") b=$(coefs "$2")
-  [ -n "$a" ] && [ -n "$b" ] || { echo "coefficients missing in $1 or $2"; return 1; }
-  awk -v a="$a" -v b="$b" -v tol="$3" 'BEGIN {
-    n = split(a, x, ","); m = split(b, y, ",");
-    if (n != m) { print "lengths " n " vs " m; exit 1 }
-    d = 0; s = 0
-    for (i = 1; i <= n; i++) { e = x[i] - y[i]; if (e < 0) e = -e; if (e > d) d = e; v = x[i] < 0 ? -x[i] : x[i]; if (v > s) s = v }
-    if (d > tol * s) { printf "max difference %.3g > %g x max |coefficient| %.6g\n", d, tol, s; exit 1 } }'
-}
 # job_field ID KEY: a field of `scontrol show job`.
 job_field() { scontrol show job -o "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
 # wait_job ID SECONDS: until the job is in a final state; prints it (TIMEOUT_WAIT if not).
@@ -139,7 +110,7 @@ check_fit_job() {
     grep -q 'natgrad fit: 2 rank(s) on 1 node(s), 1 OpenMP thread(s) per rank' "$W/fit-$launcher.out" ||
       fail "no layout line for 2 ranks x 1 thread in the job log"
     local why
-    why=$(close "$W/ref/model.json" "$W/fit-$launcher/model.json" 1e-12) || fail "$why"
+    why=$(coefs_close "$W/ref/model.json" "$W/fit-$launcher/model.json" 1e-12) || fail "$why"
   fi
   end_check
 }
@@ -178,7 +149,7 @@ else
     grep -q 'resuming from .*checkpoint.json at iteration' "$W/requeue.out" || fail "the second run did not resume"
     timeout 300 "$MPIEXEC" -n 2 --oversubscribe "$EXE" fit --data "$DATA2" $ARGS2 --threads 1 --out "$W/ref2" --quiet \
       >"$W/ref2.log" 2>&1 </dev/null || fail "reference: exit $?"
-    why=$(close "$W/ref2/model.json" "$W/requeue/model.json" 1e-12) || fail "$why"
+    why=$(coefs_close "$W/ref2/model.json" "$W/requeue/model.json" 1e-12) || fail "$why"
     grep -q '"iterations": *40' "$W/requeue/model.json" || fail "the resumed fit did not reach 40 iterations"
   fi
 fi
