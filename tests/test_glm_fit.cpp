@@ -9,9 +9,9 @@
 
 #include "natgrad/core/error.hpp"
 #include "natgrad/core/glm_fit.hpp"
-#include "natgrad/core/partition.hpp"
 #include "natgrad/io/generator.hpp"
 #include "natgrad/io/reader.hpp"
+#include "support/test_support.hpp"
 
 using namespace natgrad;
 using Catch::Matchers::Contains;
@@ -20,15 +20,7 @@ namespace {
 
 double rel(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-300); }
 
-Shard my_rows(const std::string& spec, const Communicator& c) {
-  const GeneratorSpec g = parse_generator_spec(spec);
-  const Range r = partition(g.rows, c.rank(), c.size());
-  Shard s = generate_rows(g, r.begin, r.end, 1);
-  s.first_row = r.begin;
-  s.n_global = g.rows;
-  add_intercept(s);
-  return s;
-}
+Shard my_rows(const std::string& spec, const Communicator& c) { return test::my_rows(parse_generator_spec(spec), c); }
 
 /// \p s with column \p from appended again, times \p scale, named \p name.
 Shard with_copy(const Shard& s, std::int64_t from, double scale, const std::string& name) {
@@ -85,7 +77,7 @@ TEST_CASE("fit_glm gives R's coefficients, standard errors and deviances on real
   }
 }
 
-TEST_CASE("fit_glm refuses or drops a linearly dependent column; the dropped fit is the fit without it",
+TEST_CASE("fit_glm refuses or drops a linearly dependent column, and the dropped fit is the fit without it",
           "[glm_fit]") {
   const Communicator comm = Communicator::world();
   const Shard base = my_rows("gen:logit:rows=2000,cols=4,seed=3", comm);
