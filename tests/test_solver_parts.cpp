@@ -263,3 +263,15 @@ TEST_CASE("row selector: the rows of in_fisher_sample, block by block", "[kernel
   CHECK(every.take(123));
   CHECK_FALSE(RowSelector(FisherSample{0.0, 1}).take(5));  // fraction 0 selects nothing
 }
+
+TEST_CASE("the divergence test: loss growth past 1e3 x max(|start|, 1) above the start", "[solver]") {
+  const DivergenceTest t;
+  CHECK_FALSE(t.diverged(0.69, 0.69 + 999.9));  // a start below 1 in size: the allowance is 1e3
+  CHECK(t.diverged(0.69, 0.69 + 1000.1));
+  CHECK_FALSE(t.diverged(50.0, 50.0 + 4.9e4));  // relative to the start's size
+  CHECK(t.diverged(50.0, 50.0 + 5.1e4));
+  CHECK_FALSE(t.diverged(-2e6, 1e9 - 2e6 - 1));  // a negative start (poisson, gamma): its size
+  CHECK(t.diverged(-2e6, 2e9));
+  CHECK_FALSE(t.diverged(10.0, -1e12));  // a falling loss never diverges
+  CHECK(t.diverged(0.0, INFINITY));
+}

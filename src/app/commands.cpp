@@ -6,12 +6,20 @@
 #include "natgrad/app/options.hpp"
 #include "natgrad/app/selftest.hpp"
 #include "natgrad/core/error.hpp"
+#include "natgrad/io/report.hpp"
 
 namespace natgrad {
 
 int run_fit_command(FitJob& job, const Communicator& comm, std::ostream& out) {
   const FitResult res = run_fit(job, comm, out);
-  if (res.converged() || res.reason == Reason::max_iterations) return 0;
+  if (res.converged()) return 0;
+  if (res.reason == Reason::max_iterations) {  // as R warns: exit 0, but never silently
+    if (comm.is_root()) {
+      out << std::flush;
+      std::cerr << "natgrad: warning: " << nonconvergence_note(res) << std::endl;
+    }
+    return 0;
+  }
   if (res.reason == Reason::interrupted) return kExitInterrupted;
   if (comm.is_root()) {
     out << std::flush;

@@ -78,6 +78,56 @@ int count_classes(const Shard& s, const Communicator& comm) {
   return static_cast<int>(mx) + 1;
 }
 
+/// Multinomial, after check_labels (every label a class id 0..K-1): each class's rows,
+/// and those with a positive prior weight, counted over all ranks (one all-reduce). A class
+/// without rows has no finite estimate (its linear predictor runs to -infinity), so an
+/// empty class is an error naming it, the labels found and the remedy. \p given: K came
+/// from --classes rather than from the largest label.
+void check_classes(const Shard& s, int K, bool given, const Communicator& comm) {
+  const auto k = static_cast<std::size_t>(K);
+  std::vector<std::int64_t> n(2 * k, 0);  // [rows of class c | rows of class c with weight > 0]
+  for (std::int64_t i = 0; i < s.n_rows; ++i) {
+    const auto c = static_cast<std::size_t>(s.y[static_cast<std::size_t>(i)]);
+    ++n[c];
+    if (s.weight.empty() || s.weight[static_cast<std::size_t>(i)] > 0) ++n[k + c];
+  }
+  comm.allreduce_sum(n.data(), n.size());
+  std::vector<int> empty, present;
+  bool weightless = false;  // a class with rows, all of weight 0
+  for (std::size_t c = 0; c < k; ++c) {
+    if (n[k + c] > 0) {
+      present.push_back(static_cast<int>(c));
+    } else {
+      empty.push_back(static_cast<int>(c));
+      weightless = weightless || n[c] > 0;
+    }
+  }
+  if (empty.empty()) return;
+  std::string list;
+  for (std::size_t j = 0; j < empty.size() && j < 10; ++j) list += (j ? ", " : "") + std::to_string(empty[j]);
+  if (empty.size() > 10) list += ", ... (" + std::to_string(empty.size()) + " in all)";
+  std::ostringstream m;
+  m << "multinomial: class" << (empty.size() > 1 ? "es " : " ") << list << (empty.size() > 1 ? " have" : " has")
+    << " no rows" << (weightless ? " with a positive weight" : "") << " (labels found: ";
+  if (present.empty()) m << "none";
+  else m << present.front() << ".." << present.back() << ", " << present.size() << " distinct";
+  m << "; " << K << " classes 0.." << K - 1 << (given ? " from --classes" : " from the largest label")
+    << "): labels are class ids 0..K-1 with class 0 the reference, and a class without rows has no finite "
+       "estimate; ";
+  if (present.empty()) {
+    m << "give rows of at least two classes";
+  } else {
+    const int lo = present.front(), hi = present.back();
+    const bool gaps = hi - lo + 1 != static_cast<int>(present.size());
+    std::vector<std::string> fix;
+    if (gaps) fix.push_back("recode the labels to 0..K-1 without gaps");
+    else if (lo > 0) fix.push_back("recode the labels to start at 0 (e.g. y - " + std::to_string(lo) + ")");
+    if (hi < K - 1) fix.push_back(hi >= 1 ? "set --classes " + std::to_string(hi + 1) : "give rows of at least two classes");
+    for (std::size_t j = 0; j < fix.size(); ++j) m << (j ? ", and " : "") << fix[j];
+  }
+  comm.check(false, m.str());
+}
+
 /// Removes columns from the row-major design in place (no second copy of X).
 void drop_columns(Shard& s, const std::vector<std::int64_t>& cols) {
   std::vector<char> keep(static_cast<std::size_t>(s.n_cols), 1);
@@ -124,6 +174,10 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
   out.model = make_model(options.family, options.link, out.classes);
   const Model& model = *out.model;
   check_labels(shard, model, comm);
+  if (options.family == ModelFamily::multinomial) {
+    out.classes = model.n_classes();  // at least 2, also when every label is 0
+    check_classes(shard, out.classes, options.classes > 0, comm);
+  }
   const FitOptions& fit_in = options.fit;
   if (!shard.weight.empty() && fit_in.method == Method::ngd && fit_in.fisher == FisherKind::empirical_centered)
     throw CollectiveError("--fisher empirical-centered is defined for unweighted rows; drop the weights or use "
@@ -177,7 +231,8 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
     res.reason = Reason::separation;
 
   out.has_inference = options.inference && res.reason != Reason::non_finite && res.reason != Reason::interrupted &&
-                      res.reason != Reason::separation && res.reason != Reason::singular_fisher;
+                      res.reason != Reason::separation && res.reason != Reason::singular_fisher &&
+                      res.reason != Reason::loss_diverged;
   if (out.has_inference) {
     InferenceOptions io;
     io.threads = fo.threads;

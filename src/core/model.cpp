@@ -483,9 +483,12 @@ void MultinomialModel::probabilities(const double* eta, double* p) const {
   for (int k = 0; k < classes_; ++k) p[k] /= s;
 }
 
-void MultinomialModel::eval(std::size_t n, const double*, const double*, double* nll, double* dnll,
+void MultinomialModel::eval(std::size_t n, const double* eta, const double* y, double* nll, double* dnll,
                             double* fisher) const {
-  // Scalar interface is meaningless for K-1 outputs; the kernels use eval_multi.
+  // Two classes have one linear predictor, so the kernels take the scalar path: class 1
+  // against class 0 is exactly the binomial logit model of the 0/1 label.
+  if (classes_ == 2) return Glm(Family::binomial, Link::logit).eval(n, eta, y, nll, dnll, fisher);
+  // Scalar interface is meaningless for K-1 > 1 outputs; the kernels use eval_multi.
   for (std::size_t i = 0; i < n; ++i) {
     if (nll) nll[i] = NAN;
     if (dnll) dnll[i] = NAN;
@@ -545,6 +548,11 @@ std::vector<double> MultinomialModel::null_eta(const std::vector<double>& class_
 }
 
 double MultinomialModel::mean(double) const { return NAN; }
+
+double MultinomialModel::start_eta(double y) const {
+  // Two classes: R's binomial start (the scalar path runs the IRLS start); more: zero.
+  return classes_ == 2 ? Glm(Family::binomial, Link::logit).start_eta(y) : 0.0;
+}
 
 // ---------------------------------------------------------------- factory
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <memory>
 
@@ -25,6 +26,7 @@ const char* to_string(Reason r) {
     case Reason::line_search_failed: return "diverged: line search found no decrease";
     case Reason::singular_fisher: return "diverged: Fisher singular after raising the damping";
     case Reason::interrupted: return "stopped: signal received (state saved if checkpointing)";
+    case Reason::loss_diverged: return "diverged: the loss grew more than 1000 x max(|starting loss|, 1) above its start";
     case Reason::separation:
       return "diverged: separation: the loss keeps decreasing along the last step, the "
              "coefficients run away (no finite maximum-likelihood estimate)";
@@ -40,6 +42,12 @@ double max_abs(const std::vector<double>& v) {
 }
 bool all_finite(const std::vector<double>& v) {
   return std::all_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); });
+}
+/// \p v in 6 significant digits, for notes.
+std::string number_text(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.6g", v);
+  return b;
 }
 
 /// The ridge term l2/2 sum_j theta_j^2 over penalised parameters.
@@ -140,6 +148,7 @@ class Solver {
     res_.theta = o.theta0.empty() ? std::vector<double>(np_, 0.0) : o.theta0;
     comm.broadcast(res_.theta.data(), np_);  // identical start on every rank
     dec_.direction.assign(np_, 0.0);
+    next_direction_.assign(np_, 0.0);
     prev_theta_.resize(np_);
     trial_.resize(np_);
     damping_ = o.damping;
@@ -242,26 +251,45 @@ class Solver {
     dec_.grad_norm = max_abs(nz_.grad);
     dec_.set_status(Reason::running);
     if (!(std::isfinite(nz_.loss) && all_finite(nz_.grad) && all_finite(nz_.fisher))) {
-      // A step that left the finite region: halve it or give up.
-      if (!try_halve(k, "non-finite loss")) dec_.set_status(Reason::non_finite);
+      // A step that left the finite region. --step fixed takes its length as given, so
+      // a retreat would change it silently: the fit has diverged. Otherwise halve the
+      // step or give up.
+      if (!rule_->backtracks() && k > start_) {
+        if (obs_.log)
+          obs_.log("iteration " + std::to_string(k) + ": non-finite loss after a fixed step of length " +
+                   number_text(last_.length) + " (--step fixed never shortens a step: lower --lr, or use "
+                   "--step armijo or kl)");
+        dec_.set_status(Reason::non_finite);
+      } else if (!try_halve(k, "non-finite loss")) {
+        dec_.set_status(Reason::non_finite);
+      }
       return;
     }
     const IterationRecord rec{k,           nz_.loss,   dec_.grad_norm, last_.norm, last_.kl,
                               last_.damping, last_.length, elapsed_()};
     Reason status = stop_test_.check(k, nz_.loss, prev_loss_, dec_.grad_norm);
     if (status == Reason::running) {
-      const DirectionOutcome out = direction_->compute(nz_, damping_, k, obs_.log, dec_.direction);
+      // Into scratch space: a failed solve may leave anything there, and root must keep
+      // the d that every rank holds (a retreat below moves along it on every rank).
+      const DirectionOutcome out = direction_->compute(nz_, damping_, k, obs_.log, next_direction_);
       status = out.status;
       damping_ = dec_.damping = out.damping;
       dec_.kl_unit = out.kl_unit;
+      if (status == Reason::running) std::swap(next_direction_, dec_.direction);
     }
-    // Singular: the last step left the region where the Fisher is usable: retreat.
-    // Kept as it was: root's direction then holds what the failed solve left in it (it
-    // writes x when a factorisation passes but the residual test fails), while the other
-    // ranks retreat along the previous step's d.
+    // Singular: the last step left the region where the Fisher is usable: retreat along
+    // the last step's d, which every rank holds.
     if (status == Reason::singular_fisher && try_halve(k, "Fisher singular")) {
       status = Reason::running;
     } else {
+      // An iterate the fit keeps: has the loss run away from its start?
+      const double loss0 = res_.history.empty() ? nz_.loss : res_.history.front().loss;
+      if (divergence_test_.diverged(loss0, nz_.loss)) {
+        if (obs_.log)
+          obs_.log("iteration " + std::to_string(k) + ": loss " + number_text(nz_.loss) + ", starting loss " +
+                   number_text(loss0) + ": diverged (lower --lr, or use --step armijo or kl)");
+        status = Reason::loss_diverged;
+      }
       res_.history.push_back(rec);
       if (obs_.on_iteration) obs_.on_iteration(rec);
     }
@@ -355,6 +383,7 @@ class Solver {
   std::unique_ptr<Direction> direction_;
   std::unique_ptr<StepLengthRule> rule_;
   ConvergenceTest stop_test_;
+  DivergenceTest divergence_test_;
   Passes passes_;
   DecisionChannel channel_;
   std::function<double()> elapsed_;
@@ -368,6 +397,7 @@ class Solver {
   double damping_ = 0;  // root: asked of the direction; raised for one iteration at most
   // Root only.
   Normalized nz_;
+  std::vector<double> next_direction_;  // the direction being computed (becomes dec_.direction)
   double prev_loss_ = NAN;
   int halvings_ = 0;  // consecutive retreats
 };

@@ -147,4 +147,10 @@ void DecisionChannel::share(Decision& dec, const Communicator& comm) {
   decode(dec);
 }
 
+// ---- divergence test ----
+
+bool DivergenceTest::diverged(double loss0, double loss) const {
+  return loss - loss0 > kGrowth * std::max(std::abs(loss0), 1.0);
+}
+
 }  // namespace natgrad

@@ -223,4 +223,20 @@ class DecisionChannel {
   std::vector<double> msg_;
 };
 
+// ---------------------------------------------------------------------------------------
+// Divergence test
+
+/// At a finite iterate the fit keeps (not one it retreats from): diverged when the loss
+/// has grown more than kGrowth max(|f_0|, 1) above the loss f_0 of the first iterate
+/// (history row 0, so a resumed fit compares with the same start). The backtracking
+/// rules (armijo, kl) never accept a loss increase, so only a fixed step that overshoots
+/// (any method) reaches it. The companion rule, in Solver::decide: under --step fixed a
+/// non-finite iterate ends the fit as non_finite at once, since a retreat would silently
+/// change the fixed step length.
+struct DivergenceTest {
+  static constexpr double kGrowth = 1e3;
+  /// The loss \p loss at theta_k against the start's \p loss0.
+  bool diverged(double loss0, double loss) const;
+};
+
 }  // namespace natgrad

@@ -63,10 +63,19 @@ nlohmann::ordered_json numbers(const std::vector<double>& v) {
 
 }  // namespace
 
+std::string nonconvergence_note(const FitResult& f) {
+  if (f.converged() || f.reason == Reason::running || f.reason == Reason::interrupted) return {};
+  if (f.reason == Reason::max_iterations)
+    return "did not converge: iteration limit " + std::to_string(f.iterations) + " reached (max |gradient| " +
+           fmt("%.3g", f.grad_norm) + "); the estimates are not at the optimum: raise --max-iter";
+  return std::string("did not converge: ") + to_string(f.reason);
+}
+
 std::string summary_text(const FitReport& r) {
   std::ostringstream o;
   const FitResult& f = *r.fit;
   const Inference* inf = r.inference;
+  if (const std::string note = nonconvergence_note(f); !note.empty()) o << note << "\n\n";
   if (!r.command.empty()) o << "Call:\n" << r.command << "\n\n";
   o << "Family: " << r.family << ", link: " << r.link;
   if (r.classes > 1) o << " (" << r.classes << " classes, class 0 the reference)";

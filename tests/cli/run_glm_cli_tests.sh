@@ -105,10 +105,13 @@ expect singular 2 "Fisher singular after raising the damping"
 # a step that lands there is retreated from (this fixed huge rate still fails in the end)
 run retreat fit --data "$W/mixed.csv" --start zero --step fixed --lr 1e4 --max-iter 50
 expect retreat 2 "Fisher singular; halving the step"
-# a log-link step so large that the loss overflows: halving the step recovers
+# a log-link step so large that the loss overflows: a fixed step is never shortened
+# silently, so the fit has diverged (a line search would halve its trial instead)
 awk -F, 'NR == 1 { print; next } { $1 = int(($2 + 3) * 20); print }' OFS=, "$W/g.csv" >"$W/counts.csv"
 run halving fit --data "$W/counts.csv" --intercept --family poisson --start zero --step fixed --lr 1e6 --max-iter 300 --quiet
-expect halving 0 "halving the step"
+expect halving 2 "natgrad: fit diverged"
+run halving_armijo fit --data "$W/counts.csv" --intercept --family poisson --start zero --quiet
+expect halving_armijo 0 "converged"
 # gamma with the inverse link at theta = 0 has mu = 1/0: no finite start
 awk -F, 'NR == 1 { print; next } { $1 = $1 + 1; print }' OFS=, "$W/g.csv" >"$W/pos.csv"
 run nonfinite fit --data "$W/pos.csv" --intercept --family gamma --link inverse --start zero

@@ -48,7 +48,8 @@ class LogisticModel final : public Glm {
 };
 
 /// K-class multinomial logit, class 0 the reference: eta_k = x^T theta_k, k = 1..K-1,
-/// p = softmax(0, eta_1, ..., eta_{K-1}). Labels are class ids 0..K-1.
+/// p = softmax(0, eta_1, ..., eta_{K-1}). Labels are class ids 0..K-1. With K = 2 there
+/// is one output, and eval() (the scalar path) is the binomial logit model of the label.
 class MultinomialModel final : public Model {
  public:
   explicit MultinomialModel(int classes);
@@ -65,7 +66,8 @@ class MultinomialModel final : public Model {
   double loglik(const double* eta, double y, double w, double phi) const override;
   std::vector<double> null_eta(const std::vector<double>& label_sums, double wsum) const override;
   double mean(double eta) const override;
-  double start_eta(double) const override { return 0.0; }
+  /// Two classes: the binomial logit start; more: 0.
+  double start_eta(double y) const override;
   int n_classes() const override { return classes_; }
   bool is_classifier() const override { return true; }
   /// Class probabilities of one row (K values) from its K-1 linear predictors.

@@ -25,11 +25,13 @@ enum class Reason : int {
   converged_gradient = 1,   ///< max |gradient| <= tol
   converged_loss = 2,       ///< relative loss change <= ftol
   max_iterations = -1,      ///< iteration limit reached first
-  non_finite = -2,          ///< loss or gradient not finite, and step halving did not help
+  non_finite = -2,          ///< loss or gradient not finite: at the start, after a fixed step, or
+                            ///< after step halving did not help
   line_search_failed = -3,  ///< no decrease found along the direction
   singular_fisher = -4,     ///< Fisher stayed singular after raising the damping
   separation = -5,          ///< (quasi-)separation: the loss decreases without bound
   interrupted = -6,         ///< FitOptions::interrupt was raised (a signal): stopped at an iteration boundary
+  loss_diverged = -7,       ///< the loss grew more than 1e3 max(|loss_0|, 1) above its start loss_0
 };
 const char* to_string(Reason r);
 

@@ -31,7 +31,14 @@ struct FitReport {
 /// Parameter names: columns, or "column:classk" for k = 1..K-1 (class-major).
 std::vector<std::string> parameter_names(const std::vector<std::string>& columns, int classes);
 
-/// The R-style summary (coefficient table, dispersion, deviances, AIC, iterations).
+/// "" for a converged (or interrupted) fit; otherwise one line saying it did not converge
+/// and why: "did not converge: iteration limit N reached (max |gradient| G)", or
+/// "did not converge: " and the reason (diverged fits). summary_text() starts with it, and
+/// the CLI prints it on stderr (a warning at the iteration limit).
+std::string nonconvergence_note(const FitResult& f);
+
+/// The R-style summary (coefficient table, dispersion, deviances, AIC, iterations),
+/// starting with nonconvergence_note() and a blank line when that is not empty.
 std::string summary_text(const FitReport& r);
 
 /// history.csv: iter,loss,grad_norm,step_norm,kl,damping,step_length,seconds (atomically).
