@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -213,6 +214,25 @@ TEST_CASE("output lock: one holder at a time, named, and a stale lock is taken o
   std::ofstream(lock_file) << "natgrad output lock\nhost: some-other-node\npid: 1\nstarted: x\ncommand: natgrad fit\n";
   CHECK_THROWS_WITH(OutputLock(d, "natgrad fit"), Catch::Contains("pid 1 on host some-other-node"));
   CHECK(fs::exists(lock_file));
+  fs::remove(lock_file);
+
+  // A requeued Slurm job takes over the lock of its own earlier run, from any host;
+  // another run of the same restart (a parallel step) does not.
+  ::setenv("SLURM_JOB_ID", "4711", 1);
+  ::setenv("SLURM_RESTART_COUNT", "0", 1);
+  {
+    OutputLock first_run(d, "natgrad fit --data first");
+    CHECK(slurp(lock_file).find("slurm_job: 4711 0") != std::string::npos);
+    CHECK_THROWS_WITH(OutputLock(d, "natgrad fit"), Catch::Contains("in use by another natgrad fit"));
+    ::setenv("SLURM_RESTART_COUNT", "1", 1);
+    OutputLock requeued(d, "natgrad fit --data requeued");
+    CHECK(slurp(lock_file).find("slurm_job: 4711 1") != std::string::npos);
+    ::setenv("SLURM_JOB_ID", "4712", 1);  // another job: the lock's holder runs
+    CHECK_THROWS_WITH(OutputLock(d, "natgrad fit"), Catch::Contains("natgrad fit --data requeued"));
+  }
+  ::unsetenv("SLURM_JOB_ID");
+  ::unsetenv("SLURM_RESTART_COUNT");
+  CHECK(!fs::exists(lock_file));
   fs::remove_all(d);
 }
 

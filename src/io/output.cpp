@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -222,9 +222,27 @@ std::string read_all(const std::filesystem::path& p) {
   return s.str();
 }
 
-/// True if the lock \p content's holder surely no longer runs: it was on this host and
-/// this boot, and its pid is gone or now another process.
+/// "JOB RESTART" of a Slurm job (SLURM_JOB_ID, SLURM_RESTART_COUNT), or "".
+std::string slurm_run() {
+  const char* job = std::getenv("SLURM_JOB_ID");
+  if (!job || !*job) return {};
+  const char* restart = std::getenv("SLURM_RESTART_COUNT");
+  return std::string(job) + " " + (restart && *restart ? restart : "0");
+}
+
+/// True if the lock \p content's holder surely no longer runs: an earlier run of this
+/// (requeued) Slurm job, on any host; or on this host and boot, a pid that is gone or
+/// now another process.
 bool holder_gone(const std::string& content) {
+  const std::string mine = slurm_run(), theirs = field_of(content, "slurm_job");
+  if (!mine.empty() && !theirs.empty()) {
+    std::istringstream a(mine), b(theirs);
+    std::string job_a, job_b;
+    long restart_a = -1, restart_b = -1;
+    a >> job_a >> restart_a;
+    b >> job_b >> restart_b;
+    if (job_a == job_b && restart_b >= 0 && restart_b < restart_a) return true;
+  }
   if (field_of(content, "host") != host_name()) return false;  // cannot tell: assume alive
   const std::string boot = field_of(content, "boot_id");
   if (!boot.empty() && !boot_id().empty() && boot != boot_id()) return true;
@@ -253,7 +271,8 @@ OutputLock::OutputLock(std::filesystem::path dir, const std::string& command) : 
   for (char& c : cmd)
     if (c == '\n' || c == '\r') c = ' ';
   content_ = "natgrad output lock\nhost: " + host_name() + "\npid: " + std::to_string(pid) + "\nstarted: " + started +
-             "\nboot_id: " + boot_id() + "\nprocess_start: " + process_start(pid) + "\ncommand: " + cmd + "\n";
+             "\nboot_id: " + boot_id() + "\nprocess_start: " + process_start(pid) +
+             (slurm_run().empty() ? std::string() : "\nslurm_job: " + slurm_run()) + "\ncommand: " + cmd + "\n";
   const std::string where = "--out " + dir.string() + ": ";
   for (int attempt = 0;; ++attempt) {
     const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);

@@ -78,8 +78,9 @@ void probe_output_directory(const std::filesystem::path& dir, const std::string&
 
 /// Local (root). The exclusive claim of one process on an output directory: the file
 /// "<dir>/.natgrad.lock", created with O_CREAT|O_EXCL and holding the host, the pid, the
-/// start time and \p command of the holder. A lock whose holder is gone (same host, and
-/// that pid no longer runs or is another process since) is stale and taken over; a live
+/// start time and \p command of the holder (and its Slurm job and restart count). A lock
+/// whose holder is gone (same host, and that pid no longer runs or is another process
+/// since; or an earlier run of this requeued Slurm job) is stale and taken over; a live
 /// holder, or one on another host, makes the constructor throw natgrad::Error naming it.
 /// The destructor removes the file if it is still this lock's.
 class OutputLock {
