@@ -8,7 +8,7 @@ pkgs=(
   python3                      # test scripts compare JSON outputs
   openmpi-bin libopenmpi-dev
   libopenblas-openmp-dev
-  libboost-program-options-dev
+  libboost-program-options-dev # also brings Boost's headers: Boost.CRC (checkpoint checksum)
   catch2 nlohmann-json3-dev libcairo2-dev
   libhdf5-openmpi-dev          # parallel HDF5 input (optional: NATGRAD_HDF5=AUTO)
   clang libclang-rt-14-dev     # libFuzzer targets (fuzz/run_fuzz.sh, ctest -L fuzz)

@@ -4,9 +4,13 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "natgrad/app/jobs.hpp"
 #include "natgrad/io/checkpoint.hpp"
@@ -128,4 +132,84 @@ TEST_CASE("a checkpoint of other options or data is refused, naming the field", 
   CHECK_NOTHROW(read_checkpoint(path, fp, c));
   c.barrier();
   if (c.is_root()) std::filesystem::remove(path);
+}
+
+TEST_CASE("the data hash follows the rows' content and order, not the rank count", "[checkpoint]") {
+  const Communicator c = Communicator::world();
+  const GeneratorSpec g = parse_generator_spec("gen:logit:rows=997,cols=4,seed=3");
+  const Shard mine = my_rows(g, c);
+  const std::uint64_t at_this_layout = data_content_hash(mine, c);
+  // All rows on one rank: the same hash.
+  const Communicator self(MPI_COMM_SELF);
+  Shard all = generate_rows(g, 0, g.rows, 1);
+  all.first_row = 0;
+  all.n_global = g.rows;
+  add_intercept(all);
+  CHECK(data_content_hash(all, self) == at_this_layout);
+  // Two labels swapped in place (the same multiset of labels, the same column sums): another hash.
+  std::int64_t a = -1, b = -1;
+  for (std::int64_t i = 0; i < all.n_rows && (a < 0 || b < 0); ++i) {
+    if (all.y[i] == 0 && a < 0) a = i;
+    if (all.y[i] == 1 && b < 0) b = i;
+  }
+  REQUIRE((a >= 0 && b >= 0));
+  Shard swapped = all;
+  std::swap(swapped.y[a], swapped.y[b]);
+  CHECK(data_content_hash(swapped, self) != at_this_layout);
+  // Two whole rows swapped: another hash too (the row index is hashed).
+  Shard moved = all;
+  for (std::int64_t j = 0; j < moved.n_cols; ++j) std::swap(moved.x[a * moved.n_cols + j], moved.x[b * moved.n_cols + j]);
+  std::swap(moved.y[a], moved.y[b]);
+  CHECK(data_content_hash(moved, self) != at_this_layout);
+  // One value changed in the last bit.
+  Shard nudged = all;
+  nudged.x[5] = std::nextafter(nudged.x[5], 10.0);
+  CHECK(data_content_hash(nudged, self) != at_this_layout);
+  // Weights of 1 are data too: with them the hash differs from without.
+  Shard weighted = all;
+  weighted.weight.assign(static_cast<std::size_t>(all.n_rows), 1.0);
+  CHECK(data_content_hash(weighted, self) != at_this_layout);
+}
+
+TEST_CASE("the fingerprint ignores the data's path and a checkpoint edited by hand is refused", "[checkpoint]") {
+  const Communicator c = Communicator::world();
+  const GeneratorSpec g = parse_generator_spec("gen:logit:rows=300,cols=3,seed=4");
+  const Shard s = my_rows(g, c);
+  const auto model = make_model("binomial", "logit");
+  FitJob job;
+  job.read.path = "/data/first/place.csv";
+  job.read.intercept = true;
+  const std::string fp = fit_fingerprint(job, s, model->name(), 0, c);
+  FitJob moved = job;
+  moved.read.path = "/elsewhere/a copy.csv";
+  CHECK(fit_fingerprint(moved, s, model->name(), 0, c) == fp);
+  FitJob other_roles = job;
+  other_roles.read.columns = "1,2";  // what is read: still compared
+  CHECK(fit_fingerprint(other_roles, s, model->name(), 0, c) != fp);
+
+  FitState st;
+  st.theta = {0.5, -1.25, 2.0, 0.125};
+  const auto path = shared_path(c, "ck-edited");
+  const auto edited = shared_path(c, "ck-edited-2");
+  if (c.is_root()) {
+    write_checkpoint(path, st, fp, "{\"ranks\": 1}");
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    auto j = nlohmann::ordered_json::parse(text.str());
+    CHECK(j["natgrad_checkpoint"] == 3);
+    CHECK(j["checksum"].get<std::string>().rfind("crc64:", 0) == 0);
+    j["theta"][1] = -1.6875;  // the coefficient, off by 35%
+    std::ofstream(edited) << j.dump(1) << '\n';
+  }
+  c.barrier();
+  const FitState back = read_checkpoint(path, fp, c);
+  CHECK(back.theta == st.theta);
+  CHECK_THROWS_WITH(read_checkpoint(edited, fp, c),
+                    Catch::Contains("ck-edited-2: the checkpoint is damaged or was edited: its checksum does not match"));
+  c.barrier();
+  if (c.is_root()) {
+    std::filesystem::remove(path);
+    std::filesystem::remove(edited);
+  }
 }

@@ -5,9 +5,12 @@
 #include <thread>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <fstream>
 #include <iomanip>
 #include <map>
@@ -65,7 +68,45 @@ int use_threads(int requested, const Communicator& comm) {
   return threads;
 }
 
+std::string shell_command(const std::vector<std::string>& words) {
+  std::string line;
+  for (std::size_t k = 0; k < words.size(); ++k) {
+    const std::string& w = words[k];
+    if (k) line += ' ';
+    const bool plain = !w.empty() && std::all_of(w.begin(), w.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("_@%+=:,./-", c) != nullptr;
+    });
+    if (plain) {
+      line += w;
+      continue;
+    }
+    line += '\'';
+    for (char c : w) line += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    line += '\'';
+  }
+  return line;
+}
+
 namespace {
+
+/// Collective: before any data is read, root creates and probes --out and takes its lock
+/// (output.hpp), so that an unwritable or busy --out fails at once on every rank. The
+/// lock (root's only) is held until the returned pointer goes, on every exit path.
+std::unique_ptr<OutputLock> claim_output_directory(const FitJob& job, const Communicator& comm) {
+  std::unique_ptr<OutputLock> lock;
+  if (job.out_dir.empty()) return lock;
+  std::string err;
+  if (comm.is_root()) {
+    try {
+      probe_output_directory(job.out_dir, "--out");
+      lock = std::make_unique<OutputLock>(job.out_dir, job.command.empty() ? "natgrad fit" : job.command);
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+  }
+  comm.check(err.empty(), err);
+  return lock;
+}
 
 }  // namespace
 
@@ -145,6 +186,7 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
   }
   const std::string layout = describe_layout(comm, job.threads);
   if (comm.is_root()) out << "natgrad fit: " << layout << '\n';
+  const std::unique_ptr<OutputLock> out_lock = claim_output_directory(job, comm);
 
   const auto read_start = std::chrono::steady_clock::now();
   Shard shard = load_shard(job.read, comm);
@@ -183,14 +225,6 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
   // these options (after any dropped column, so a resume sees the same design).
   std::string fingerprint;
   hooks.prepare = [&](const Shard& s, const Model& model, FitOptions& o) {
-    // Output directory before the fit: a bad --out fails on every rank before the work.
-    std::string err;
-    if (comm.is_root() && !job.out_dir.empty()) {
-      std::error_code ec;
-      std::filesystem::create_directories(job.out_dir, ec);
-      if (ec) err = job.out_dir.string() + ": cannot create output directory: " + ec.message();
-    }
-    comm.check(err.empty(), err);
     if (!job.init.empty()) o.theta0 = read_initial_coefficients(job.init, s.n_cols * model.n_outputs(), comm);
     if (!job.checkpoint.empty() || !job.resume.empty())
       fingerprint = fit_fingerprint(job, s, model.name(), model.n_classes(), comm);
@@ -239,6 +273,7 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
       out << "memory: peak RSS per rank (MiB): " << rss_list << "; shard per rank (MiB): " << shard_list << '\n';
   }
 
+  std::string write_err;
   if (comm.is_root()) {
     FitReport rep;
     rep.model_name = g.model->name();
@@ -260,12 +295,21 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
     const std::string text = summary_text(rep);
     out << '\n' << text;
     if (!job.out_dir.empty()) {
-      write_model_json(job.out_dir / "model.json", rep);
-      write_history_csv(job.out_dir / "history.csv", res);
-      write_atomically(job.out_dir / "summary.txt", [&](std::ostream& os) { os << text; });
-      out << "wrote " << (job.out_dir / "model.json").string() << ", history.csv and summary.txt\n";
+      // All three under temporary names first, then renamed with model.json last: the
+      // directory holds this fit's set or the previous one, never a mix.
+      try {
+        OutputSet set(job.out_dir);
+        set.write("history.csv", [&](std::ostream& os) { write_history_csv(os, res); });
+        set.write("summary.txt", [&](std::ostream& os) { os << text; });
+        set.write("model.json", [&](std::ostream& os) { write_model_json(os, rep); });
+        set.commit();
+        out << "wrote " << (job.out_dir / "model.json").string() << ", history.csv and summary.txt\n";
+      } catch (const std::exception& e) {
+        write_err = e.what();
+      }
     }
   }
+  comm.check(write_err.empty(), write_err);
   return res;
 }
 

@@ -10,7 +10,9 @@
 #include <iostream>
 #include <map>
 #include <string>
+#include <vector>
 
+#include "natgrad/app/jobs.hpp"
 #include "natgrad/app/options.hpp"
 #include "natgrad/core/error.hpp"
 
@@ -119,7 +121,9 @@ int dispatch(int argc, char** argv, const Communicator& comm) {
   if (cmd == "fit")
     return command(n, a, comm, cmd, "usage: natgrad fit --data FILE|gen:SPEC [--out DIR] [options]", fit_job_table(),
                    FitJob{}, [&](FitJob& job) {
-                     for (int i = 0; i < n; ++i) job.command += (i ? " " : "natgrad ") + std::string(a[i]);
+                     std::vector<std::string> words{"natgrad"};
+                     for (int i = 0; i < n; ++i) words.emplace_back(a[i]);
+                     job.command = shell_command(words);  // "Call:", pasteable into a shell
                      if (!job.checkpoint.empty()) {
                        // Only a checkpointing fit catches these: it can stop cleanly and be resumed.
                        install_stop_handlers();

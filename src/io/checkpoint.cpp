@@ -1,8 +1,13 @@
 #include "natgrad/io/checkpoint.hpp"
 
 #include <algorithm>
+#include <bit>
+#include <boost/crc.hpp>
 #include <cerrno>
+#include <cinttypes>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -17,7 +22,9 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-constexpr int kFormatVersion = 2;  // 2: fingerprint keys are the option names
+// 2: fingerprint keys are the option names; 3: a checksum, and the data by content
+// (data_hash) instead of the path and column sums.
+constexpr int kFormatVersion = 3;
 const char* const kHistoryColumns[] = {"iter", "loss", "grad_norm", "step_norm", "kl", "damping", "step_length", "seconds"};
 
 json number(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
@@ -43,50 +50,84 @@ std::string show(const json& v) {
 /// Compares a checkpoint's fingerprint with this run's; returns "" or what differs.
 std::string compare(const json& have, const json& want) {
   for (const auto& [key, w] : want.items()) {
-    if (key == "data_abs_sums") continue;
     if (!have.contains(key)) return "it has no '" + key + "' (written by another natgrad version?)";
     const json& h = have[key];
-    if (key == "data_sums") {
-      // Sums over rows in another order (another rank or thread count) agree to rounding.
-      const auto a = to_doubles(h), b = to_doubles(w), scale = to_doubles(want["data_abs_sums"]);
-      bool same = a.size() == b.size();
-      for (std::size_t j = 0; same && j < a.size(); ++j)
-        same = std::abs(a[j] - b[j]) <= 1e-9 * scale[j] || (std::isnan(a[j]) && std::isnan(b[j]));
-      if (!same) return "the data differ (column sums of the rows do not match)";
-      continue;
-    }
-    if (h != w) return "'" + key + "' is " + show(h) + " in the checkpoint and " + show(w) + " now";
+    if (h == w) continue;
+    if (key == "data_hash")
+      return "the data differ (the content hash of the rows does not match: other values, or the same rows in "
+             "another order)";
+    return "'" + key + "' is " + show(h) + " in the checkpoint and " + show(w) + " now";
   }
   return {};
 }
 
+std::string hex64(std::uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%016" PRIx64, v);
+  return buf;
+}
+
+/// The checkpoint's checksum: CRC-64/XZ (Boost.CRC) of the compact JSON of every field
+/// but "checksum", in the file's order, as hexadecimal text.
+std::string checksum_of(const json& j) {
+  json body = j;
+  body.erase("checksum");
+  const std::string text = body.dump();
+  boost::crc_optimal<64, 0x42F0E1EBA9EA3693ULL, ~0ULL, ~0ULL, true, true> crc;
+  crc.process_bytes(text.data(), text.size());
+  return "crc64:" + hex64(crc.checksum());
+}
+
+// The row hash of data_fingerprint: xxHash64's round and final mix over 64-bit words.
+constexpr std::uint64_t kP1 = 0x9E3779B185EBCA87ULL, kP2 = 0xC2B2AE3D27D4EB4FULL, kP3 = 0x165667B19E3779F9ULL;
+inline std::uint64_t mix_in(std::uint64_t acc, std::uint64_t word) {
+  acc += word * kP2;
+  acc = (acc << 31) | (acc >> 33);
+  return acc * kP1;
+}
+inline std::uint64_t avalanche(std::uint64_t h) {
+  h ^= h >> 33;
+  h *= kP2;
+  h ^= h >> 29;
+  h *= kP3;
+  h ^= h >> 32;
+  return h;
+}
+inline std::uint64_t bits(double v) { return std::bit_cast<std::uint64_t>(v); }
+
 }  // namespace
 
-std::string data_fingerprint(const std::string& options_json, const Shard& shard, const Communicator& comm) {
-  // Column sums of X, then y, weights, offsets; and the same of absolute values, as the
-  // scale of the comparison tolerance.
-  const std::size_t p = static_cast<std::size_t>(shard.n_cols);
-  std::vector<double> sums(2 * (p + 3), 0.0);
-  double* abs = sums.data() + p + 3;
+std::uint64_t data_content_hash(const Shard& shard, const Communicator& comm) {
+  // Sum over rows (mod 2^64) of a hash of (global row index, x, y, weight, offset): the
+  // index makes it order-sensitive, the sum makes it independent of how rows are split.
+  const std::int64_t p = shard.n_cols;
+  const bool has_w = !shard.weight.empty(), has_o = !shard.offset.empty();
+  std::uint64_t local = 0;
+#pragma omp parallel for schedule(static) reduction(+ : local)
   for (std::int64_t i = 0; i < shard.n_rows; ++i) {
+    std::uint64_t acc = mix_in(kP3, static_cast<std::uint64_t>(shard.first_row + i));
     const double* x = shard.row(i);
-    for (std::size_t j = 0; j < p; ++j) {
-      sums[j] += x[j];
-      abs[j] += std::abs(x[j]);
-    }
-    sums[p] += shard.y[i];
-    abs[p] += std::abs(shard.y[i]);
-    if (!shard.weight.empty()) sums[p + 1] += shard.weight[i], abs[p + 1] += std::abs(shard.weight[i]);
-    if (!shard.offset.empty()) sums[p + 2] += shard.offset[i], abs[p + 2] += std::abs(shard.offset[i]);
+    for (std::int64_t j = 0; j < p; ++j) acc = mix_in(acc, bits(x[j]));
+    acc = mix_in(acc, bits(shard.y[static_cast<std::size_t>(i)]));
+    if (has_w) acc = mix_in(acc, bits(shard.weight[static_cast<std::size_t>(i)]));
+    if (has_o) acc = mix_in(acc, bits(shard.offset[static_cast<std::size_t>(i)]));
+    local += avalanche(acc ^ static_cast<std::uint64_t>(p));
   }
-  comm.allreduce_sum(sums.data(), sums.size());
+  // An exact sum mod 2^64 over ranks, as two sums of 32-bit halves (no overflow below 2^31 ranks).
+  std::int64_t halves[2] = {static_cast<std::int64_t>(local & 0xFFFFFFFFULL), static_cast<std::int64_t>(local >> 32)};
+  comm.allreduce_sum(halves, 2);
+  return static_cast<std::uint64_t>(halves[0]) + (static_cast<std::uint64_t>(halves[1]) << 32);
+}
 
+std::string data_fingerprint(const std::string& options_json, const Shard& shard, const Communicator& comm) {
+  const std::uint64_t hash = data_content_hash(shard, comm);
   json f = json::parse(options_json);
   f["n_rows"] = shard.n_global;
   f["n_cols"] = shard.n_cols;
   f["names"] = shard.names;
-  f["data_sums"] = numbers(std::vector<double>(sums.begin(), sums.begin() + static_cast<std::ptrdiff_t>(p + 3)));
-  f["data_abs_sums"] = numbers(std::vector<double>(sums.begin() + static_cast<std::ptrdiff_t>(p + 3), sums.end()));
+  f["weights"] = !shard.weight.empty();
+  f["offsets"] = !shard.offset.empty();
+  f["data_hash"] = hex64(hash);
   return f.dump();
 }
 
@@ -112,6 +153,7 @@ void write_checkpoint(const std::filesystem::path& path, const FitState& s, cons
   j["history"] = {{"columns", columns}, {"rows", rows}};
   j["fingerprint"] = json::parse(fingerprint);
   j["written_by"] = json::parse(written_by_json);
+  j["checksum"] = checksum_of(j);
   // nlohmann prints doubles shortest-round-trip: reading them back gives the same bits.
   write_atomically(path, [&](std::ostream& os) { os << j.dump(1) << '\n'; });
 }
@@ -141,7 +183,10 @@ FitState read_checkpoint(const std::filesystem::path& path, const std::string& f
       throw CollectiveError(where + "not a natgrad checkpoint (no \"natgrad_checkpoint\" key)");
     if (j["natgrad_checkpoint"] != kFormatVersion)
       throw CollectiveError(where + "checkpoint format " + show(j["natgrad_checkpoint"]) + ", this natgrad reads " +
-                            std::to_string(kFormatVersion));
+                            std::to_string(kFormatVersion) + " (start afresh without --resume)");
+    if (!j.contains("checksum") || !j["checksum"].is_string() || j["checksum"] != checksum_of(j))
+      throw CollectiveError(where + "the checkpoint is damaged or was edited: its checksum does not match its "
+                            "content (resume from an intact copy, or start afresh without --resume)");
     const std::string why = compare(j.at("fingerprint"), json::parse(fingerprint));
     if (!why.empty())
       throw CollectiveError(where + "the checkpoint belongs to a different fit: " + why +

@@ -447,7 +447,7 @@ const OptionTable<ReadOptions>& read_option_table() {
                      "CSV, LIBSVM, NPY or HDF5 file (format from --format or the extension; label in --label-column), "
                      "or a generator spec such as gen:logit:rows=1000000,cols=64 or gen:mixture:rows=200 (see "
                      "docs/cli.md)",
-                     F | kOptionRequired,
+                     kOptionRecorded | kOptionRequired,  // not fingerprinted: the content is (checkpoint.hpp)
                      [](const std::string& v) {
                        if (is_generator_spec(v)) parse_generator_spec(v);  // throws its own message
                        return std::string();
@@ -499,6 +499,36 @@ Shard read_hdf5(const ReadOptions& opts, const Communicator&) {
 }
 #endif
 
+namespace {
+
+/// "" or why \p path cannot be read as it is: a compressed file (by its magic bytes).
+/// A file that cannot be opened is left to the format's reader, which says so.
+std::string compressed_file_message(const std::string& path) {
+  reader_detail::File f(path);
+  std::string head;
+  if (!f.ok() || !f.append(head, 0, 6)) return {};
+  struct Magic {
+    const char* bytes;
+    std::size_t n;
+    const char* kind;
+    const char* tool;
+  };
+  static const Magic kMagic[] = {
+      {"\x1f\x8b", 2, "gzip", "gzip -dk"},           {"\x28\xb5\x2f\xfd", 4, "zstd", "zstd -d"},
+      {"\xfd" "7zXZ\x00", 6, "xz", "xz -dk"},        {"BZh", 3, "bzip2", "bzip2 -dk"},
+      {"PK\x03\x04", 4, "zip", "unzip"},
+  };
+  for (const Magic& m : kMagic) {
+    if (head.size() < m.n || head.compare(0, m.n, m.bytes, m.n) != 0) continue;
+    if (std::string(m.kind) == "bzip2" && (head.size() < 4 || head[3] < '1' || head[3] > '9')) continue;
+    return path + ": the file is " + m.kind + "-compressed: decompress it first (" + m.tool +
+           "); natgrad reads uncompressed CSV, LIBSVM, NPY and HDF5 files";
+  }
+  return {};
+}
+
+}  // namespace
+
 Shard load_shard(const ReadOptions& opts, const Communicator& comm) {
   Shard shard;
   if (is_generator_spec(opts.path)) {
@@ -510,6 +540,9 @@ Shard load_shard(const ReadOptions& opts, const Communicator& comm) {
     if (shard.source.empty()) shard.source = opts.path;
   } else {
     const std::string format = input_format(opts);
+    std::string compressed;
+    if (comm.is_root()) compressed = compressed_file_message(opts.path);
+    comm.check(compressed.empty(), compressed);
     if (format == "npy")
       shard = read_npy(opts, comm);
     else if (format == "libsvm")

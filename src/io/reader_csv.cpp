@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iostream>
+#include <map>
 #include <new>
 #include <optional>
 #include <string>
@@ -302,6 +304,28 @@ std::string read_header(File& f, const ReadOptions& opts, HeaderInfo& h) {
   return {};
 }
 
+/// "" or a warning naming the header names that occur more than once (a coefficient
+/// name would repeat, and such a name cannot select a column).
+std::string repeated_names(const std::vector<std::string>& names, const std::string& where) {
+  std::map<std::string, std::vector<std::size_t>> at;
+  for (std::size_t j = 0; j < names.size(); ++j) at[names[j]].push_back(j);
+  std::vector<std::pair<std::size_t, std::string>> repeated;  // by first column
+  for (const auto& [name, cols] : at)
+    if (cols.size() > 1) {
+      std::string s = "'" + shown(name) + "' (columns";
+      for (std::size_t k = 0; k < cols.size() && k < 6; ++k) s += (k ? ", " : " ") + std::to_string(cols[k]);
+      repeated.emplace_back(cols.front(), s + (cols.size() > 6 ? ", ...)" : ")"));
+    }
+  if (repeated.empty()) return {};
+  std::sort(repeated.begin(), repeated.end());
+  std::string list;
+  for (std::size_t k = 0; k < repeated.size() && k < 5; ++k) list += (k ? ", " : "") + repeated[k].second;
+  if (repeated.size() > 5) list += ", ... (" + std::to_string(repeated.size()) + " names in all)";
+  return where + ": the header repeats column names: " + list +
+         "; coefficients of such columns share a name, and options select them by 0-based index only (rename "
+         "them to tell them apart)";
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -339,6 +363,7 @@ CsvPart parse_csv_part(const ReadOptions& opts, int rank, int size) {
     part.error = std::move(err);
     return part;
   }
+  if (head.is_header) part.warning = repeated_names(head.fields, path + ":" + std::to_string(head.lines_before_body));
 
   Layout lay;
   lay.n_fields = static_cast<std::int64_t>(head.fields.size());
@@ -378,6 +403,7 @@ Shard read_csv(const ReadOptions& opts, const Communicator& comm) {
   const std::string& path = opts.path;
   CsvPart part = parse_csv_part(opts, comm.rank(), comm.size());
   comm.check(part.error.empty(), part.error);
+  if (comm.is_root() && !part.warning.empty()) std::cerr << "natgrad: warning: " << part.warning << std::endl;
 
   // Collectives in the same order on every rank, failed or not.
   const std::int64_t line0 = part.lines_before_body + comm.exscan_sum(part.lines);

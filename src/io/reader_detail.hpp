@@ -193,6 +193,7 @@ struct CsvPart {
   std::int64_t n_features = 0;
   std::vector<double> x, y, weight, offset;  ///< rows before the bad line, as in Shard
   std::vector<std::string> names;
+  std::string warning;  ///< e.g. repeated header names (complete text), else ""
 };
 CsvPart parse_csv_part(const ReadOptions& opts, int rank, int size);
 

@@ -136,6 +136,10 @@ std::string summary_text(const FitReport& r) {
 }
 
 void write_model_json(const std::filesystem::path& path, const FitReport& r) {
+  write_atomically(path, [&](std::ostream& os) { write_model_json(os, r); });
+}
+
+void write_model_json(std::ostream& os, const FitReport& r) {
   const FitResult& f = *r.fit;
   nlohmann::ordered_json j;
   j["natgrad_version"] = 1;
@@ -185,17 +189,20 @@ void write_model_json(const std::filesystem::path& path, const FitReport& r) {
   j["seconds"] = f.seconds;
   j["run"] = {{"data", r.data}, {"ranks", r.ranks}, {"threads_per_rank", r.threads}};
   j["options"] = nlohmann::ordered_json::parse(r.options_json);
-  write_atomically(path, [&](std::ostream& os) { os << j.dump(2) << '\n'; });
+  os << j.dump(2) << '\n';
 }
 
 void write_history_csv(const std::filesystem::path& path, const FitResult& r) {
-  write_atomically(path, [&](std::ostream& os) {
-    os << "iter,loss,grad_norm,step_norm,kl,damping,step_length,seconds\n";
-    os << std::setprecision(17);
-    for (const auto& h : r.history)
-      os << h.iter << ',' << h.loss << ',' << h.grad_norm << ',' << h.step_norm << ',' << h.kl << ','
-         << h.damping << ',' << h.step_length << ',' << h.seconds << '\n';
-  });
+  write_atomically(path, [&](std::ostream& os) { write_history_csv(os, r); });
+}
+
+void write_history_csv(std::ostream& os, const FitResult& r) {
+  const auto precision = os.precision(17);
+  os << "iter,loss,grad_norm,step_norm,kl,damping,step_length,seconds\n";
+  for (const auto& h : r.history)
+    os << h.iter << ',' << h.loss << ',' << h.grad_norm << ',' << h.step_norm << ',' << h.kl << ','
+       << h.damping << ',' << h.step_length << ',' << h.seconds << '\n';
+  os.precision(precision);
 }
 
 }  // namespace natgrad

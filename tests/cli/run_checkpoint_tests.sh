@@ -10,7 +10,9 @@
 #    uninterrupted answer; resume at another rank count agrees to 1e-10;
 #  - SIGTERM to one non-root rank only: every rank stops together (the flag travels in
 #    the iteration's reduction), exit status 3;
-#  - a checkpoint of other options / other data / not a checkpoint: one clear error;
+#  - a checkpoint of other options / other data / not a checkpoint / edited by hand (its
+#    checksum) / of data whose labels were swapped: one clear error; the same data under
+#    another path resumes;
 #  - kill -9 of one non-root rank mid-fit: the job exits non-zero within 30 s.
 # Prints "ok - ..." / "not ok - ..." and "N passed, M failed".
 set -u
@@ -167,7 +169,8 @@ bad_resume() {
 D=gen:logit:rows=20000,cols=8
 bad_resume "a checkpoint of other options" "'lr' is 0.5 in the checkpoint and 0.25 now" \
   fit --data "$D" --step fixed --lr 0.25 --tol 0 --max-iter 12 --resume "$W/p.json"
-bad_resume "a checkpoint of other data" "'data'" \
+# The data's path is not compared (its content is): here the row count differs first.
+bad_resume "a checkpoint of other data" "'n_rows' is 20000 in the checkpoint and 20001 now" \
   fit --data gen:logit:rows=20001,cols=8 "${FIXED[@]}" --max-iter 12 --resume "$W/p.json"
 printf 'not json\n' >"$W/junk.json"
 bad_resume "a file that is not a checkpoint" "invalid checkpoint" \
@@ -180,6 +183,41 @@ run csv-ck fit --data "$W/d.csv" "${FIXED[@]}" --max-iter 3 --checkpoint "$W/c.j
 awk -F, 'NR == 10 { $2 = $2 + 1 } { print }' OFS=, "$W/d.csv" >"$W/d2.csv" && mv "$W/d2.csv" "$W/d.csv"
 bad_resume "a CSV whose content changed" "the data differ" \
   fit --data "$W/d.csv" "${FIXED[@]}" --max-iter 5 --resume "$W/c.json"
+
+# The fingerprint follows the data's content, not its path: an identical copy under
+# another name resumes; two labels swapped in place (same column sums) are refused.
+run_np gen-csv2 1 generate --data gen:logit:rows=500,cols=3,seed=5 --out "$W/e.csv"
+run csv-ck2 fit --data "$W/e.csv" "${FIXED[@]}" --max-iter 3 --checkpoint "$W/e.json" --checkpoint-every 2 --quiet
+mkdir -p "$W/elsewhere" && cp "$W/e.csv" "$W/elsewhere/copy of e.csv"
+begin_check "resumes with the same data under another path"
+run copy-resume fit --data "$W/elsewhere/copy of e.csv" "${FIXED[@]}" --max-iter 5 --resume "$W/e.json" --quiet
+[ "$RC" -eq 0 ] || fail "exit $RC ($(tail_of "$ERR"))"
+grep -q 'resuming from .* at iteration 2' "$OUT" || fail "no 'resuming from ... at iteration 2' line"
+end_check
+# Swap the labels of the first data rows with labels 0 and 1: the same multiset of values.
+awk -F, -v OFS=, 'NR > 1 && a == 0 && $1 + 0 == 0 { a = NR } NR > 1 && b == 0 && $1 + 0 == 1 { b = NR }
+  { line[NR] = $0; lab[NR] = $1 } END {
+    for (i = 1; i <= NR; i++) { if (i == a || i == b) { n = split(line[i], f, ","); f[1] = (i == a ? lab[b] : lab[a]);
+        s = f[1]; for (k = 2; k <= n; k++) s = s "," f[k]; print s } else print line[i] } }' "$W/e.csv" >"$W/e2.csv"
+begin_check "the label swap keeps every column's values and changes two rows"
+[ "$(diff "$W/e.csv" "$W/e2.csv" | grep -c '^>')" -eq 2 ] || fail "not exactly two rows changed"
+cut -d, -f1 "$W/e.csv" | sort | uniq -c >"$W/l1" && cut -d, -f1 "$W/e2.csv" | sort | uniq -c >"$W/l2"
+cmp -s "$W/l1" "$W/l2" || fail "the label counts changed"
+end_check
+mv "$W/e2.csv" "$W/e.csv"
+bad_resume "data with two labels swapped in place" "the data differ" \
+  fit --data "$W/e.csv" "${FIXED[@]}" --max-iter 5 --resume "$W/e.json"
+# A checkpoint edited by hand (one coefficient changed) fails its checksum.
+awk '/"theta": \[/ { t = 1; print; next }
+  t && !done && match($0, /-?[0-9][0-9.eE+-]*/) {
+    v = substr($0, RSTART, RLENGTH) + 0
+    $0 = substr($0, 1, RSTART - 1) sprintf("%.17g", v * 1.35 + 0.01) substr($0, RSTART + RLENGTH); done = 1 }
+  { print }' "$W/p.json" >"$W/edited.json"
+begin_check "the edited checkpoint differs from the original in one number"
+[ "$(diff "$W/p.json" "$W/edited.json" | grep -c '^>')" -eq 1 ] || fail "edit did not change exactly one line"
+end_check
+bad_resume "a checkpoint with an edited coefficient" "checksum does not match" \
+  fit --data gen:logit:rows=20000,cols=8 "${FIXED[@]}" --max-iter 12 --resume "$W/edited.json"
 
 # ---------------------------------------------------------------------------
 # A rank that dies (kill -9, as the out-of-memory killer does) must end the job promptly.

@@ -15,7 +15,7 @@
 # NAME: why" per case, then "N passed, M failed" (tests/support/harness.sh); exits 1 if
 # any case failed.
 # Each run's output is kept in WORKDIR/logs/NAME.{out,err}; timings in
-# WORKDIR/logs/timings.txt. Needs bash, coreutils, awk, sed, grep, mkfifo, perl
+# WORKDIR/logs/timings.txt. Needs bash, coreutils, awk, sed, grep, gzip, mkfifo, perl
 # (Debian's perl-base, for packing doubles into the NPY files) and, when run as root,
 # setpriv (util-linux) for the one case that needs a file root cannot read.
 set -u
@@ -93,6 +93,15 @@ make_inputs() {
   { awk 'BEGIN { printf "y"; for (j = 1; j <= 600000; j++) printf ",c%d", j; printf "\n" }'
     printf '1,2,3\n'; } >"$G/long_header.csv"
   # Inputs that cannot be opened or read as files.
+  # Compressed files (by their magic bytes, whatever the name says).
+  gzip -c "$C/good.csv" >"$G/good.csv.gz"
+  cp "$G/good.csv.gz" "$G/gzip_named.csv"
+  cp "$G/good.csv.gz" "$G/gzip_named.npy"
+  if command -v zstd >/dev/null 2>&1; then
+    zstd -q -c "$C/good.csv" >"$G/good.csv.zst"
+  else # the frame's magic number is what natgrad looks at
+    { printf '\050\265\057\375'; cat "$C/good.csv"; } >"$G/good.csv.zst"
+  fi
   mkdir -p "$G/a_directory.csv"
   mkfifo "$G/fifo.csv"
   cp "$C/good.csv" "$G/unreadable.csv"
@@ -164,6 +173,8 @@ while IFS= read -r line || [ -n "$line" ]; do
     NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/tmp)
     if command -v setpriv >/dev/null 2>&1 && "${NOBODY[@]}" test -x "$EXE" -a -d "$G" 2>/dev/null; then
       RUN_AS=("${NOBODY[@]}")
+      # --out is checked writable before the data are read: let nobody write there.
+      mkdir -p "$OUT_DIR" && chmod 777 "$OUT_DIR"
     else
       skip "$NAME" "running as root, which may read any file, and setpriv cannot drop to nobody"
       continue
@@ -193,6 +204,10 @@ while IFS= read -r line || [ -n "$line" ]; do
         coef=*)
           got=$(json_coefs "$OUT_DIR/model.json")
           lists_close "$got" "${f#coef=}" 1e-6 || fail "coefficients [$got], expected [${f#coef=}]"
+          ;;
+        warn=*)
+          n=$(grep -F -e "${f#warn=}" "$ALL" | grep -c 'natgrad: warning: ')
+          [ "$n" -eq 1 ] || fail "warning '${f#warn=}' printed $n times (expected once)"
           ;;
         *) grep -qF -e "$f" "$OUT" || fail "'$f' not in stdout" ;;
       esac

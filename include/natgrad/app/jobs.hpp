@@ -6,6 +6,7 @@
 #include <ostream>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "natgrad/core/communicator.hpp"
 #include "natgrad/io/reader.hpp"
@@ -68,6 +69,11 @@ struct GenerateJob {
 
 /// Collective (root writes). Writes the generated dataset; label in column 0.
 void run_generate(const GenerateJob& job, const Communicator& comm, std::ostream& out);
+
+/// \p words as one line a POSIX shell reads back as the same words: a word of letters,
+/// digits and _@%+=:,./- only stays as it is, any other is single-quoted (a ' inside as
+/// '\''). The summary's "Call:" line, which can be pasted back into a shell.
+std::string shell_command(const std::vector<std::string>& words);
 
 /// Root-only text: ranks, nodes, threads per rank, BLAS and hosts (collective).
 std::string describe_layout(const Communicator& comm, int threads);

@@ -4,8 +4,8 @@
 /// the data and of the options that change the result, so that a resume refuses a
 /// checkpoint of another fit. fit() itself does no file I/O; the fit job (app) calls these.
 ///
-/// File format (version 2), one JSON object:
-///   natgrad_checkpoint   1
+/// File format (version 3), one JSON object:
+///   natgrad_checkpoint   3
 ///   iteration            k: steps taken; theta is theta_k, not yet evaluated
 ///   theta, last_step     numbers printed shortest-round-trip (exact doubles)
 ///   step                 {step_length, kl, damping, step_norm} of the step to theta_k
@@ -13,7 +13,11 @@
 ///   history              {columns: [...], rows: [[iter, loss, ...], ...]}: rows 0..k-1
 ///   fingerprint          see fit_fingerprint()
 ///   written_by           {ranks, threads, hosts}: informative, not checked
+///   checksum             "crc64:<16 hex digits>": CRC-64/XZ of the compact JSON of every
+///                        other field in file order; a file whose content does not match
+///                        it (damaged, or edited by hand) is refused
 /// Non-finite numbers are written as null and read back as NaN.
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -24,13 +28,21 @@
 namespace natgrad {
 
 /// Collective. A JSON object naming what the result depends on: \p options_json (a JSON
-/// object of the options that change the iterates or the stopping point: the source and
-/// reader options, model, method, Fisher, step rule, tolerances, penalty; app's
-/// fit_fingerprint() makes it from the option table's kOptionFingerprint rows) completed
-/// with the data (global rows, columns and their names, and the column sums of X, y,
-/// weights and offsets, reduced over ranks). Not in it: threads, ranks, max-iter, block
-/// rows, quiet, out, so a job may resume at another layout or with a higher --max-iter.
+/// object of the options that change the iterates or the stopping point: the reader
+/// options that change what is read, model, method, Fisher, step rule, tolerances,
+/// penalty; app's fit_fingerprint() makes it from the option table's kOptionFingerprint
+/// rows) completed with the data: global rows, columns and their names, whether there
+/// are weights and offsets, and data_content_hash() of the rows. Not in it: the data's
+/// path (the same data under another path or as a copy resumes), threads, ranks,
+/// max-iter, block rows, quiet, out, so a job may resume at another layout or with a
+/// higher --max-iter.
 std::string data_fingerprint(const std::string& options_json, const Shard& shard, const Communicator& comm);
+
+/// Collective. A 64-bit hash of the data's content, the same at any rank and thread count:
+/// the sum (mod 2^64) over rows of a hash of the row's global index and the bits of its
+/// x, y, weight and offset, so changed values and moved rows (two labels swapped) give
+/// another hash. One pass over this rank's rows in memory; no I/O.
+std::uint64_t data_content_hash(const Shard& shard, const Communicator& comm);
 
 /// Local (root). Writes \p state with \p fingerprint to \p path atomically
 /// (write_atomically: a temporary file, fsync, rename). Throws natgrad::Error.
@@ -39,7 +51,8 @@ void write_checkpoint(const std::filesystem::path& path, const FitState& state, 
 
 /// Collective. Root reads \p path and broadcasts it; every rank parses it and compares its
 /// fingerprint with \p fingerprint. Throws CollectiveError on every rank when the file is
-/// missing or invalid, or belongs to another fit; the message names the differing field.
+/// missing or invalid, fails its checksum, or belongs to another fit; the message names
+/// the differing field.
 FitState read_checkpoint(const std::filesystem::path& path, const std::string& fingerprint,
                          const Communicator& comm);
 

@@ -33,8 +33,9 @@ const char* to_string(ReadOptions::Header h);
 
 /// The command-line options that set ReadOptions members (declared once, here): data,
 /// format, label-column, weight-column, offset-column, columns, dataset, delimiter,
-/// header, intercept. The data source and the column roles are part of the checkpoint
-/// fingerprint; all are recorded in model.json, from where predict takes its defaults.
+/// header, intercept. The reader options that change what is read (format, column
+/// roles, dataset, intercept) are part of the checkpoint fingerprint, the path is not (the
+/// fingerprint holds the data's content instead); all are recorded in model.json, from where predict takes its defaults.
 const OptionTable<ReadOptions>& read_option_table();
 
 /// Collective. Reads (or generates) this rank's rows: generator specs ("gen:..."), and

@@ -3,6 +3,7 @@
 /// What a fit reports: the R-style coefficient table (printed and summary.txt) and
 /// model.json. Local functions, called on the root rank.
 #include <filesystem>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -43,8 +44,12 @@ std::string summary_text(const FitReport& r);
 
 /// history.csv: iter,loss,grad_norm,step_norm,kl,damping,step_length,seconds (atomically).
 void write_history_csv(const std::filesystem::path& path, const FitResult& result);
+/// history.csv's text, to a stream (an OutputSet's file).
+void write_history_csv(std::ostream& os, const FitResult& result);
 
 /// model.json (atomically).
 void write_model_json(const std::filesystem::path& path, const FitReport& r);
+/// model.json's text, to a stream (an OutputSet's file).
+void write_model_json(std::ostream& os, const FitReport& r);
 
 }  // namespace natgrad
