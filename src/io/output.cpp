@@ -29,8 +29,8 @@ AtomicFile::~AtomicFile() {
 void AtomicFile::sync() {
   const int fd = ::open(tmp_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error(path_.string() + ": cannot write: " + std::strerror(errno));
-  // EINVAL: a file system without fsync (nothing to wait for).
-  const bool ok = ::fsync(fd) == 0 || errno == EINVAL;
+  // EINVAL, ENOTSUP, ENOSYS: a file system without fsync (nothing to wait for).
+  const bool ok = ::fsync(fd) == 0 || errno == EINVAL || errno == ENOTSUP || errno == ENOSYS;
   const int err = errno;
   ::close(fd);
   if (!ok) throw Error(path_.string() + ": write failed: " + std::strerror(err));
