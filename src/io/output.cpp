@@ -303,7 +303,8 @@ OutputLock::OutputLock(std::filesystem::path dir, const std::string& command) : 
                                    : "pid " + field_of(held, "pid") + " on host " + field_of(held, "host") +
                                          ", started " + field_of(held, "started") +
                                          (shown.empty() ? std::string() : ": " + shown);
-    throw Error(where + "in use by another natgrad fit (" + holder + "); wait for it to end or choose another --out (if no such fit runs, remove " + path_.string() + ")");
+    throw Error(where + "in use by another natgrad fit (" + holder +
+                "); wait for it to end or choose another --out (if no such fit runs, remove " + path_.string() + ")");
   }
 }
 
