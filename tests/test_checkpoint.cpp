@@ -158,7 +158,8 @@ TEST_CASE("the data hash follows the rows' content and order, not the rank count
   CHECK(data_content_hash(swapped, self) != at_this_layout);
   // Two whole rows swapped: another hash too (the row index is hashed).
   Shard moved = all;
-  for (std::int64_t j = 0; j < moved.n_cols; ++j) std::swap(moved.x[a * moved.n_cols + j], moved.x[b * moved.n_cols + j]);
+  for (std::int64_t j = 0; j < moved.n_cols; ++j)
+    std::swap(moved.x[a * moved.n_cols + j], moved.x[b * moved.n_cols + j]);
   std::swap(moved.y[a], moved.y[b]);
   CHECK(data_content_hash(moved, self) != at_this_layout);
   // One value changed in the last bit.
@@ -206,7 +207,8 @@ TEST_CASE("the fingerprint ignores the data's path and a checkpoint edited by ha
   const FitState back = read_checkpoint(path, fp, c);
   CHECK(back.theta == st.theta);
   CHECK_THROWS_WITH(read_checkpoint(edited, fp, c),
-                    Catch::Contains("ck-edited-2: the checkpoint is damaged or was edited: its checksum does not match"));
+                    Catch::Contains("ck-edited-2: the checkpoint is damaged or was edited: its checksum does "
+                                    "not match"));
   c.barrier();
   if (c.is_root()) {
     std::filesystem::remove(path);

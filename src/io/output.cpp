@@ -29,8 +29,8 @@ AtomicFile::~AtomicFile() {
 void AtomicFile::sync() {
   const int fd = ::open(tmp_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error(path_.string() + ": cannot write: " + std::strerror(errno));
-  // EINVAL: a file system without fsync (nothing to wait for).
-  const bool ok = ::fsync(fd) == 0 || errno == EINVAL;
+  // EINVAL, ENOTSUP, ENOSYS: a file system without fsync (nothing to wait for).
+  const bool ok = ::fsync(fd) == 0 || errno == EINVAL || errno == ENOTSUP || errno == ENOSYS;
   const int err = errno;
   ::close(fd);
   if (!ok) throw Error(path_.string() + ": write failed: " + std::strerror(err));
@@ -303,7 +303,8 @@ OutputLock::OutputLock(std::filesystem::path dir, const std::string& command) : 
                                    : "pid " + field_of(held, "pid") + " on host " + field_of(held, "host") +
                                          ", started " + field_of(held, "started") +
                                          (shown.empty() ? std::string() : ": " + shown);
-    throw Error(where + "in use by another natgrad fit (" + holder + "); wait for it to end or choose another --out (if no such fit runs, remove " + path_.string() + ")");
+    throw Error(where + "in use by another natgrad fit (" + holder +
+                "); wait for it to end or choose another --out (if no such fit runs, remove " + path_.string() + ")");
   }
 }
 

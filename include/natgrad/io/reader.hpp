@@ -35,7 +35,8 @@ const char* to_string(ReadOptions::Header h);
 /// format, label-column, weight-column, offset-column, columns, dataset, delimiter,
 /// header, intercept. The reader options that change what is read (format, column
 /// roles, dataset, intercept) are part of the checkpoint fingerprint, the path is not (the
-/// fingerprint holds the data's content instead); all are recorded in model.json, from where predict takes its defaults.
+/// fingerprint holds the data's content instead); all are recorded in model.json, from
+/// where predict takes its defaults.
 const OptionTable<ReadOptions>& read_option_table();
 
 /// Collective. Reads (or generates) this rank's rows: generator specs ("gen:..."), and
