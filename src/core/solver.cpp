@@ -20,6 +20,7 @@ const char* to_string(Reason r) {
     case Reason::running: return "running";
     case Reason::converged_gradient: return "converged: gradient max-norm below tol";
     case Reason::converged_loss: return "converged: relative loss change below ftol";
+    case Reason::converged_decrement: return "converged: Newton decrement below tol";
     case Reason::max_iterations: return "stopped: iteration limit reached";
     case Reason::non_finite: return "diverged: loss or gradient not finite";
     case Reason::line_search_failed: return "diverged: line search found no decrease";
@@ -248,9 +249,14 @@ class Solver {
     }
     const IterationRecord rec{k,           nz_.loss,   dec_.grad_norm, last_.norm, last_.kl,
                               last_.damping, last_.length, elapsed_()};
-    Reason status = stop_test_.check(k, nz_.loss, prev_loss_, dec_.grad_norm);
+    // The decrement rule needs the direction first: its solve yields g^T F^-1 g.
+    DirectionOutcome out;
+    const bool early = stop_test_.needs_decrement();
+    if (early) out = direction_->compute(nz_, damping_, k, obs_.log, dec_.direction);
+    const double decrement = early && out.status == Reason::running ? out.decrement : NAN;
+    Reason status = stop_test_.check(k, nz_.loss, prev_loss_, dec_.grad_norm, decrement);
     if (status == Reason::running) {
-      const DirectionOutcome out = direction_->compute(nz_, damping_, k, obs_.log, dec_.direction);
+      if (!early) out = direction_->compute(nz_, damping_, k, obs_.log, dec_.direction);
       status = out.status;
       damping_ = dec_.damping = out.damping;
       dec_.kl_unit = out.kl_unit;
