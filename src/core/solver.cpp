@@ -450,12 +450,10 @@ class StartModel final : public Model {
 };
 }  // namespace
 
-StartSystem start_system(const Shard& shard, const Model& model, const FitOptions& options,
-                         const Communicator& comm, bool sampled) {
-  StartSystem sys;
-  sys.p = shard.n_cols;
-  sys.sampled = sampled && options.sample.active();
-  const FisherSample sample = sys.sampled ? options.sample : FisherSample{};
+namespace {
+/// Root's Gram of one pass (see start_system), unscaled.
+void start_sums(const Shard& shard, const Model& model, const FitOptions& options, const FisherSample& sample,
+                const Communicator& comm, StartSystem& sys) {
   Workspace ws;
   ws.prepare(options.threads, shard.n_cols, options.block_rows, FisherKind::expected);
   PackedSums sums;
@@ -477,6 +475,50 @@ StartSystem start_system(const Shard& shard, const Model& model, const FitOption
       for (double& v : sys.rhs) v = -v;
     }
   }
+}
+
+/// A Gram diagonal entry whose square-root scale is near the ends of the double range:
+/// the products x_ij x_ik under- or overflowed (0 for a column of 1e-300s).
+bool extreme_scale(double g) { return !(g > 0x1p-900 && g < 0x1p+900); }
+}  // namespace
+
+StartSystem start_system(const Shard& shard, const Model& model, const FitOptions& options,
+                         const Communicator& comm, bool sampled) {
+  StartSystem sys;
+  sys.p = shard.n_cols;
+  sys.sampled = sampled && options.sample.active();
+  const FisherSample sample = sys.sampled ? options.sample : FisherSample{};
+  start_sums(shard, model, options, sample, comm, sys);
+  // Columns so small (or large) that their squares leave the double range: a second pass
+  // on the columns scaled by powers of two (exact), so that the collinearity check and the
+  // start see them as they are, not as "all zero". Only then is X scanned and copied.
+  std::int64_t rescale = 0;
+  if (comm.is_root())
+    for (std::int64_t j = 0; j < sys.p; ++j) rescale |= extreme_scale(sys.gram[static_cast<std::size_t>(j + j * sys.p)]) ? 1 : 0;
+  comm.broadcast(&rescale, 1);
+  if (rescale == 0) return sys;
+  constexpr std::int64_t kNone = -100000;  // a column of zeros (and non-finite values) keeps its scale
+  std::vector<std::int64_t> ex(static_cast<std::size_t>(sys.p), kNone);
+  for (std::int64_t i = 0; i < shard.n_rows; ++i)
+    for (std::int64_t j = 0; j < sys.p; ++j) {
+      const double v = shard.row(i)[j];
+      if (v == 0 || !std::isfinite(v)) continue;
+      int e = 0;
+      (void)std::frexp(v, &e);
+      ex[static_cast<std::size_t>(j)] = std::max<std::int64_t>(ex[static_cast<std::size_t>(j)], e);
+    }
+  comm.allreduce_max(ex.data(), ex.size());
+  sys.scale.assign(static_cast<std::size_t>(sys.p), 1.0);
+  for (std::int64_t j = 0; j < sys.p; ++j) {
+    const std::int64_t e = ex[static_cast<std::size_t>(j)];
+    if (e != kNone && (e < -400 || e > 400)) sys.scale[static_cast<std::size_t>(j)] = std::ldexp(1.0, static_cast<int>(-e));
+  }
+  Shard scaled = shard;
+  for (std::int64_t i = 0; i < scaled.n_rows; ++i)
+    for (std::int64_t j = 0; j < sys.p; ++j) scaled.x[static_cast<std::size_t>(i * sys.p + j)] *= sys.scale[static_cast<std::size_t>(j)];
+  sys.gram.clear();
+  sys.rhs.clear();
+  start_sums(scaled, model, options, sample, comm, sys);
   return sys;
 }
 
@@ -511,6 +553,9 @@ std::vector<double> solve_start(const StartSystem& sys, const std::vector<std::i
             sys.gram[static_cast<std::size_t>(keep[static_cast<std::size_t>(r)] + keep[static_cast<std::size_t>(c)] * sys.p)];
     }
     const DampedSolve ds = damped_cholesky_solve(A, q, b, options.damping, theta, factor);
+    if (!sys.scale.empty())  // the system of the scaled columns x_j s_j: theta_j = theta'_j s_j
+      for (std::int64_t c = 0; c < q; ++c)
+        theta[static_cast<std::size_t>(c)] *= sys.scale[static_cast<std::size_t>(keep[static_cast<std::size_t>(c)])];
     if (!ds.ok || !all_finite(theta)) std::fill(theta.begin(), theta.end(), 0.0);
   }
   comm.broadcast(theta.data(), theta.size());

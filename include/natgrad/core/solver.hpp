@@ -103,6 +103,10 @@ struct StartSystem {
   std::vector<double> gram;    ///< p x p (root only)
   std::vector<double> rhs;     ///< p (root only; empty without a start)
   bool sampled = false;        ///< formed from FitOptions::sample's rows only
+  /// Empty, or the power of two each column was multiplied by before gram and rhs were
+  /// formed: set when a column's scale put its squares near the ends of the double range
+  /// (e.g. a column of 1e-300s, whose Gram entry would underflow to 0).
+  std::vector<double> scale;
 };
 
 /// Collective. \p sampled: use options.sample's rows for the Gram (the right-hand side
