@@ -107,8 +107,7 @@ TEST_CASE("the stopping rule does not depend on column scales: the issue's 1e-10
     for (std::size_t j = 0; j < ref.fit.theta.size(); ++j)
       CHECK(rel(g.fit.theta[j] * (j == 2 ? s : 1.0), ref.fit.theta[j]) <= 1e-8);
   }
-  // The gradient rule stays available, and is what it says: on the 1e-10 column it stops
-  // where the gradient is small, not at the optimum (the issue's wrong answer).
+  // The gradient rule stays available, and is what it says.
   o.fit.stop = StopRule::gradient;
   Shard tiny = scaled(base, 2, 1e-10);
   const GlmFit g = fit_glm(tiny, o, comm);

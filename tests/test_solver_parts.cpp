@@ -200,6 +200,8 @@ TEST_CASE("convergence test: the Newton decrement rule, and gd's gradient rule",
   CHECK(c.needs_decrement());
   CHECK(c.check(3, 1.0, 1.1, 1e-3, 1e-7) == Reason::converged_decrement);
   CHECK(c.check(3, 1.0, 1.1, 1e-9, 1e-5) == Reason::running);  // a small gradient is not enough
+  CHECK(c.check(3, 1.0, 1.1, 1e-3, 1.41e-6) == Reason::converged_decrement);  // 0.5 dec^2 <= tol^2
+  CHECK(c.check(3, 1.0, 1.1, 1e-3, 1.42e-6) == Reason::running);
   CHECK(c.check(3, 1.0, 1.1, 1e-9) == Reason::running);        // no decrement at this iterate
   CHECK(c.check(10, 1.0, 1.1, 1e-9) == Reason::max_iterations);
   o.method = Method::gd;  // no metric: the gradient

@@ -52,12 +52,13 @@ const OptionTable<FitOptions>& fit_option_table() {
                                 kOptionResult, finite_at_least(0)),
        number_option<O, int>("max-iter", &O::max_iter, "100", "iteration limit", kOptionRecorded, at_least(0)),
        choice_option("stop", &O::stop, "decrement",
-                     "what --tol bounds: decrement (the Newton decrement sqrt(g^T F^-1 g) of the mean loss in the "
-                     "method's Fisher metric: the same at any scaling of the columns; --method gd uses the "
-                     "gradient) | gradient (max |gradient of the mean loss|, which scales with the columns)",
+                     "stopping rule: decrement (converged when 0.5 g^T F^-1 g, the decrease of the mean loss a "
+                     "full natural-gradient step predicts, is <= tol^2: the same at any scaling of the columns; "
+                     "--method gd, which has no Fisher, uses the gradient rule) | gradient (converged when "
+                     "max |gradient of the mean loss| <= tol, which depends on how the columns are scaled)",
                      &stop_rule_from_string, &to_string, kOptionResult),
        number_option<O, double>("tol", &O::tol, "1e-8",
-                                "converged when the quantity --stop names is <= tol", kOptionResult,
+                                "tolerance of the --stop rule", kOptionResult,
                                 at_least(0.0)),
        number_option<O, double>("ftol", &O::ftol, "0", "converged when the relative loss change <= ftol (0: off)",
                                 kOptionResult, at_least(0.0)),

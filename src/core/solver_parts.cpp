@@ -105,7 +105,9 @@ std::unique_ptr<StepLengthRule> make_step_rule(const FitOptions& o) {
 // ---- stopping test ----
 
 Reason ConvergenceTest::check(int k, double loss, double prev_loss, double grad_norm, double decrement) const {
-  if (rule == StopRule::gradient ? grad_norm <= tol : decrement <= tol)  // NaN: not available
+  // The decrement rule: 0.5 g^T F^-1 g, the decrease of the mean loss a full step predicts,
+  // at most tol^2 (NaN: not available at this iterate).
+  if (rule == StopRule::gradient ? grad_norm <= tol : 0.5 * decrement * decrement <= tol * tol)
     return rule == StopRule::gradient ? Reason::converged_gradient : Reason::converged_decrement;
   if (k > 0 && ftol > 0 && std::abs(loss - prev_loss) <= ftol * std::max(1.0, std::abs(loss)))
     return Reason::converged_loss;

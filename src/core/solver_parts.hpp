@@ -179,8 +179,9 @@ std::unique_ptr<StepLengthRule> make_step_rule(const FitOptions& o);
 // Stopping test
 
 /// At a finite iterate k, in order: with the gradient rule, converged_gradient when
-/// max |g| <= tol; with the decrement rule, converged_decrement when the direction's
-/// Newton decrement (NaN: not available at this iterate) is <= tol; then converged_loss
+/// max |g| <= tol; with the decrement rule, converged_decrement when half the square of
+/// the direction's Newton decrement, 0.5 g^T F^-1 g (the decrease of the mean loss that a
+/// full step predicts), is <= tol^2 (NaN: not available at this iterate); then converged_loss
 /// when k > 0, ftol > 0 and |f - f_prev| <= ftol max(1, |f|); then max_iterations when
 /// k >= max_iter; else running. --method gd has no metric: the gradient rule.
 struct ConvergenceTest {

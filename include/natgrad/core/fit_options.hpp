@@ -15,9 +15,10 @@ namespace natgrad {
 
 enum class Method { ngd, gd, diag };
 enum class StepRule { fixed, armijo, kl };
-/// What --tol is compared with: the Newton decrement sqrt(g^T F^-1 g) in the direction's
-/// metric (scale-invariant; --method gd has no metric and uses the gradient) or the
-/// gradient max-norm max_j |g_j| (depends on how the columns are scaled).
+/// The stopping rule: decrement, 0.5 g^T F^-1 g <= tol^2 in the direction's metric (the
+/// Newton decrement, halved and squared: scale-invariant; --method gd has no metric and
+/// uses the gradient), or gradient, max_j |g_j| <= tol (depends on how the columns are
+/// scaled).
 enum class StopRule { decrement, gradient };
 
 const char* to_string(Method m);
@@ -39,7 +40,7 @@ struct FitOptions {
   double damping = 0.0;      ///< initial damping added to the Fisher diagonal
   int max_iter = 100;
   StopRule stop = StopRule::decrement;  ///< what tol bounds (gd: always the gradient)
-  double tol = 1e-8;         ///< bound on the Newton decrement, or on max |gradient of the mean loss|
+  double tol = 1e-8;         ///< decrement: 0.5 g^T F^-1 g <= tol^2; gradient: max |g| <= tol
   double ftol = 0.0;         ///< relative loss change (0 = off)
   double armijo_c1 = 1e-4;
   int max_halvings = 40;

@@ -24,7 +24,7 @@ enum class Reason : int {
   running = 0,
   converged_gradient = 1,   ///< max |gradient| <= tol
   converged_loss = 2,       ///< relative loss change <= ftol
-  converged_decrement = 3,  ///< Newton decrement sqrt(g^T F^-1 g) <= tol (--stop decrement)
+  converged_decrement = 3,  ///< 0.5 g^T F^-1 g <= tol^2 (--stop decrement, the Newton decrement)
   max_iterations = -1,      ///< iteration limit reached first
   non_finite = -2,          ///< loss or gradient not finite, and step halving did not help
   line_search_failed = -3,  ///< no decrease found along the direction
