@@ -89,8 +89,16 @@ TEST_CASE("diagonal and gradient directions", "[solver]") {
   CHECK(out.status == Reason::running);
   CHECK(d == std::vector<double>{0.5, 2.0, -2.0});  // -g_j / F_jj: the exact minimiser
   CHECK(out.kl_unit == 0.5 * (4 * 0.25 + 0.5 * 4 + 2 * 4));
-  out = diag.compute(nz, 1.0, 0, no_log, d);  // damped: -g_j / (F_jj + 1)
-  CHECK(d == std::vector<double>{0.4, 1.0 / 1.5, -4.0 / 3.0});
+  CHECK(out.decrement == Approx(std::sqrt(2 * out.kl_unit)).epsilon(1e-15));  // sqrt(g^T F^-1 g)
+  out = diag.compute(nz, 1.0, 0, no_log, d);  // damped, relative to the diagonal: -g_j / ((1 + 1) F_jj)
+  CHECK(d == std::vector<double>{0.25, 1.0, -1.0});
+  // Scale-invariant: parameter 1 scaled by 1e-12 (F_11 by 1e-24, g_1 by 1e-12) moves only d_1, by 1e12,
+  // whatever the other diagonal entries are; a column without curvature gets no step.
+  const Normalized scaled = quadratic({4, 0, 0, 0, 0.5e-24, 0, 0, 0, 0}, {2, 1e-12, -4}, {0, 0, 0}, true);
+  out = diag.compute(scaled, 0.0, 0, no_log, d);
+  CHECK(d[0] == 0.5);
+  CHECK(d[1] == Approx(2e12).epsilon(1e-15));
+  CHECK(d[2] == 0.0);
 
   GradientDirection gd;
   CHECK(gd.fisher_kind() == FisherKind::none);
@@ -169,6 +177,7 @@ TEST_CASE("Armijo at the loss's rounding floor", "[solver]") {
 
 TEST_CASE("convergence test: gradient, loss change, iteration limit, in that order", "[solver]") {
   FitOptions o;
+  o.stop = StopRule::gradient;
   o.tol = 1e-6;
   o.ftol = 1e-8;
   o.max_iter = 10;
@@ -181,6 +190,53 @@ TEST_CASE("convergence test: gradient, loss change, iteration limit, in that ord
   CHECK(c.check(10, 1.0, 1.1, 1e-3) == Reason::max_iterations);
   o.ftol = 0;  // off
   CHECK(ConvergenceTest(o).check(3, 1.0, 1.0, 1e-3) == Reason::running);
+}
+
+TEST_CASE("convergence test: the Newton decrement rule, and gd's gradient rule", "[solver]") {
+  FitOptions o;  // the default rule: decrement
+  o.tol = 1e-6;
+  o.max_iter = 10;
+  const ConvergenceTest c(o);
+  CHECK(c.needs_decrement());
+  CHECK(c.check(3, 1.0, 1.1, 1e-3, 1e-7) == Reason::converged_decrement);
+  CHECK(c.check(3, 1.0, 1.1, 1e-9, 1e-5) == Reason::running);  // a small gradient is not enough
+  CHECK(c.check(3, 1.0, 1.1, 1e-3, 1.41e-6) == Reason::converged_decrement);  // 0.5 dec^2 <= tol^2
+  CHECK(c.check(3, 1.0, 1.1, 1e-3, 1.42e-6) == Reason::running);
+  CHECK(c.check(3, 1.0, 1.1, 1e-9) == Reason::running);        // no decrement at this iterate
+  CHECK(c.check(10, 1.0, 1.1, 1e-9) == Reason::max_iterations);
+  o.method = Method::gd;  // no metric: the gradient
+  const ConvergenceTest g(o);
+  CHECK_FALSE(g.needs_decrement());
+  CHECK(g.check(3, 1.0, 1.1, 1e-7) == Reason::converged_gradient);
+}
+
+TEST_CASE("Cholesky direction: the decrement, and the same step at any column scaling", "[solver]") {
+  const std::vector<double> A = {4, 1, 0.5, 1, 3, 1, 0.5, 1, 2};
+  const std::vector<double> b = {1, -2, 3};
+  CholeskyDirection dir(FisherKind::expected);
+  std::vector<double> d0(3), d(3);
+  const DirectionOutcome o0 = dir.compute(quadratic(A, b, {0, 0, 0}), 0.0, 0, no_log, d0);
+  REQUIRE(o0.status == Reason::running);
+  CHECK(o0.decrement == Approx(std::sqrt(2 * o0.kl_unit)).epsilon(1e-14));
+  for (int k : {-12, -6, 6, 12}) {
+    // Parameter 1 scaled: theta_1 = s theta'_1, so F_1j by 1 / s, F_11 by 1 / s^2, g_1 by 1 / s.
+    const double s = std::pow(10.0, k);
+    std::vector<double> As = A;
+    for (int j = 0; j < 3; ++j) {
+      As[1 + 3 * j] /= s;
+      As[j + 3 * 1] /= s;
+    }
+    std::vector<double> bs = b;
+    bs[1] /= s;
+    const DirectionOutcome o = dir.compute(quadratic(As, bs, {0, 0, 0}), 0.0, 0, no_log, d);
+    CAPTURE(k);
+    REQUIRE(o.status == Reason::running);
+    CHECK(o.damping == 0.0);
+    CHECK(d[0] == Approx(d0[0]).epsilon(1e-12));
+    CHECK(d[1] == Approx(d0[1] * s).epsilon(1e-12));
+    CHECK(d[2] == Approx(d0[2]).epsilon(1e-12));
+    CHECK(o.decrement == Approx(o0.decrement).epsilon(1e-12));
+  }
 }
 
 TEST_CASE("decision message: one encoding, direction replaced only when proceeding", "[solver]") {

@@ -9,8 +9,11 @@ namespace natgrad {
 namespace {
 constexpr Choice<Method> kMethods[] = {{Method::ngd, "ngd"}, {Method::gd, "gd"}, {Method::diag, "diag"}};
 constexpr Choice<StepRule> kStepRules[] = {{StepRule::fixed, "fixed"}, {StepRule::armijo, "armijo"}, {StepRule::kl, "kl"}};
+constexpr Choice<StopRule> kStopRules[] = {{StopRule::decrement, "decrement"}, {StopRule::gradient, "gradient"}};
 }  // namespace
 
+const char* to_string(StopRule s) { return choice_name(kStopRules, s); }
+StopRule stop_rule_from_string(const std::string& s) { return parse_choice(kStopRules, "stop", s); }
 const char* to_string(Method m) { return choice_name(kMethods, m); }
 const char* to_string(StepRule s) { return choice_name(kStepRules, s); }
 Method method_from_string(const std::string& s) { return parse_choice(kMethods, "method", s); }
@@ -48,8 +51,15 @@ const OptionTable<FitOptions>& fit_option_table() {
                                 "added to the Fisher diagonal; raised automatically when Cholesky fails",
                                 kOptionResult, finite_at_least(0)),
        number_option<O, int>("max-iter", &O::max_iter, "100", "iteration limit", kOptionRecorded, at_least(0)),
-       number_option<O, double>("tol", &O::tol, "1e-8", "converged when max |gradient of the mean loss| <= tol",
-                                kOptionResult, at_least(0.0)),
+       choice_option("stop", &O::stop, "decrement",
+                     "stopping rule: decrement (converged when 0.5 g^T F^-1 g, the decrease of the mean loss a "
+                     "full natural-gradient step predicts, is <= tol^2: the same at any scaling of the columns; "
+                     "--method gd, which has no Fisher, uses the gradient rule) | gradient (converged when "
+                     "max |gradient of the mean loss| <= tol, which depends on how the columns are scaled)",
+                     &stop_rule_from_string, &to_string, kOptionResult),
+       number_option<O, double>("tol", &O::tol, "1e-8",
+                                "tolerance of the --stop rule", kOptionResult,
+                                at_least(0.0)),
        number_option<O, double>("ftol", &O::ftol, "0", "converged when the relative loss change <= ftol (0: off)",
                                 kOptionResult, at_least(0.0)),
        number_option<O, std::int64_t>("block-rows", &O::block_rows, "256", "rows per block in the Fisher pass",

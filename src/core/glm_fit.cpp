@@ -210,6 +210,25 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
     if (comm.is_root() && hooks.observer.log) hooks.observer.log("dropped linearly dependent column(s): " + list);
   }
   out.columns = shard.names;
+  if (!sys.scale.empty()) {
+    // The collinearity check and the start saw these columns through exact power-of-two
+    // scaling; the fit's Fisher (sums of x_ij x_ik) would under- or overflow: say so
+    // rather than return a fit that cannot converge.
+    std::string list;
+    for (std::int64_t j = 0, k = 0; j < sys.p; ++j) {
+      if (k < std::ssize(dep) && dep[static_cast<std::size_t>(k)] == j) {
+        ++k;
+        continue;
+      }
+      if (sys.scale[static_cast<std::size_t>(j)] != 1.0)
+        list += (list.empty() ? "" : ", ") + out.all_columns[static_cast<std::size_t>(j)];
+    }
+    if (!list.empty())
+      throw CollectiveError("column(s) " + list +
+                            ": values so small or so large (beyond about 1e-135 or 1e135) that their products "
+                            "leave the range of double precision; multiply by a power of ten (the "
+                            "coefficient scales inversely)");
+  }
 
   FitOptions& fo = out.fit_options;
   fo = fit_in;

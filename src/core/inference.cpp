@@ -158,6 +158,12 @@ Inference infer(const Shard& s, const Model& m, std::span<const double> theta, c
     for (std::size_t j = 0; j < np; ++j)
       if (o.l2 > 0 && (o.penalized.empty() || o.penalized[j])) Finv[j + j * np] += o.l2;
   }
+  // Inverted equilibrated, (D F D)^-1 = D^-1 F^-1 D^-1: the factorisation's success and
+  // accuracy do not depend on the scale of any column, and a column scaled by s gets its
+  // standard error divided by s.
+  const std::vector<double> D = equilibration(Finv, P);
+  for (std::size_t j = 0; j < np; ++j)
+    for (std::size_t i = 0; i < np; ++i) Finv[i + j * np] *= D[i] * D[j];
   const int info = cholesky_upper(Finv, P);
   r.std_errors.assign(np, NAN);
   r.robust_std_errors.assign(np, NAN);
@@ -167,6 +173,8 @@ Inference infer(const Shard& s, const Model& m, std::span<const double> theta, c
     r.note = "the Fisher information is singular at the estimate: no standard errors";
     return r;
   }
+  for (std::size_t j = 0; j < np; ++j)
+    for (std::size_t i = 0; i < np; ++i) Finv[i + j * np] *= D[i] * D[j];
   r.covariance.resize(np * np);
   for (std::size_t i = 0; i < np * np; ++i) r.covariance[i] = Finv[i] * r.dispersion;
   std::vector<double> Bm(np * np), T(np * np), S(np * np);

@@ -37,22 +37,22 @@ bool well_conditioned_factor(const std::vector<double>& R, std::int64_t p) {
   return p == 0 || (hi > 0 && std::isfinite(hi) && (lo / hi) * (lo / hi) > 1e-15);
 }
 
-/// Normwise backward error of (F + lambda I) x = b below 1e-8 (one dsymv).
-bool small_residual(std::span<const double> F, std::int64_t p, double lambda, std::span<const double> x,
-                    std::span<const double> b) {
+/// Normwise backward error of (A + lambda S) x = b below 1e-8 (one dsymv), S = diag(s).
+bool small_residual(std::span<const double> A, std::int64_t p, double lambda, std::span<const double> s,
+                    std::span<const double> x, std::span<const double> b) {
   std::vector<double> fx(static_cast<std::size_t>(p));
-  cblas_dsymv(CblasColMajor, CblasUpper, static_cast<int>(p), 1.0, F.data(), static_cast<int>(p),
+  cblas_dsymv(CblasColMajor, CblasUpper, static_cast<int>(p), 1.0, A.data(), static_cast<int>(p),
               x.data(), 1, 0.0, fx.data(), 1);
   double r = 0, xn = 0, bn = 0, fn = 0;
   for (std::int64_t i = 0; i < p; ++i) {
-    const double v = fx[i] + lambda * x[i];
+    const double v = fx[i] + lambda * s[i] * x[i];
     if (!std::isfinite(v)) return false;
     r = std::max(r, std::abs(v - b[i]));
     xn = std::max(xn, std::abs(x[i]));
     bn = std::max(bn, std::abs(b[i]));
-    fn = std::max(fn, std::abs(F[i + i * p]));  // max |F_ij| is on the diagonal for PSD F
+    fn = std::max(fn, std::abs(A[i + i * p]) + lambda * s[i]);  // max |A_ij| is on the diagonal for PSD A
   }
-  return r <= 1e-8 * ((fn + lambda) * xn * static_cast<double>(p) + bn);
+  return r <= 1e-8 * (fn * xn * static_cast<double>(p) + bn);
 }
 
 }  // namespace
@@ -74,31 +74,64 @@ int cholesky_inverse(std::span<double> A, std::int64_t p) {
   return info;
 }
 
+std::vector<double> equilibration(std::span<const double> F, std::int64_t p) {
+  std::vector<double> D(static_cast<std::size_t>(p), 1.0);
+  for (std::int64_t j = 0; j < p; ++j) {
+    const double f = F[j + j * p];
+    if (!(f > 0) || !std::isfinite(f)) continue;
+    // The power of two nearest 1 / sqrt(f): exact scaling (no rounding), D_j^2 f in [0.5, 2).
+    int e = 0;
+    (void)std::frexp(f, &e);  // f = m 2^e, m in [0.5, 1)
+    const double d = std::ldexp(1.0, -(e / 2));
+    if (std::isfinite(d) && d > 0) D[static_cast<std::size_t>(j)] = d;
+  }
+  return D;
+}
+
 DampedSolve damped_cholesky_solve(std::span<const double> F, std::int64_t p,
                                   std::span<const double> b, double lambda, std::span<double> x,
                                   std::vector<double>& factor, int max_attempts) {
   DampedSolve r;
   const int n = to_int(p);
+  // Symmetric equilibration A = D F D by powers of two (exact), D_j ~ F_jj^(-1/2): A's
+  // diagonal is in [0.5, 2) wherever F_jj > 0, and the damping lambda S, S = diag(F) (1 for
+  // a zero diagonal entry), becomes lambda diag(A). So the damping, the conditioning test
+  // and the residual test below do not depend on the scale of any column.
+  const std::vector<double> D = equilibration(F, p);
+  std::vector<double> A(F.size()), c(static_cast<std::size_t>(p)), s(static_cast<std::size_t>(p));
   double max_diag = 0;
-  for (std::int64_t i = 0; i < p; ++i) max_diag = std::max(max_diag, std::abs(F[i + i * p]));
+  bool finite = true;
+  for (std::int64_t j = 0; j < p; ++j) {
+    const auto uj = static_cast<std::size_t>(j);
+    c[uj] = D[uj] * b[uj];
+    for (std::int64_t i = 0; i < p; ++i) {
+      const double v = D[static_cast<std::size_t>(i)] * F[i + j * p] * D[uj];
+      A[i + j * p] = v;
+      finite = finite && std::isfinite(v);
+    }
+    s[uj] = A[j + j * p] > 0 ? A[j + j * p] : 1.0;
+    max_diag = std::max(max_diag, std::abs(A[j + j * p]));
+  }
   lambda = std::max(lambda, 0.0);
   factor.resize(F.size());
   for (r.attempts = 1; r.attempts <= max_attempts; ++r.attempts) {
-    std::copy(F.begin(), F.end(), factor.begin());
-    for (std::int64_t i = 0; i < p; ++i) factor[i + i * p] += lambda;
+    std::copy(A.begin(), A.end(), factor.begin());
+    if (lambda > 0)
+      for (std::int64_t i = 0; i < p; ++i) factor[i + i * p] += lambda * s[static_cast<std::size_t>(i)];
     int info = cholesky_upper(factor, p);
     if (info == 0 && well_conditioned_factor(factor, p)) {
-      std::copy(b.begin(), b.end(), x.begin());
+      std::copy(c.begin(), c.end(), x.begin());
       const int one = 1;
       dpotrs_("U", &n, &one, factor.data(), &n, x.data(), &n, &info, 1);
-      if (info == 0 && small_residual(F, p, lambda, x, b)) {
+      if (info == 0 && small_residual(A, p, lambda, s, x, c)) {
+        for (std::int64_t j = 0; j < p; ++j) x[j] *= D[static_cast<std::size_t>(j)];
         r.damping = lambda;
-        r.ok = true;
-        return r;
+        r.ok = std::all_of(x.begin(), x.end(), [](double v) { return std::isfinite(v); });
+        if (r.ok) return r;
       }
     }
-    if (max_diag == 0 || !std::isfinite(max_diag)) break;  // nothing to damp relative to
-    lambda = std::max(10.0 * lambda, 1e-10 * max_diag);
+    if (max_diag == 0 || !finite) break;  // nothing to damp relative to
+    lambda = std::max(10.0 * lambda, 1e-10);
   }
   r.damping = lambda;
   r.attempts = std::min(r.attempts, max_attempts);
@@ -115,7 +148,7 @@ std::vector<std::int64_t> dependent_columns(std::span<const double> A, std::int6
   for (std::int64_t b = 0; b < m; ++b)
     for (std::int64_t a = 0; a < m; ++a) {
       const std::int64_t i = live[a], j = live[b];
-      C[a + b * m] = A[i + j * p] / std::sqrt(A[i + i * p] * A[j + j * p]);
+      C[a + b * m] = A[i + j * p] / std::sqrt(A[i + i * p]) / std::sqrt(A[j + j * p]);  // no overflow of A_ii A_jj
     }
   // Fast path: a well-conditioned Cholesky (BLAS-3) means full rank.
   std::vector<double> L = C;

@@ -21,6 +21,7 @@ const char* to_string(Reason r) {
     case Reason::running: return "running";
     case Reason::converged_gradient: return "converged: gradient max-norm below tol";
     case Reason::converged_loss: return "converged: relative loss change below ftol";
+    case Reason::converged_decrement: return "converged: Newton decrement below tol";
     case Reason::max_iterations: return "stopped: iteration limit reached";
     case Reason::non_finite: return "diverged: loss or gradient not finite";
     case Reason::line_search_failed: return "diverged: line search found no decrease";
@@ -267,11 +268,16 @@ class Solver {
     }
     const IterationRecord rec{k,           nz_.loss,   dec_.grad_norm, last_.norm, last_.kl,
                               last_.damping, last_.length, elapsed_()};
-    Reason status = stop_test_.check(k, nz_.loss, prev_loss_, dec_.grad_norm);
+    // The decrement rule needs the direction first: its solve yields g^T F^-1 g.
+    DirectionOutcome out;
+    const bool early = stop_test_.needs_decrement();
+    // Into scratch space: a failed solve may leave anything there, and root must keep
+    // the d that every rank holds (a retreat below moves along it on every rank).
+    if (early) out = direction_->compute(nz_, damping_, k, obs_.log, next_direction_);
+    const double decrement = early && out.status == Reason::running ? out.decrement : NAN;
+    Reason status = stop_test_.check(k, nz_.loss, prev_loss_, dec_.grad_norm, decrement);
     if (status == Reason::running) {
-      // Into scratch space: a failed solve may leave anything there, and root must keep
-      // the d that every rank holds (a retreat below moves along it on every rank).
-      const DirectionOutcome out = direction_->compute(nz_, damping_, k, obs_.log, next_direction_);
+      if (!early) out = direction_->compute(nz_, damping_, k, obs_.log, next_direction_);
       status = out.status;
       damping_ = dec_.damping = out.damping;
       dec_.kl_unit = out.kl_unit;
@@ -474,12 +480,10 @@ class StartModel final : public Model {
 };
 }  // namespace
 
-StartSystem start_system(const Shard& shard, const Model& model, const FitOptions& options,
-                         const Communicator& comm, bool sampled) {
-  StartSystem sys;
-  sys.p = shard.n_cols;
-  sys.sampled = sampled && options.sample.active();
-  const FisherSample sample = sys.sampled ? options.sample : FisherSample{};
+namespace {
+/// Root's Gram of one pass (see start_system), unscaled.
+void start_sums(const Shard& shard, const Model& model, const FitOptions& options, const FisherSample& sample,
+                const Communicator& comm, StartSystem& sys) {
   Workspace ws;
   ws.prepare(options.threads, shard.n_cols, options.block_rows, FisherKind::expected);
   PackedSums sums;
@@ -501,6 +505,50 @@ StartSystem start_system(const Shard& shard, const Model& model, const FitOption
       for (double& v : sys.rhs) v = -v;
     }
   }
+}
+
+/// A Gram diagonal entry whose square-root scale is near the ends of the double range:
+/// the products x_ij x_ik under- or overflowed (0 for a column of 1e-300s).
+bool extreme_scale(double g) { return !(g > 0x1p-900 && g < 0x1p+900); }
+}  // namespace
+
+StartSystem start_system(const Shard& shard, const Model& model, const FitOptions& options,
+                         const Communicator& comm, bool sampled) {
+  StartSystem sys;
+  sys.p = shard.n_cols;
+  sys.sampled = sampled && options.sample.active();
+  const FisherSample sample = sys.sampled ? options.sample : FisherSample{};
+  start_sums(shard, model, options, sample, comm, sys);
+  // Columns so small (or large) that their squares leave the double range: a second pass
+  // on the columns scaled by powers of two (exact), so that the collinearity check and the
+  // start see them as they are, not as "all zero". Only then is X scanned and copied.
+  std::int64_t rescale = 0;
+  if (comm.is_root())
+    for (std::int64_t j = 0; j < sys.p; ++j) rescale |= extreme_scale(sys.gram[static_cast<std::size_t>(j + j * sys.p)]) ? 1 : 0;
+  comm.broadcast(&rescale, 1);
+  if (rescale == 0) return sys;
+  constexpr std::int64_t kNone = -100000;  // a column of zeros (and non-finite values) keeps its scale
+  std::vector<std::int64_t> ex(static_cast<std::size_t>(sys.p), kNone);
+  for (std::int64_t i = 0; i < shard.n_rows; ++i)
+    for (std::int64_t j = 0; j < sys.p; ++j) {
+      const double v = shard.row(i)[j];
+      if (v == 0 || !std::isfinite(v)) continue;
+      int e = 0;
+      (void)std::frexp(v, &e);
+      ex[static_cast<std::size_t>(j)] = std::max<std::int64_t>(ex[static_cast<std::size_t>(j)], e);
+    }
+  comm.allreduce_max(ex.data(), ex.size());
+  sys.scale.assign(static_cast<std::size_t>(sys.p), 1.0);
+  for (std::int64_t j = 0; j < sys.p; ++j) {
+    const std::int64_t e = ex[static_cast<std::size_t>(j)];
+    if (e != kNone && (e < -400 || e > 400)) sys.scale[static_cast<std::size_t>(j)] = std::ldexp(1.0, static_cast<int>(-e));
+  }
+  Shard scaled = shard;
+  for (std::int64_t i = 0; i < scaled.n_rows; ++i)
+    for (std::int64_t j = 0; j < sys.p; ++j) scaled.x[static_cast<std::size_t>(i * sys.p + j)] *= sys.scale[static_cast<std::size_t>(j)];
+  sys.gram.clear();
+  sys.rhs.clear();
+  start_sums(scaled, model, options, sample, comm, sys);
   return sys;
 }
 
@@ -535,6 +583,9 @@ std::vector<double> solve_start(const StartSystem& sys, const std::vector<std::i
             sys.gram[static_cast<std::size_t>(keep[static_cast<std::size_t>(r)] + keep[static_cast<std::size_t>(c)] * sys.p)];
     }
     const DampedSolve ds = damped_cholesky_solve(A, q, b, options.damping, theta, factor);
+    if (!sys.scale.empty())  // the system of the scaled columns x_j s_j: theta_j = theta'_j s_j
+      for (std::int64_t c = 0; c < q; ++c)
+        theta[static_cast<std::size_t>(c)] *= sys.scale[static_cast<std::size_t>(keep[static_cast<std::size_t>(c)])];
     if (!ds.ok || !all_finite(theta)) std::fill(theta.begin(), theta.end(), 0.0);
   }
   comm.broadcast(theta.data(), theta.size());

@@ -28,6 +28,9 @@ DirectionOutcome CholeskyDirection::compute(const Normalized& nz, double damping
     return out;
   }
   out.damping = s.damping;
+  double gx = 0;  // g^T (F + lambda S)^-1 g
+  for (std::int64_t j = 0; j < p; ++j) gx += nz.grad[static_cast<std::size_t>(j)] * d[j];
+  if (s.damping == std::max(damping, 0.0)) out.decrement = std::sqrt(std::max(gx, 0.0));
   for (double& v : d) v = -v;
   Fd_.resize(static_cast<std::size_t>(p));
   symv(nz.fisher, p, d, Fd_);
@@ -42,14 +45,18 @@ DirectionOutcome DiagonalDirection::compute(const Normalized& nz, double damping
   const auto& g = nz.grad;
   const auto& F = nz.fisher;
   DirectionOutcome out{Reason::running, damping, 0.0};
-  double floor = 0;
-  for (double f : F) floor = std::max(floor, f);
-  floor = std::max(1e-12 * floor, 1e-300);
+  // Scale-invariant: a column scaled by s has F_jj scaled by s^2 and g_j by s, so d_j
+  // scales by 1/s whatever the other columns are (no floor relative to max_j F_jj).
+  const double relative = 1 + std::max(damping, 0.0);
+  double gx = 0;
   for (std::size_t j = 0; j < d.size(); ++j) {
-    const double h = std::max(F[j] + damping, floor);
-    d[j] = -g[j] / h;
+    const double h = F[j] * relative;
+    d[j] = F[j] > 0 && std::isfinite(h) ? -g[j] / h : 0.0;
+    if (!std::isfinite(d[j])) d[j] = 0.0;
     out.kl_unit += 0.5 * F[j] * d[j] * d[j];
+    gx -= g[j] * d[j];
   }
+  out.decrement = std::sqrt(std::max(gx, 0.0));
   return out;
 }
 
@@ -97,8 +104,11 @@ std::unique_ptr<StepLengthRule> make_step_rule(const FitOptions& o) {
 
 // ---- stopping test ----
 
-Reason ConvergenceTest::check(int k, double loss, double prev_loss, double grad_norm) const {
-  if (grad_norm <= tol) return Reason::converged_gradient;
+Reason ConvergenceTest::check(int k, double loss, double prev_loss, double grad_norm, double decrement) const {
+  // The decrement rule: 0.5 g^T F^-1 g, the decrease of the mean loss a full step predicts,
+  // at most tol^2 (NaN: not available at this iterate).
+  if (rule == StopRule::gradient ? grad_norm <= tol : 0.5 * decrement * decrement <= tol * tol)
+    return rule == StopRule::gradient ? Reason::converged_gradient : Reason::converged_decrement;
   if (k > 0 && ftol > 0 && std::abs(loss - prev_loss) <= ftol * std::max(1.0, std::abs(loss)))
     return Reason::converged_loss;
   if (k >= max_iter) return Reason::max_iterations;

@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
@@ -43,6 +44,10 @@ struct DirectionOutcome {
   Reason status = Reason::running;  ///< running, or why no direction exists (singular_fisher)
   double damping = 0;               ///< damping actually used (the input one unless raised)
   double kl_unit = 0;               ///< model KL per unit step, 0.5 d^T F d (0 when unknown)
+  /// The Newton decrement sqrt(g^T M^-1 g) in the direction's metric M (F + damping S),
+  /// from the solve itself; NaN when there is none (no metric) or the damping had to be
+  /// raised (the raised metric would understate it).
+  double decrement = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// A search direction from the normalised sums (loss, gradient, Fisher of the kind
@@ -61,8 +66,9 @@ class Direction {
                                    std::span<double> d) = 0;
 };
 
-/// --method ngd: d = -(F + lambda I)^{-1} g by damped Cholesky, the damping raised until
-/// the factorisation succeeds (damped_cholesky_solve); KL 0.5 d^T F d by dsymv.
+/// --method ngd: d = -(F + lambda S)^{-1} g, S = diag(F), by damped Cholesky of the
+/// equilibrated Fisher (damped_cholesky_solve), the damping raised until the factorisation
+/// succeeds; KL 0.5 d^T F d by dsymv; decrement sqrt(-g^T d).
 class CholeskyDirection final : public Direction {
  public:
   explicit CholeskyDirection(FisherKind kind) : kind_(kind) {}
@@ -75,8 +81,9 @@ class CholeskyDirection final : public Direction {
   std::vector<double> factor_, Fd_;  // scratch, reused across iterations
 };
 
-/// --method diag: d_j = -g_j / max(F_jj + lambda, floor), floor = max(1e-12 max_j F_jj,
-/// 1e-300); KL sum_j 0.5 F_jj d_j^2.
+/// --method diag: d_j = -g_j / ((1 + lambda) F_jj), 0 where F_jj is not positive (a column
+/// with no curvature: the same at any scaling of the other columns); KL sum_j 0.5 F_jj d_j^2;
+/// decrement sqrt(-g^T d).
 class DiagonalDirection final : public Direction {
  public:
   FisherKind fisher_kind() const override { return FisherKind::diagonal; }
@@ -171,15 +178,23 @@ std::unique_ptr<StepLengthRule> make_step_rule(const FitOptions& o);
 // ---------------------------------------------------------------------------------------
 // Stopping test
 
-/// At a finite iterate k: converged_gradient when max |g| <= tol, else converged_loss
-/// when k > 0, ftol > 0 and |f - f_prev| <= ftol max(1, |f|), else max_iterations when
-/// k >= max_iter, else running.
+/// At a finite iterate k, in order: with the gradient rule, converged_gradient when
+/// max |g| <= tol; with the decrement rule, converged_decrement when half the square of
+/// the direction's Newton decrement, 0.5 g^T F^-1 g (the decrease of the mean loss that a
+/// full step predicts), is <= tol^2 (NaN: not available at this iterate); then converged_loss
+/// when k > 0, ftol > 0 and |f - f_prev| <= ftol max(1, |f|); then max_iterations when
+/// k >= max_iter; else running. --method gd has no metric: the gradient rule.
 struct ConvergenceTest {
+  StopRule rule = StopRule::gradient;
   double tol = 0, ftol = 0;
   int max_iter = 0;
   ConvergenceTest() = default;
-  explicit ConvergenceTest(const FitOptions& o) : tol(o.tol), ftol(o.ftol), max_iter(o.max_iter) {}
-  Reason check(int k, double loss, double prev_loss, double grad_norm) const;
+  explicit ConvergenceTest(const FitOptions& o)
+      : rule(o.method == Method::gd ? StopRule::gradient : o.stop), tol(o.tol), ftol(o.ftol), max_iter(o.max_iter) {}
+  /// Whether check() needs the decrement, i.e. the direction at this iterate.
+  bool needs_decrement() const { return rule == StopRule::decrement; }
+  Reason check(int k, double loss, double prev_loss, double grad_norm,
+               double decrement = std::numeric_limits<double>::quiet_NaN()) const;
 };
 
 // ---------------------------------------------------------------------------------------

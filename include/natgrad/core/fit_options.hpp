@@ -15,11 +15,18 @@ namespace natgrad {
 
 enum class Method { ngd, gd, diag };
 enum class StepRule { fixed, armijo, kl };
+/// The stopping rule: decrement, 0.5 g^T F^-1 g <= tol^2 in the direction's metric (the
+/// Newton decrement, halved and squared: scale-invariant; --method gd has no metric and
+/// uses the gradient), or gradient, max_j |g_j| <= tol (depends on how the columns are
+/// scaled).
+enum class StopRule { decrement, gradient };
 
 const char* to_string(Method m);
 const char* to_string(StepRule s);
 Method method_from_string(const std::string& s);
 StepRule step_rule_from_string(const std::string& s);
+const char* to_string(StopRule s);
+StopRule stop_rule_from_string(const std::string& s);
 
 struct FitState;  // solver.hpp: what a checkpoint holds
 
@@ -32,7 +39,8 @@ struct FitOptions {
   double kl = 0.1;           ///< KL radius c for StepRule::kl: 0.5 d^T F d <= c
   double damping = 0.0;      ///< initial damping added to the Fisher diagonal
   int max_iter = 100;
-  double tol = 1e-8;         ///< max |gradient of the mean loss|
+  StopRule stop = StopRule::decrement;  ///< what tol bounds (gd: always the gradient)
+  double tol = 1e-8;         ///< decrement: 0.5 g^T F^-1 g <= tol^2; gradient: max |g| <= tol
   double ftol = 0.0;         ///< relative loss change (0 = off)
   double armijo_c1 = 1e-4;
   int max_halvings = 40;

@@ -16,16 +16,24 @@ struct DampedSolve {
   bool ok = false;     ///< false if every attempt failed
 };
 
-/// Solves (F + lambda I) x = b by Cholesky (dpotrf/dpotrs). An attempt fails if dpotrf
-/// fails, if the factor's diagonal shows a condition number above ~1e15, or if the
-/// solution's normwise backward error exceeds 1e-8; then lambda is raised to
-/// max(10 lambda, 1e-10 * max|diag F|) and the solve retried, at most \p max_attempts
-/// times (none if F's diagonal is all zero). \p F (p x p, symmetric) is not modified; \p factor is scratch (p x p).
-/// On success \p x holds the solution.
+/// Solves (F + lambda S) x = b, S = diag(F) (1 where F_jj is not positive: Marquardt's
+/// damping, relative to the diagonal), by Cholesky (dpotrf/dpotrs) of the symmetrically
+/// equilibrated matrix D F D, D = diag(F)^(-1/2) rounded to powers of two (exact). Scaling
+/// row and column j of F by s^2 (a design column by s) and b_j by s scales x_j by 1/s and
+/// changes nothing else: damping, attempts, success. An attempt fails if dpotrf fails, if
+/// the factor's diagonal shows a condition number of the equilibrated matrix above ~1e15,
+/// or if the equilibrated solution's normwise backward error exceeds 1e-8; then lambda is
+/// raised to max(10 lambda, 1e-10) and the solve retried, at most \p max_attempts times
+/// (none if F's diagonal is all zero or F is not finite). \p F (p x p, symmetric) is not
+/// modified; \p factor is scratch (p x p). On success \p x holds the solution.
 DampedSolve damped_cholesky_solve(std::span<const double> F, std::int64_t p,
                                   std::span<const double> b, double lambda,
                                   std::span<double> x, std::vector<double>& factor,
                                   int max_attempts = 20);
+
+/// The symmetric equilibration of \p F: D_j = the power of two with D_j^2 F_jj in [0.5, 2)
+/// where F_jj is positive and finite, else 1. D F D is then exact (no rounding).
+std::vector<double> equilibration(std::span<const double> F, std::int64_t p);
 
 /// In place Cholesky of a p x p symmetric positive-definite matrix (upper). Returns the
 /// LAPACK info (0 = success).

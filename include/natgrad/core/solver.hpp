@@ -24,6 +24,7 @@ enum class Reason : int {
   running = 0,
   converged_gradient = 1,   ///< max |gradient| <= tol
   converged_loss = 2,       ///< relative loss change <= ftol
+  converged_decrement = 3,  ///< 0.5 g^T F^-1 g <= tol^2 (--stop decrement, the Newton decrement)
   max_iterations = -1,      ///< iteration limit reached first
   non_finite = -2,          ///< loss or gradient not finite: at the start, after a fixed step, or
                             ///< after step halving did not help
@@ -104,6 +105,10 @@ struct StartSystem {
   std::vector<double> gram;    ///< p x p (root only)
   std::vector<double> rhs;     ///< p (root only; empty without a start)
   bool sampled = false;        ///< formed from FitOptions::sample's rows only
+  /// Empty, or the power of two each column was multiplied by before gram and rhs were
+  /// formed: set when a column's scale put its squares near the ends of the double range
+  /// (e.g. a column of 1e-300s, whose Gram entry would underflow to 0).
+  std::vector<double> scale;
 };
 
 /// Collective. \p sampled: use options.sample's rows for the Gram (the right-hand side
