@@ -147,8 +147,8 @@ void drop_columns(Shard& s, const std::vector<std::int64_t>& cols) {
 }
 
 /// Collective: a classifier's coefficients run away when the loss still falls far along
-/// the last step's direction (a recession direction: separation). A finite optimum
-/// makes the loss rise steeply there instead.
+/// the last step's direction, or does not rise there (a recession direction: separation).
+/// A finite optimum makes the loss rise steeply there instead.
 bool separated(const Shard& s, const Model& m, const FitResult& r, const FitOptions& o, const Communicator& comm) {
   if (!m.is_classifier() || r.last_step.empty()) return false;
   double norm = 0, big = 1;
@@ -160,7 +160,10 @@ bool separated(const Shard& s, const Model& m, const FitResult& r, const FitOpti
   for (std::size_t j = 0; j < far.size(); ++j) far[j] += 10 * big * r.last_step[j] / norm;
   const double f0 = r.loss, f1 = global_loss(s, m, far, o, comm);  // r.loss: the fit's loss at theta
   if (f0 <= 0) return true;  // every row fitted exactly: probabilities 0 or 1
-  return std::isfinite(f1) && f1 < f0 * (1 - 1e-9);
+  // Far along the last step the loss of a finite optimum rises steeply; under separation
+  // it does not rise (it falls, or stays level once the runaway rows' terms are below
+  // the loss's rounding, as they are when the fit ran far before stopping).
+  return std::isfinite(f1) && f1 <= f0 * (1 + 1e-12);
 }
 
 }  // namespace
