@@ -11,6 +11,10 @@ namespace natgrad {
 
 int run_fit_command(FitJob& job, const Communicator& comm, std::ostream& out) {
   const FitResult res = run_fit(job, comm, out);
+  // A rank that exits non-zero makes mpirun kill the others: no rank leaves before root
+  // has written its outputs (model.json, summary) and flushed its log.
+  out << std::flush;
+  comm.barrier();
   if (res.converged() || res.reason == Reason::max_iterations) return 0;
   if (res.reason == Reason::interrupted) return kExitInterrupted;
   if (comm.is_root()) {
