@@ -24,7 +24,7 @@ constexpr std::int64_t kPerThreadMaxP = 384;
 // its Cholesky factor, the start system's Gram matrix; inference adds the inverse, the
 // covariance and the sandwich's work matrices (src/core/inference.cpp); measured: 1 + 0.5
 // + 3 matrices at one thread without inference, 4 more with it.
-constexpr double kRootMatrices = 3;
+constexpr double kRootMatrices = 3.5;  // + half a matrix: the MPI library's reduction buffer
 constexpr double kInferenceMatrices = 4;
 
 std::string gib(double bytes) {

@@ -109,10 +109,10 @@ end_check
 
 begin_check "ulimit -v with --memory-check off: the failed allocation ends collectively, with its size"
 RUN_AS=(bash -c 'ulimit -v 1500000 && exec "$@"' ulimit)
-run ulimit_off fit --data gen:logit:rows=400,cols=8000 --threads 1 --memory-check off --out "$W/ulimit_off"
+run ulimit_off fit --data gen:logit:rows=400,cols=12000 --threads 1 --memory-check off --out "$W/ulimit_off"
 RUN_AS=()
 [ "$RC" -eq 1 ] || fail "exit $RC, expected 1 ($(tail_of "$ALL"))"
-need_message "out of memory" "8000 parameters" "GiB"
+need_message "out of memory" "12000 parameters" "GiB"
 ! grep -q 'std::bad_alloc' "$ALL" || fail "a bare std::bad_alloc line: $(grep -m1 bad_alloc "$ALL")"
 end_check
 
