@@ -11,6 +11,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <span>
+#include <vector>
 
 #include "natgrad/app/jobs.hpp"
 #include "natgrad/io/checkpoint.hpp"
@@ -103,6 +105,70 @@ TEST_CASE("an interrupt raised on the last rank only stops every rank together",
   CHECK(r.iterations == 0);
   if (c.is_root()) CHECK(saved == 0);
   flag = 0;
+}
+
+TEST_CASE("a checkpoint with the wrong coefficient count is a collective error on every rank", "[checkpoint]") {
+  const Communicator c = Communicator::world();
+  const GeneratorSpec g = parse_generator_spec("gen:logit:rows=500,cols=4,seed=3");
+  const Shard s = my_rows(g, c);
+  const auto model = make_model("binomial", "logit");
+  FitState st;
+  st.theta.assign(3, 0.0);  // the model has s.n_cols > 3
+  FitOptions o;
+  o.resume = std::make_shared<const FitState>(st);
+  bool collective = false;
+  std::string what;
+  try {
+    fit(s, *model, o, c);
+  } catch (const CollectiveError& e) {
+    collective = true;
+    what = e.what();
+  } catch (const std::exception& e) {
+    what = e.what();
+  }
+  INFO(what);
+  CHECK(collective);
+  CHECK(what.find("the checkpoint has 3 coefficients, the model has " + std::to_string(s.n_cols)) != std::string::npos);
+}
+
+TEST_CASE("on_state reports every regular iterate with its history rows, as a checkpoint would", "[checkpoint]") {
+  const Communicator c = Communicator::world();
+  const GeneratorSpec g = parse_generator_spec("gen:logit:rows=1000,cols=4,seed=2");
+  const Shard s = my_rows(g, c);
+  const auto model = make_model("binomial", "logit");
+  FitOptions o;
+  o.max_iter = 5;
+  o.tol = 0;
+  o.step = StepRule::fixed;
+  o.lr = 0.5;
+  o.checkpoint_every = 1;
+  std::vector<int> seen;
+  std::vector<FitState> checkpoints, states;
+  FitObserver obs;
+  if (c.is_root()) {
+    obs.on_checkpoint = [&](const FitState& st) { checkpoints.push_back(st); };
+    obs.on_state = [&](const FitState& st, std::span<const IterationRecord> h) {
+      CHECK(st.history.empty());
+      CHECK(h.size() == static_cast<std::size_t>(st.iteration));
+      FitState full = st;
+      full.history.assign(h.begin(), h.end());
+      states.push_back(full);
+    };
+  }
+  fit(s, *model, o, c, obs);
+  if (c.is_root()) {
+    REQUIRE(states.size() == 5);  // iterates 0..4 have a direction; 5 stops at the limit
+    REQUIRE(checkpoints.size() == 4);  // 1..4
+    for (std::size_t i = 0; i < checkpoints.size(); ++i) {
+      const FitState& a = checkpoints[i];
+      const FitState& b = states[i + 1];
+      CHECK(a.iteration == b.iteration);
+      CHECK(same_bits(a.theta, b.theta));
+      CHECK(a.history.size() == b.history.size());
+      CHECK(a.step_length == b.step_length);
+      CHECK(a.prev_loss == b.prev_loss);
+    }
+  }
 }
 
 TEST_CASE("a checkpoint of other options or data is refused, naming the field", "[checkpoint]") {

@@ -12,12 +12,13 @@ namespace natgrad {
 
 int run_fit_command(FitJob& job, const Communicator& comm, std::ostream& out) {
   const FitResult res = run_fit(job, comm, out);
+  // A rank that exits non-zero makes mpirun kill the others: no rank leaves before root
+  // has written its outputs (model.json, summary) and flushed its log.
+  out << std::flush;
+  comm.barrier();
   if (res.converged()) return 0;
   if (res.reason == Reason::max_iterations) {  // as R warns: exit 0, but never silently
-    if (comm.is_root()) {
-      out << std::flush;
-      std::cerr << "natgrad: warning: " << nonconvergence_note(res) << std::endl;
-    }
+    if (comm.is_root()) std::cerr << "natgrad: warning: " << nonconvergence_note(res) << std::endl;
     return 0;
   }
   if (res.reason == Reason::interrupted) return kExitInterrupted;

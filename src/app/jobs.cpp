@@ -4,6 +4,14 @@
 
 #include <thread>
 
+#include <condition_variable>
+#include <csignal>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <span>
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -18,6 +26,7 @@
 #include <set>
 #include <sstream>
 
+#include "natgrad/app/admission.hpp"
 #include "natgrad/app/options.hpp"
 #include "natgrad/io/checkpoint.hpp"
 #include "natgrad/core/error.hpp"
@@ -172,6 +181,82 @@ std::string per_rank(const Communicator& comm, double v, int decimals) {
 
 constexpr double kMiB = 1048576.0;
 
+/// Root's checkpoint writes: the regular ones (solver thread) and the one on a signal
+/// (watcher thread) go through one lock, never write an older state over a newer one, and
+/// the last state the solver reported is kept here (theta copied, history rows appended).
+struct CheckpointSaver {
+  std::mutex m;
+  std::string written_by;
+  FitState last;
+  bool have = false;
+  int written = -1;  // iteration of the checkpoint on disk
+
+  void keep(const FitState& s, std::span<const IterationRecord> h) {
+    std::lock_guard lock(m);
+    std::vector<IterationRecord> rows = std::move(last.history);
+    if (rows.size() > h.size()) rows.resize(h.size());
+    rows.insert(rows.end(), h.begin() + static_cast<std::ptrdiff_t>(rows.size()), h.end());
+    last = s;
+    last.history = std::move(rows);
+    have = true;
+  }
+  /// Writes \p s unless a newer state is on disk already. Returns whether it wrote.
+  bool write(const std::filesystem::path& path, const FitState& s, const std::string& fingerprint) {
+    std::lock_guard lock(m);
+    if (s.iteration < written) return false;
+    write_checkpoint(path, s, fingerprint, written_by);
+    written = s.iteration;
+    return true;
+  }
+  /// The last kept state (if newer than the file): its iteration, or -1 if none was kept.
+  int write_last(const std::filesystem::path& path, const std::string& fingerprint) {
+    std::lock_guard lock(m);
+    if (!have) return -1;
+    if (last.iteration > written) {
+      write_checkpoint(path, last, fingerprint, written_by);
+      written = last.iteration;
+    }
+    return last.iteration;
+  }
+};
+
+/// A thread that polls a signal flag every 20 ms and runs \p action once when it is
+/// raised. Touches no MPI (the program runs MPI_THREAD_FUNNELED). Joined on destruction.
+class SignalWatcher {
+ public:
+  SignalWatcher(const volatile std::sig_atomic_t* flag, std::function<void()> action)
+      : flag_(flag), action_(std::move(action)), thread_([this] { loop(); }) {}
+  ~SignalWatcher() {
+    {
+      std::lock_guard lock(m_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  SignalWatcher(const SignalWatcher&) = delete;
+  SignalWatcher& operator=(const SignalWatcher&) = delete;
+
+ private:
+  void loop() {
+    std::unique_lock lock(m_);
+    while (!done_) {
+      if (*flag_ != 0) {
+        lock.unlock();
+        action_();
+        return;
+      }
+      cv_.wait_for(lock, std::chrono::milliseconds(20));
+    }
+  }
+  const volatile std::sig_atomic_t* flag_;
+  std::function<void()> action_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
 }  // namespace
 
 FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& out) {
@@ -188,8 +273,17 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
   if (comm.is_root()) out << "natgrad fit: " << layout << '\n';
   const std::unique_ptr<OutputLock> out_lock = claim_output_directory(job, comm);
 
+  // Memory admission: what is known before reading (a generator's rows and columns, a
+  // file's size), then, before any p x p buffer exists, the Fisher of the actual columns.
+  const bool admit = job.memory_check == "on";
+  if (admit) admit_memory(read_memory_need(job, comm.rank(), comm.size()), "for this fit", comm);
   const auto read_start = std::chrono::steady_clock::now();
   Shard shard = load_shard(job.read, comm);
+  if (admit) {
+    const std::int64_t outputs = job.glm.classes > 2 ? job.glm.classes - 1 : 1;
+    admit_memory(fisher_memory_need(shard.n_cols * outputs, job.threads, job.glm.fit.block_rows, job.glm.inference),
+                 "for the Fisher", comm);
+  }
   const double read_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start).count();
   {  // each rank's rows and peak memory after reading; the read's speed (root's clock)
     const std::string rows_list = per_rank(comm, static_cast<double>(shard.n_rows), 0);
@@ -208,6 +302,7 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
   }
 
   GlmHooks hooks;
+  CheckpointSaver saver;  // root: every checkpoint write, from either thread
   const FitOptions& fo = job.glm.fit;
   hooks.on_model = [&](const Shard& s, const Model& model) {
     std::int64_t rows[2] = {s.n_rows, -s.n_rows};
@@ -243,6 +338,7 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
         out << "resuming from " << job.resume.string() << " at iteration " << o.resume->iteration << '\n';
     }
   };
+  std::unique_ptr<SignalWatcher> watcher;  // root, with --checkpoint: saves on the signal at once
   if (comm.is_root()) {
     if (!job.quiet) hooks.observer.on_iteration = [&out](const IterationRecord& r) { print_progress(out, r); };
     hooks.observer.log = [&out](const std::string& m) { out << "note: " << m << '\n' << std::flush; };
@@ -251,13 +347,36 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
       by["ranks"] = comm.size();
       by["threads"] = job.threads;
       by["layout"] = layout;
-      hooks.observer.on_checkpoint = [&out, &job, &fingerprint, written_by = by.dump()](const FitState& s) {
-        write_checkpoint(job.checkpoint, s, fingerprint, written_by);
-        if (!job.quiet) out << "checkpoint: iteration " << s.iteration << " -> " << job.checkpoint.string() << '\n';
+      saver.written_by = by.dump();
+      hooks.observer.on_checkpoint = [&out, &job, &fingerprint, &saver](const FitState& s) {
+        if (saver.write(job.checkpoint, s, fingerprint) && !job.quiet)
+          out << "checkpoint: iteration " << s.iteration << " -> " << job.checkpoint.string() << '\n';
       };
+      if (job.glm.fit.interrupt != nullptr) {
+        // On the signal, the last completed iteration is saved at once by a watcher thread,
+        // not at the end of the iteration in progress, which may outlast the launcher's grace.
+        hooks.observer.on_state = [&saver](const FitState& s, std::span<const IterationRecord> h) { saver.keep(s, h); };
+        watcher = std::make_unique<SignalWatcher>(job.glm.fit.interrupt, [&] {
+          int k = -1;
+          try {
+            k = saver.write_last(job.checkpoint, fingerprint);
+          } catch (const std::exception& e) {
+            std::cerr << "natgrad: warning: writing the checkpoint on the signal failed: " << e.what() << std::endl;
+            return;
+          }
+          std::ostringstream line;
+          if (k >= 0)
+            line << "signal received: checkpoint of iteration " << k << " written to " << job.checkpoint.string()
+                 << "; stopping after the current iteration\n";
+          else
+            line << "signal received: no completed iteration to save yet; stopping after the current iteration\n";
+          out << line.str() << std::flush;
+        });
+      }
     }
   }
   GlmFit g = fit_glm(shard, job.glm, comm, hooks);
+  watcher.reset();  // joins the thread
   const FitResult& res = g.fit;
 
   if (res.reason == Reason::interrupted && comm.is_root())

@@ -50,7 +50,12 @@ const OptionTable<FitJob>& fit_job_table() {
        text_option<J>("resume", &J::resume, "",
                       "continue the fit saved in this checkpoint (same data and options; ranks, threads and "
                       "--max-iter may differ); usually the --checkpoint file itself",
-                      kRecorded)},
+                      kRecorded),
+       text_option<J>("memory-check", &J::memory_check, "on",
+                      "on: before reading the data and before allocating the Fisher, stop every rank with one "
+                      "message when the fit needs more memory than the ranks can get (cgroup limit, MemAvailable, "
+                      "ulimit -v); off: skip the check",
+                      kRecorded, [](const std::string& v) { return v == "on" || v == "off" ? "" : "must be on or off"; })},
   });
   return table;
 }

@@ -162,6 +162,13 @@ int main(int argc, char** argv) {
     // Every rank holds the same error: rank 0 says it once, all exit non-zero.
     if (comm.is_root()) std::cerr << "natgrad: error: " << e.what() << std::endl;
     rc = 1;
+  } catch (const std::bad_alloc& e) {
+    // An allocation the memory admission did not foresee: one line from this rank, then
+    // every rank stops (the others may wait in a collective).
+    std::cerr << "natgrad: error on rank " << comm.rank() << ": out of memory (" << e.what()
+              << "); see 'Memory admission' in docs/cluster.md" << std::endl;
+    if (comm.size() > 1) comm.abort(1);
+    rc = 1;
   } catch (const std::exception& e) {
     // One rank failed on its own: say which and stop every rank now, never hang.
     std::cerr << "natgrad: error on rank " << comm.rank() << ": " << e.what() << std::endl;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <new>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -98,12 +100,37 @@ std::int64_t agreed_parameters(const Shard& shard, const Model& model, const Fit
   return p;
 }
 
+/// Collective: sizes \p ws and \p sums (with room for the stop flag) on every rank. A
+/// failed allocation on any rank stops every rank with one message giving its size,
+/// instead of one rank aborting while the others wait in the next reduction.
+void prepare_collectively(Workspace& ws, PackedSums& sums, const Communicator& comm, int threads, std::int64_t d,
+                          std::int64_t block, FisherKind kind, int outputs = 1, int factors = 1) {
+  std::string err;
+  try {
+    ws.prepare(threads, d, block, kind, outputs, factors);
+    const std::int64_t p = d * outputs;
+    sums.resize(p, kind);
+    sums.buf.reserve(sums.buf.size() + 1);
+  } catch (const std::bad_alloc&) {
+    const double p = static_cast<double>(d * outputs);
+    const double slots = threads > 1 && d * outputs > 384 ? 1.0 : static_cast<double>(threads);
+    const double gib = (slots + 0.5) * p * p * 8 / 1073741824.0;
+    char size[64];
+    std::snprintf(size, sizeof size, "%.2f GiB", gib);
+    err = "out of memory on rank " + std::to_string(comm.rank()) + ": the p x p Fisher accumulators of " +
+          std::to_string(threads) + " thread(s) and the reduction buffer for " + std::to_string(d * outputs) +
+          " parameters (about " + size + ") could not be allocated; see 'Memory admission' in docs/cluster.md";
+  }
+  comm.check(err.empty(), err);
+}
+
 /// The collective passes of a fit over this rank's rows, reduced onto root.
 class Passes {
  public:
   Passes(const Shard& shard, const Model& model, const FitOptions& o, FisherKind kind, const Communicator& comm)
       : shard_(shard), model_(model), o_(o), kind_(kind), comm_(comm) {
-    ws_.prepare(o.threads, shard.n_cols, o.block_rows, kind, model.n_outputs(), model.n_factors());
+    prepare_collectively(ws_, sums_, comm, o.threads, shard.n_cols, o.block_rows, kind, model.n_outputs(),
+                         model.n_factors());
   }
   /// One fused pass at \p at: loss, gradient and Fisher, reduced to root (sums()). Every
   /// rank's interrupt flag rides along in the reduction: no extra collective. Returns the
@@ -199,11 +226,13 @@ class Solver {
   /// Continue the same iteration sequence from a checkpointed state. Only quantities that
   /// outlive an iteration are restored (the damping is reset every step).
   void resume(const FitState& r) {
+    // Every rank holds the same state (root read it and broadcast it): these failures are
+    // collective, one message on rank 0.
     if (r.theta.size() != np_)
-      throw Error("the checkpoint has " + std::to_string(r.theta.size()) + " coefficients, the model has " +
+      throw CollectiveError("the checkpoint has " + std::to_string(r.theta.size()) + " coefficients, the model has " +
                   std::to_string(np_));
     if (r.iteration < 0 || r.history.size() != static_cast<std::size_t>(r.iteration))
-      throw Error("the checkpoint's history has " + std::to_string(r.history.size()) + " rows for iteration " +
+      throw CollectiveError("the checkpoint's history has " + std::to_string(r.history.size()) + " rows for iteration " +
                   std::to_string(r.iteration));
     start_ = r.iteration;
     res_.theta = r.theta;
@@ -215,12 +244,13 @@ class Solver {
   }
 
   /// The state before theta_k is evaluated (root): row k of the history is not in it.
-  FitState state_at(int k, double seconds) const {
+  FitState state_at(int k, double seconds, bool with_history = true) const {
     FitState s;
     s.iteration = k;
     s.theta = res_.theta;
-    s.history.assign(res_.history.begin(),
-                     res_.history.begin() + std::min<std::ptrdiff_t>(k, std::ssize(res_.history)));
+    if (with_history)
+      s.history.assign(res_.history.begin(),
+                       res_.history.begin() + std::min<std::ptrdiff_t>(k, std::ssize(res_.history)));
     s.step_length = last_.length;
     s.kl = last_.kl;
     s.damping = last_.damping;
@@ -300,6 +330,10 @@ class Solver {
       if (obs_.on_iteration) obs_.on_iteration(rec);
     }
     const bool halve = dec_.action == Decision::Action::halve;
+    if (status == Reason::running && !halve && obs_.on_state)
+      obs_.on_state(state_at(k, rec.seconds, false),
+                    std::span<const IterationRecord>(res_.history.data(),
+                                                     static_cast<std::size_t>(std::min<std::ptrdiff_t>(k, std::ssize(res_.history)))));
     if (status == Reason::running && !halve &&
         (stop_requested_ || (o_.checkpoint_every > 0 && k > start_ && k % o_.checkpoint_every == 0))) {
       // A regular iterate whose direction exists: a resume from here re-evaluates
@@ -485,8 +519,8 @@ namespace {
 void start_sums(const Shard& shard, const Model& model, const FitOptions& options, const FisherSample& sample,
                 const Communicator& comm, StartSystem& sys) {
   Workspace ws;
-  ws.prepare(options.threads, shard.n_cols, options.block_rows, FisherKind::expected);
   PackedSums sums;
+  prepare_collectively(ws, sums, comm, options.threads, shard.n_cols, options.block_rows, FisherKind::expected);
   const std::vector<double> zero(static_cast<std::size_t>(shard.n_cols), 0.0);
   if (model.n_outputs() == 1) {
     const StartModel start(model);  // at theta = 0: Fisher X^T W0 X, gradient -X^T W0 eta0

@@ -33,6 +33,9 @@ struct FitJob {
   /// Continue from this checkpoint (empty: start afresh). A checkpoint of other data or
   /// options is refused with a CollectiveError naming the difference.
   std::filesystem::path resume;
+  /// "on": refuse, before reading and before allocating the Fisher, a fit that does not
+  /// fit in the memory this rank and its node can get (admission.hpp); "off": skip.
+  std::string memory_check = "on";
 
   /// Throws natgrad::Error: every option's check, then the relations between them.
   void validate() const;

@@ -87,6 +87,12 @@ struct FitObserver {
   std::function<void(const std::string&)> log;  ///< notes such as raised damping
   /// Every FitOptions::checkpoint_every iterations and when interrupted: the state to save.
   std::function<void(const FitState&)> on_checkpoint;
+  /// After every iterate at which a checkpoint could be taken (a regular iterate whose
+  /// direction exists): that state without its history (FitState::history empty), and
+  /// history rows 0 .. iteration-1 in \p history (valid during the call only). Cheap: a
+  /// caller keeps the last state by copying theta and appending the new rows, e.g. to
+  /// write it when a signal arrives in the middle of the next iteration.
+  std::function<void(const FitState&, std::span<const IterationRecord> history)> on_state;
 };
 
 /// Collective. Mean loss (objective / weight sum, penalty included) at \p theta.

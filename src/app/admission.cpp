@@ -1,0 +1,129 @@
+#include "natgrad/app/admission.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "natgrad/core/error.hpp"
+#include "natgrad/core/memory.hpp"
+#include "natgrad/core/partition.hpp"
+#include "natgrad/io/generator.hpp"
+
+namespace natgrad {
+
+namespace {
+
+constexpr double kGiB = 1073741824.0;
+// Above this many parameters several threads share one p x p matrix (kernels.cpp).
+constexpr std::int64_t kPerThreadMaxP = 384;
+// Rank 0's p x p matrices besides the accumulators: the summed and normalised Fisher,
+// its Cholesky factor, the start system's Gram matrix; inference adds the inverse, the
+// covariance and the sandwich's work matrices (src/core/inference.cpp); measured: 1 + 0.5
+// + 3 matrices at one thread without inference, 4 more with it.
+constexpr double kRootMatrices = 3.5;  // + half a matrix: the MPI library's reduction buffer
+constexpr double kInferenceMatrices = 4;
+
+std::string gib(double bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f GiB", bytes / kGiB);
+  return b;
+}
+
+}  // namespace
+
+MemoryNeed fisher_memory_need(std::int64_t p, int threads, std::int64_t block_rows, bool inference) {
+  MemoryNeed n;
+  const double dp = static_cast<double>(p), pp = dp * dp * 8;
+  const bool shared = threads > 1 && p > kPerThreadMaxP;
+  const double slots = shared ? 1.0 : static_cast<double>(std::max(threads, 1));
+  const double rows = shared ? static_cast<double>(std::max<std::int64_t>(
+                                   block_rows, std::min<std::int64_t>(16384, (std::int64_t{1} << 23) / std::max<std::int64_t>(p, 1))))
+                             : static_cast<double>(block_rows) * slots;
+  n.work = slots * pp + rows * dp * 8 + (dp * (dp + 1) / 2 + dp + 4) * 8;
+  n.root = (kRootMatrices + (inference ? kInferenceMatrices : 0)) * pp;
+  return n;
+}
+
+MemoryNeed read_memory_need(const FitJob& job, int rank, int ranks) {
+  MemoryNeed n;
+  const std::string& data = job.read.path;
+  if (is_generator_spec(data)) {
+    GeneratorSpec spec;
+    try {
+      spec = parse_generator_spec(data);
+    } catch (const Error&) {
+      return n;  // the reader reports a bad spec with its own message
+    }
+    const std::int64_t d = spec.cols + (job.read.intercept ? 1 : 0);
+    const Range r = partition(spec.rows, rank, ranks);
+    n.shard = static_cast<double>(r.end - r.begin) * static_cast<double>(d + 1) * 8;
+    // Multinomial: K - 1 outputs when --classes is given, else counted as one (a lower bound).
+    const std::int64_t outputs = job.glm.classes > 2 ? job.glm.classes - 1 : 1;
+    const MemoryNeed f = fisher_memory_need(d * outputs, job.threads, job.glm.fit.block_rows, job.glm.inference);
+    n.work = f.work;
+    n.root = f.root;
+    return n;
+  }
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(data, ec);
+  if (!ec) n.shard = static_cast<double>(bytes) / std::max(ranks, 1);  // text: about one byte per byte of a double
+  return n;
+}
+
+void admit_memory(const MemoryNeed& need, const char* what, const Communicator& comm) {
+  const MemoryAvailable have = memory_available();
+  std::ostringstream mine;
+  mine.precision(17);
+  mine << need.total(comm.is_root()) << ' ' << need.shard << ' ' << need.work + (comm.is_root() ? need.root : 0) << ' '
+       << have.shared << ' ' << have.process << ' ' << Communicator::processor_name() << '\n'
+       << have.shared_source;
+  const auto all = comm.gather(mine.str());
+  std::string err;
+  if (comm.is_root()) {
+    struct Host {
+      double need = 0;
+      std::int64_t have = -1;
+      std::string source;
+      int ranks = 0;
+    };
+    std::map<std::string, Host> hosts;
+    for (std::size_t r = 0; r < all.size(); ++r) {
+      std::istringstream in(all[r]);
+      double total = 0, shard = 0, work = 0;
+      std::int64_t shared = -1, process = -1;
+      std::string host, source;
+      in >> total >> shard >> work >> shared >> process >> host;
+      in.ignore(1);
+      std::getline(in, source);
+      if (err.empty() && process >= 0 && total > static_cast<double>(process))
+        err = "rank " + std::to_string(r) + " needs about " + gib(total) + " (shard " + gib(shard) +
+              ", Fisher and work matrices " + gib(work) + "), " + gib(static_cast<double>(process)) +
+              " available to the process (limit: ulimit -v, RLIMIT_AS)";
+      Host& h = hosts[host];
+      h.need += total;
+      ++h.ranks;
+      if (shared >= 0 && (h.have < 0 || shared < h.have)) h.have = shared, h.source = source;
+    }
+    for (const auto& [name, h] : hosts) {
+      if (!err.empty()) break;
+      if (h.have >= 0 && h.need > static_cast<double>(h.have))
+        err = "the " + std::to_string(h.ranks) + " rank(s) on " + name + " need about " + gib(h.need) +
+              " together (per rank: shard " + gib(need.shard) + ", Fisher accumulators and buffers " + gib(need.work) +
+              "; rank 0 " + gib(need.root) + " more), " + gib(static_cast<double>(h.have)) + " available (limit: " +
+              h.source + ")";
+    }
+    if (!err.empty())
+      err = std::string("not enough memory ") + what + ": " + err +
+            ". Remedies: run on more nodes with fewer ranks per node (more ranks shrink each shard, not the p x p "
+            "Fisher every rank holds), fewer --threads (each thread keeps its own p x p accumulator up to 384 "
+            "parameters), fewer columns, --no-inference (rank 0's extra matrices); --fisher-sample does not reduce "
+            "memory. '--memory-check off' skips this check";
+  }
+  comm.check(err.empty(), err);
+}
+
+}  // namespace natgrad
