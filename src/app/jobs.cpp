@@ -271,12 +271,12 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
   }
   const std::string layout = describe_layout(comm, job.threads);
   if (comm.is_root()) out << "natgrad fit: " << layout << '\n';
-  const std::unique_ptr<OutputLock> out_lock = claim_output_directory(job, comm);
-
   // Memory admission: what is known before reading (a generator's rows and columns, a
   // file's size), then, before any p x p buffer exists, the Fisher of the actual columns.
+  // The first check has no side effect, so it comes before --out is created and locked.
   const bool admit = job.memory_check == "on";
   if (admit) admit_memory(read_memory_need(job, comm.rank(), comm.size()), "for this fit", comm);
+  const std::unique_ptr<OutputLock> out_lock = claim_output_directory(job, comm);
   const auto read_start = std::chrono::steady_clock::now();
   Shard shard = load_shard(job.read, comm);
   if (admit) {
