@@ -437,7 +437,7 @@ std::string fit_fingerprint(const FitJob& job, const Shard& shard, const std::st
   nlohmann::ordered_json o = nlohmann::ordered_json::parse(options_json(fit_job_table(), job, kOptionFingerprint));
   o["model"] = model_name;
   o["classes"] = classes;
-  return data_fingerprint(o.dump(), shard, comm);
+  return data_fingerprint(o.dump(), shard, comm, std::max(job.threads, 1));
 }
 
 void run_generate(const GenerateJob& job, const Communicator& comm, std::ostream& out) {

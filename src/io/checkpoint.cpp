@@ -97,13 +97,13 @@ inline std::uint64_t bits(double v) { return std::bit_cast<std::uint64_t>(v); }
 
 }  // namespace
 
-std::uint64_t data_content_hash(const Shard& shard, const Communicator& comm) {
+std::uint64_t data_content_hash(const Shard& shard, const Communicator& comm, int threads) {
   // Sum over rows (mod 2^64) of a hash of (global row index, x, y, weight, offset): the
   // index makes it order-sensitive, the sum makes it independent of how rows are split.
   const std::int64_t p = shard.n_cols;
   const bool has_w = !shard.weight.empty(), has_o = !shard.offset.empty();
   std::uint64_t local = 0;
-#pragma omp parallel for schedule(static) reduction(+ : local)
+#pragma omp parallel for num_threads(std::max(threads, 1)) schedule(static) reduction(+ : local)
   for (std::int64_t i = 0; i < shard.n_rows; ++i) {
     std::uint64_t acc = mix_in(kP3, static_cast<std::uint64_t>(shard.first_row + i));
     const double* x = shard.row(i);
@@ -119,8 +119,9 @@ std::uint64_t data_content_hash(const Shard& shard, const Communicator& comm) {
   return static_cast<std::uint64_t>(halves[0]) + (static_cast<std::uint64_t>(halves[1]) << 32);
 }
 
-std::string data_fingerprint(const std::string& options_json, const Shard& shard, const Communicator& comm) {
-  const std::uint64_t hash = data_content_hash(shard, comm);
+std::string data_fingerprint(const std::string& options_json, const Shard& shard, const Communicator& comm,
+                             int threads) {
+  const std::uint64_t hash = data_content_hash(shard, comm, threads);
   json f = json::parse(options_json);
   f["n_rows"] = shard.n_global;
   f["n_cols"] = shard.n_cols;

@@ -36,13 +36,15 @@ namespace natgrad {
 /// path (the same data under another path or as a copy resumes), threads, ranks,
 /// max-iter, block rows, quiet, out, so a job may resume at another layout or with a
 /// higher --max-iter.
-std::string data_fingerprint(const std::string& options_json, const Shard& shard, const Communicator& comm);
+/// \p threads: OpenMP threads of the hashing pass.
+std::string data_fingerprint(const std::string& options_json, const Shard& shard, const Communicator& comm,
+                             int threads = 1);
 
 /// Collective. A 64-bit hash of the data's content, the same at any rank and thread count:
 /// the sum (mod 2^64) over rows of a hash of the row's global index and the bits of its
 /// x, y, weight and offset, so changed values and moved rows (two labels swapped) give
 /// another hash. One pass over this rank's rows in memory; no I/O.
-std::uint64_t data_content_hash(const Shard& shard, const Communicator& comm);
+std::uint64_t data_content_hash(const Shard& shard, const Communicator& comm, int threads = 1);
 
 /// Local (root). Writes \p state with \p fingerprint to \p path atomically
 /// (write_atomically: a temporary file, fsync, rename). Throws natgrad::Error.
