@@ -9,11 +9,19 @@ namespace natgrad {
 namespace {
 constexpr Choice<Method> kMethods[] = {{Method::ngd, "ngd"}, {Method::gd, "gd"}, {Method::diag, "diag"}};
 constexpr Choice<StepRule> kStepRules[] = {{StepRule::fixed, "fixed"}, {StepRule::armijo, "armijo"}, {StepRule::kl, "kl"}};
+constexpr Choice<LinearSolver> kSolvers[] = {
+    {LinearSolver::automatic, "auto"}, {LinearSolver::cholesky, "cholesky"}, {LinearSolver::cg, "cg"}};
 constexpr Choice<StopRule> kStopRules[] = {{StopRule::decrement, "decrement"}, {StopRule::gradient, "gradient"}};
 }  // namespace
 
 const char* to_string(StopRule s) { return choice_name(kStopRules, s); }
 StopRule stop_rule_from_string(const std::string& s) { return parse_choice(kStopRules, "stop", s); }
+const char* to_string(LinearSolver s) { return choice_name(kSolvers, s); }
+LinearSolver linear_solver_from_string(const std::string& s) { return parse_choice(kSolvers, "solver", s); }
+LinearSolver resolved_solver(const FitOptions& o, std::int64_t n_params) {
+  if (o.solver != LinearSolver::automatic) return o.solver;
+  return n_params <= kCholeskyAutoMax ? LinearSolver::cholesky : LinearSolver::cg;
+}
 const char* to_string(Method m) { return choice_name(kMethods, m); }
 const char* to_string(StepRule s) { return choice_name(kStepRules, s); }
 Method method_from_string(const std::string& s) { return parse_choice(kMethods, "method", s); }
@@ -26,6 +34,19 @@ const OptionTable<FitOptions>& fit_option_table() {
       {choice_option("method", &O::method, "ngd",
                      "ngd (natural gradient, full Fisher) | gd (vanilla gradient descent) | diag (diagonal Fisher)",
                      &method_from_string, &to_string, kOptionResult),
+       choice_option("solver", &O::solver, "auto",
+                     "how --method ngd solves for the natural gradient: cholesky (forms and factors the p x p "
+                     "Fisher: exact, few iterations, needs p^2 memory) | cg (matrix-free conjugate gradient on "
+                     "Fisher-vector products, memory O(p): for wide or sparse data) | auto (cholesky up to "
+                     "4096 parameters, cg above)",
+                     &linear_solver_from_string, &to_string, kOptionResult),
+       number_option<O, int>("cg-max-iter", &O::cg_max_iter, "250",
+                             "--solver cg: conjugate-gradient iterations per step at most", kOptionResult, at_least(1)),
+       number_option<O, double>("cg-tol", &O::cg_tol, "0.1",
+                                "--solver cg: stop CG when the residual is below cg-tol x |gradient| (the forcing "
+                                "term of the inexact Newton step)",
+                                kOptionResult,
+                                [](double f) { return f > 0 && f < 1 ? std::string() : "must be in (0, 1)"; }),
        choice_option("fisher", &O::fisher, "expected",
                      "expected (X^T W X, Fisher scoring) | empirical (sum of score outer products) | "
                      "empirical-centered (covariance of the scores, as the seed's np.cov)",

@@ -27,18 +27,6 @@ namespace natgrad {
 
 // In place: the file readers reserve the intercept's column, so the resize does not
 // reallocate and no second copy of X exists; rows move right, the last one first.
-void add_intercept(Shard& shard) {
-  const std::int64_t n = shard.n_rows, p = shard.n_cols;
-  shard.x.resize(static_cast<std::size_t>(n * (p + 1)));
-  double* x = shard.x.data();
-  for (std::int64_t i = n - 1; i >= 0; --i) {
-    std::copy_backward(x + i * p, x + i * p + p, x + i * (p + 1) + 1 + p);
-    x[i * (p + 1)] = 1.0;
-  }
-  shard.n_cols = p + 1;
-  shard.names.insert(shard.names.begin(), "(Intercept)");
-}
-
 namespace reader_detail {
 
 // ---------------------------------------------------------------------------

@@ -198,7 +198,7 @@ struct CsvPart {
 CsvPart parse_csv_part(const ReadOptions& opts, int rank, int size);
 
 /// LIBSVM rows in CSR form: row r holds pairs [ptr[r], ptr[r + 1]).
-struct SparseRows {
+struct ParsedRows {
   std::vector<std::int64_t> ptr{0};
   std::vector<std::int64_t> index;  ///< 1-based feature index
   std::vector<double> value;
@@ -207,7 +207,7 @@ struct SparseRows {
   std::int64_t max_index = 0;
 
   std::int64_t rows() const { return static_cast<std::int64_t>(label.size()); }
-  void append(const SparseRows& o);
+  void append(const ParsedRows& o);
 };
 
 /// LIBSVM: this part's rows, before the ranks agree on the number of features.
@@ -215,7 +215,7 @@ struct LibsvmPart {
   std::string error;  ///< open error (complete message), else ""
   std::int64_t lines = 0;
   LocalError bad;
-  SparseRows rows;
+  ParsedRows rows;
 };
 LibsvmPart parse_libsvm_part(const ReadOptions& opts, int rank, int size);
 

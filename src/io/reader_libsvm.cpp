@@ -20,7 +20,7 @@
 
 namespace natgrad {
 
-void reader_detail::SparseRows::append(const SparseRows& o) {
+void reader_detail::ParsedRows::append(const ParsedRows& o) {
   const std::int64_t base = ptr.back();
   for (std::size_t r = 1; r < o.ptr.size(); ++r) ptr.push_back(base + o.ptr[r]);
   index.insert(index.end(), o.index.begin(), o.index.end());
@@ -46,7 +46,7 @@ std::string_view next_token(std::string_view s, std::size_t& pos) {
 
 /// Parses one line into \p out (a row, unless the line is only a comment). Returns the
 /// error (without file and line), or "".
-std::string parse_pairs(std::string_view line, std::int64_t local_line, SparseRows& out) {
+std::string parse_pairs(std::string_view line, std::int64_t local_line, ParsedRows& out) {
   const std::size_t hash = line.find('#');
   if (hash != std::string_view::npos) line = line.substr(0, hash);
   std::size_t pos = 0;
@@ -91,7 +91,7 @@ std::string parse_pairs(std::string_view line, std::int64_t local_line, SparseRo
 }
 
 /// parse_pairs, leaving \p out as it was when the line is bad.
-std::string parse_line(std::string_view line, std::int64_t local_line, SparseRows& out) {
+std::string parse_line(std::string_view line, std::int64_t local_line, ParsedRows& out) {
   const std::size_t n0 = out.index.size();
   std::string err = parse_pairs(line, local_line, out);
   if (!err.empty()) {
@@ -105,10 +105,10 @@ std::string parse_line(std::string_view line, std::int64_t local_line, SparseRow
 /// appends to \p rows itself while the others fill their own). Returns
 /// false (with \p err set, rows after the bad line dropped) at the first bad line.
 bool parse_chunk(const std::string& buf, const std::vector<LineSpan>& spans, int threads,
-                 SparseRows& rows, LocalError& err) {
+                 ParsedRows& rows, LocalError& err) {
   const auto n = static_cast<std::int64_t>(spans.size());
   const int nt = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, n)));
-  std::vector<SparseRows> part(static_cast<std::size_t>(nt));
+  std::vector<ParsedRows> part(static_cast<std::size_t>(nt));
   std::vector<LocalError> part_err(static_cast<std::size_t>(nt));
 #pragma omp parallel num_threads(nt)
   {
@@ -117,7 +117,7 @@ bool parse_chunk(const std::string& buf, const std::vector<LineSpan>& spans, int
     for (int b = t; b < nt; b += got) {
       const Range r = partition(n, b, nt);
       // Block 0 goes straight into rows (no copy); the others are appended after it.
-      SparseRows& out = b == 0 ? rows : part[static_cast<std::size_t>(b)];
+      ParsedRows& out = b == 0 ? rows : part[static_cast<std::size_t>(b)];
       for (std::int64_t k = r.begin; k < r.end; ++k) {
         const LineSpan& s = spans[static_cast<std::size_t>(k)];
         std::string e;
@@ -180,7 +180,7 @@ Shard read_libsvm(const ReadOptions& opts, const Communicator& comm) {
   const std::string& path = opts.path;
   LibsvmPart part = parse_libsvm_part(opts, comm.rank(), comm.size());
   comm.check(part.error.empty(), part.error);
-  SparseRows& rows = part.rows;
+  ParsedRows& rows = part.rows;
   LocalError& local = part.bad;
   const int threads = std::max(opts.threads, 1);
 

@@ -20,6 +20,12 @@ enum class StepRule { fixed, armijo, kl };
 /// uses the gradient), or gradient, max_j |g_j| <= tol (depends on how the columns are
 /// scaled).
 enum class StopRule { decrement, gradient };
+/// How --method ngd solves (F + damping diag F) d = -g: cholesky forms the p x p Fisher
+/// (once per iteration, reduced onto root) and factors it; cg never forms it: a
+/// preconditioned conjugate gradient on Fisher-vector products, each a pass over every
+/// rank's rows and one reduction of p doubles (matrix-free: memory O(p) per rank);
+/// automatic picks cholesky when the parameter count is at most kCholeskyAutoMax, cg above.
+enum class LinearSolver { automatic, cholesky, cg };
 
 const char* to_string(Method m);
 const char* to_string(StepRule s);
@@ -27,6 +33,8 @@ Method method_from_string(const std::string& s);
 StepRule step_rule_from_string(const std::string& s);
 const char* to_string(StopRule s);
 StopRule stop_rule_from_string(const std::string& s);
+const char* to_string(LinearSolver s);
+LinearSolver linear_solver_from_string(const std::string& s);
 
 struct FitState;  // solver.hpp: what a checkpoint holds
 
@@ -44,6 +52,10 @@ struct FitOptions {
   double ftol = 0.0;         ///< relative loss change (0 = off)
   double armijo_c1 = 1e-4;
   int max_halvings = 40;
+  LinearSolver solver = LinearSolver::automatic;  ///< --method ngd: Cholesky or matrix-free CG
+  int cg_max_iter = 250;     ///< conjugate-gradient iterations per natural-gradient step
+  /// Forcing term: CG stops when ||(F + damping diag F) d + g|| <= cg_tol ||g|| (inexact Newton).
+  double cg_tol = 0.1;
   int threads = 1;           ///< OpenMP threads per rank
   std::int64_t block_rows = 256;
   /// Fisher from a fraction of the rows (chosen by global row index, so the same rows at
@@ -69,6 +81,11 @@ struct FitOptions {
   /// fit_option_table(), then the relations between options.
   void validate() const;
 };
+
+/// Parameter counts up to this use --solver cholesky under --solver auto, larger ones cg.
+inline constexpr std::int64_t kCholeskyAutoMax = 4096;
+/// The solver \p o asks for, with automatic resolved for \p n_params parameters.
+LinearSolver resolved_solver(const FitOptions& o, std::int64_t n_params);
 
 /// The command-line options that set FitOptions members (declared once, here).
 const OptionTable<FitOptions>& fit_option_table();
