@@ -128,17 +128,42 @@ void check_classes(const Shard& s, int K, bool given, const Communicator& comm) 
   comm.check(false, m.str());
 }
 
-/// Removes columns from the row-major design in place (no second copy of X).
+/// Removes columns from the design in place (no second copy of X): from each dense row,
+/// or a CSR shard's entries of those columns, the later columns renumbered.
 void drop_columns(Shard& s, const std::vector<std::int64_t>& cols) {
   std::vector<char> keep(static_cast<std::size_t>(s.n_cols), 1);
   for (auto c : cols) keep[static_cast<std::size_t>(c)] = 0;
   const std::int64_t d = s.n_cols, nd = d - static_cast<std::int64_t>(cols.size());
-  for (std::int64_t i = 0; i < s.n_rows; ++i) {
+  if (s.sparse) {
+    std::vector<std::int64_t> to(static_cast<std::size_t>(d), -1);  // new index of a kept column
+    for (std::int64_t j = 0, o = 0; j < d; ++j)
+      if (keep[static_cast<std::size_t>(j)]) to[static_cast<std::size_t>(j)] = o++;
+    SparseRows& c = s.csr;
     std::int64_t o = 0;
-    for (std::int64_t j = 0; j < d; ++j)
-      if (keep[j]) s.x[i * nd + o++] = s.x[i * d + j];
+    for (std::int64_t i = 0; i < s.n_rows; ++i) {
+      const std::int64_t b = c.row_ptr[static_cast<std::size_t>(i)], e = c.row_ptr[static_cast<std::size_t>(i) + 1];
+      c.row_ptr[static_cast<std::size_t>(i)] = o;
+      for (std::int64_t k = b; k < e; ++k) {
+        const std::int64_t j = to[static_cast<std::size_t>(c.index(k))];
+        if (j < 0) continue;
+        c.values[static_cast<std::size_t>(o)] = c.values[static_cast<std::size_t>(k)];
+        if (c.wide) c.index64[static_cast<std::size_t>(o)] = j;
+        else c.index32[static_cast<std::size_t>(o)] = static_cast<std::uint32_t>(j);
+        ++o;
+      }
+    }
+    if (!c.row_ptr.empty()) c.row_ptr[static_cast<std::size_t>(s.n_rows)] = o;
+    c.values.resize(static_cast<std::size_t>(o));
+    if (c.wide) c.index64.resize(static_cast<std::size_t>(o));
+    else c.index32.resize(static_cast<std::size_t>(o));
+  } else {
+    for (std::int64_t i = 0; i < s.n_rows; ++i) {
+      std::int64_t o = 0;
+      for (std::int64_t j = 0; j < d; ++j)
+        if (keep[j]) s.x[i * nd + o++] = s.x[i * d + j];
+    }
+    s.x.resize(static_cast<std::size_t>(s.n_rows * nd));
   }
-  s.x.resize(static_cast<std::size_t>(s.n_rows * nd));
   std::vector<std::string> names;
   for (std::int64_t j = 0; j < d; ++j)
     if (keep[j]) names.push_back(s.names[j]);

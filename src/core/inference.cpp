@@ -6,21 +6,26 @@
 #include <algorithm>
 #include <boost/math/distributions/students_t.hpp>
 #include <cmath>
+#include <cstdio>
 
 #include "natgrad/core/error.hpp"
 #include "core/kernels.hpp"
 #include "natgrad/core/linalg.hpp"
+#include "natgrad/core/memory.hpp"
 #include "natgrad/core/solver.hpp"
 
 namespace natgrad {
 
 namespace {
 
+/// The most parameters for which infer() forms standard errors (8 P^2 doubles: 24 GiB).
+constexpr std::int64_t kMaxStdErrorParams = 20000;
+
 /// Collective: normalised sums of \p kind at theta (valid on root).
 Normalized global(const Shard& s, const Model& m, std::span<const double> theta, FisherKind kind,
                   const InferenceOptions& o, const Communicator& comm) {
   Workspace ws;
-  ws.prepare(o.threads, s.n_cols, o.block_rows, kind, m.n_outputs(), m.n_factors());
+  ws.prepare(o.threads, s.n_cols, o.block_rows, kind, m.n_outputs(), m.n_factors(), s.sparse);
   PackedSums sums;
   accumulate(s, m, theta, kind, o.threads, ws, sums);
   comm.reduce_sum(sums.buf.data(), sums.buf.size());
@@ -47,7 +52,7 @@ std::vector<double> row_sums(const Shard& s, const Model& m, std::span<const dou
       for (std::int64_t c = 0; c < k; ++c) {
         double e = 0;
         if (eta_override.empty())
-          for (std::int64_t j = 0; j < d; ++j) e += s.row(i)[j] * theta[j + d * c];
+          e = s.dot(i, theta.data() + d * c);
         else
           e = eta_override[c];
         eta[c] = e + (s.offset.empty() ? 0.0 : s.offset[i]);
@@ -107,10 +112,25 @@ Inference infer(const Shard& s, const Model& m, std::span<const double> theta, c
   const std::int64_t P = s.n_cols * m.n_outputs();
   const bool intercept = !s.names.empty() && s.names[0] == "(Intercept)";
 
+  // Standard errors need P x P matrices on root (the Fisher and the sandwich's middle,
+  // packed and whole, F^-1, two products, the covariance: about 8 P^2 doubles). Beyond
+  // kMaxStdErrorParams parameters, or more than root's available memory, they are not
+  // formed: the rest of the inference does not need them. Decided on root, for all.
+  const double need_gib = 8.0 * static_cast<double>(P) * static_cast<double>(P) * 8 / 1073741824.0;
+  std::int64_t skip_se = 0;
+  if (comm.is_root()) {
+    const MemoryAvailable av = P > kMaxStdErrorParams ? MemoryAvailable{} : memory_available();
+    skip_se = P > kMaxStdErrorParams || (av.shared >= 0 && need_gib * 1073741824.0 > static_cast<double>(av.shared)) ||
+                      (av.process >= 0 && need_gib * 1073741824.0 > static_cast<double>(av.process))
+                  ? 1
+                  : 0;
+  }
+  comm.broadcast(&skip_se, 1);
+
   // Expected Fisher and the sandwich's middle, per observation (root).
-  Normalized F;
-  if (!o.fisher_from_fit) F = global(s, m, theta, FisherKind::expected, o, comm);
-  const Normalized B = global(s, m, theta, FisherKind::meat, o, comm);
+  Normalized F, B;
+  if (!skip_se && !o.fisher_from_fit) F = global(s, m, theta, FisherKind::expected, o, comm);
+  if (!skip_se) B = global(s, m, theta, FisherKind::meat, o, comm);
 
   // Deviance, Pearson chi^2, rows with positive weight, weight sum, label sums.
   const int K = m.n_classes();
@@ -146,6 +166,16 @@ Inference infer(const Shard& s, const Model& m, std::span<const double> theta, c
   r.aic = -2 * r.log_likelihood + 2 * k;
   r.bic = -2 * r.log_likelihood + std::log(r.nobs) * k;
   if (!comm.is_root()) return r;
+  if (skip_se) {
+    char gib[32];
+    std::snprintf(gib, sizeof gib, "%.3g", need_gib);
+    r.note = "standard errors need the P x P Fisher and its inverse (about " + std::string(gib) +
+             " GiB on the root rank): not formed for P = " + std::to_string(P) + " parameters (" +
+             (P > kMaxStdErrorParams ? "limit " + std::to_string(kMaxStdErrorParams)
+                                     : std::string("more than the memory available")) +
+             "); fit fewer columns to get them (docs/design.md, 'Sparse shards')";
+    return r;
+  }
 
   // Covariance: (sum_i w_i fisher_i x x^T + l2 I)^-1 * dispersion; HC0 sandwich.
   const auto np = static_cast<std::size_t>(P);

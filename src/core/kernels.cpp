@@ -129,11 +129,21 @@ std::size_t PackedSums::fisher_size() const {
   return 0;
 }
 
+namespace {
+std::size_t g_sparse_triangle_limit = std::size_t{32} << 20;
+}  // namespace
+
+std::size_t detail::set_sparse_triangle_limit(std::size_t bytes) {
+  return std::exchange(g_sparse_triangle_limit, bytes);
+}
+std::size_t detail::sparse_triangle_limit() { return g_sparse_triangle_limit; }
+
 void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherKind kind, int outputs,
-                        int factors) {
+                        int factors, bool sparse) {
   const bool simd = detail::simd_kernels_active();
+  const std::size_t limit = sparse ? detail::sparse_triangle_limit() : 0;
   if (threads == threads_ && d == p_ && block == block_ && kind == kind_ && outputs == outputs_ &&
-      factors == factors_ && simd == simd_)
+      factors == factors_ && simd == simd_ && sparse == sparse_ && limit == limit_)
     return;
   simd_ = simd;
   threads_ = threads;
@@ -142,6 +152,17 @@ void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherK
   kind_ = kind;
   outputs_ = outputs;
   factors_ = factors;
+  sparse_ = sparse;
+  limit_ = limit;
+  split_ = false;
+  chunk_rows_ = 0;
+  coef_.clear();
+  take_.clear();
+  chunk_coef_ = {};
+  chunk_take_ = {};
+  bounds_.clear();
+  work_ = {};
+  if (sparse) return prepare_sparse();
   const std::int64_t p = d * outputs;  // parameters
   const bool shared = outputs == 1 && shared_fisher(p, threads, is_full(kind));
   const std::size_t rows = static_cast<std::size_t>(shared ? shared_block_rows(p, block) : block);
@@ -699,6 +720,331 @@ void accumulate_shared(const Shard& shard, const Model& model, std::span<const d
 
 }  // namespace
 
+// ---- CSR shards ----
+//
+// Per row i with nonzeros (j_k, v_k), k < n_i: eta_c = sum_k v_k theta[j_k + d c] (+ the
+// offset), the model's per-row values, the gradient scattered into the thread's P-vector,
+// and the row's Fisher coefficients G_i (m x m): w fisher_i (expected), w dnll dnll^T
+// (empirical kinds), w^2 dnll dnll^T (meat). The Fisher entry of parameters
+// I = j_r + d c1 <= J = j_s + d c2 gains G_i[c1][c2] v_r v_s: n_i (n_i + 1) / 2 updates
+// per output pair instead of p^2. The packed triangle (PackedSums) takes entry (I, J),
+// I <= J, at I + J (J + 1) / 2, so each J owns one contiguous column.
+
+namespace {
+
+/// Entries of the packed upper triangle of P parameters.
+std::size_t triangle(std::int64_t P) { return static_cast<std::size_t>(P) * static_cast<std::size_t>(P + 1) / 2; }
+
+/// Rows [i0, i0 + nr) of a CSR shard: eta, model values, loss and weight sums, gradient
+/// (into grad, P values), the Fisher coefficients (coef: nr x m x m; for m = 1 one value
+/// per row) and the Fisher-sample flags (take) of the full kinds, the diagonal (into
+/// diag) for FisherKind::diagonal.
+template <class Idx>
+void sparse_rows(const Shard& s, const Idx* idx, const Model& model, const double* theta, FisherKind kind,
+                 const RowSelector& sel, std::int64_t i0, std::int64_t nr, double* eta, double* nll, double* dnll,
+                 double* fac, double* coef, unsigned char* take, double* grad, double* diag, double& loss,
+                 double& wsum, double& fwsum) {
+  const std::int64_t d = s.n_cols, m = model.n_outputs(), q = model.n_factors();
+  const std::int64_t* rp = s.csr.row_ptr.data();
+  const double* val = s.csr.values.data();
+  for (std::int64_t i = 0; i < nr; ++i) {
+    const std::int64_t b = rp[i0 + i], e = rp[i0 + i + 1];
+    const double off = s.offset.empty() ? 0.0 : s.offset[static_cast<std::size_t>(i0 + i)];
+    for (std::int64_t c = 0; c < m; ++c) {
+      const double* th = theta + d * c;
+      double acc = 0;
+      for (std::int64_t k = b; k < e; ++k) acc += val[k] * th[idx[k]];
+      eta[i * m + c] = acc + off;
+    }
+  }
+  const bool want_fac = kind == FisherKind::expected || kind == FisherKind::diagonal;
+  const double* y = s.y.data() + i0;
+  if (m == 1) model.eval(static_cast<std::size_t>(nr), eta, y, nll, dnll, want_fac ? fac : nullptr);
+  else model.eval_multi(static_cast<std::size_t>(nr), eta, y, nll, dnll, want_fac ? fac : nullptr);
+  const bool full = is_full(kind);
+  const std::int64_t mm = m * m;
+  for (std::int64_t i = 0; i < nr; ++i) {
+    const double w = s.weight.empty() ? 1.0 : s.weight[static_cast<std::size_t>(i0 + i)];
+    loss += w * nll[i];
+    wsum += w;
+    const std::int64_t b = rp[i0 + i], e = rp[i0 + i + 1];
+    const double* dn = dnll + i * m;
+    for (std::int64_t c = 0; c < m; ++c) {
+      const double gw = w * dn[c];
+      double* g = grad + d * c;
+      for (std::int64_t k = b; k < e; ++k) g[idx[k]] += gw * val[k];
+    }
+    const bool in = sel.take(s.first_row + i0 + i);
+    if (full) take[i] = in ? 1 : 0;
+    if (!in) continue;
+    fwsum += w;  // also for kind none, as the dense path
+    if (kind == FisherKind::none) continue;
+    // G (m x m) for this row; the diagonal kind needs only G_cc.
+    double* G = full ? coef + i * mm : nullptr;
+    for (std::int64_t c1 = 0; c1 < m; ++c1)
+      for (std::int64_t c2 = c1; c2 < (full ? m : c1 + 1); ++c2) {  // upper triangle of G
+        double v;
+        switch (kind) {
+          case FisherKind::expected:
+          case FisherKind::diagonal:
+            if (m == 1) {
+              v = w * fac[i];
+            } else {
+              v = 0;
+              const double* f1 = fac + (i * m + c1) * q;
+              const double* f2 = fac + (i * m + c2) * q;
+              for (std::int64_t c = 0; c < q; ++c) v += f1[c] * f2[c];
+              v *= w;
+            }
+            break;
+          case FisherKind::meat: v = w * w * dn[c1] * dn[c2]; break;
+          default: v = w * dn[c1] * dn[c2]; break;  // empirical, empirical_centered
+        }
+        if (full) {
+          G[c1 * m + c2] = v;
+        } else {
+          double* F = diag + d * c1;
+          for (std::int64_t k = b; k < e; ++k) F[idx[k]] += v * val[k] * val[k];
+        }
+      }
+  }
+}
+
+/// The Fisher pairs of rows [i0, i0 + nr) (coefficients coef, flags take, from
+/// sparse_rows) whose larger parameter index J lies in [lo, hi), added into the packed
+/// triangle F. Per entry the rows are added in row order.
+template <class Idx>
+void sparse_pairs(const Shard& s, const Idx* idx, std::int64_t m, std::int64_t i0, std::int64_t nr,
+                  const double* coef, const unsigned char* take, std::int64_t lo, std::int64_t hi, double* F) {
+  const std::int64_t d = s.n_cols, mm = m * m;
+  const std::int64_t* rp = s.csr.row_ptr.data();
+  const double* val = s.csr.values.data();
+  const bool whole = lo <= 0 && hi >= d * m;
+  for (std::int64_t i = 0; i < nr; ++i) {
+    if (!take[i]) continue;
+    const std::int64_t b = rp[i0 + i], e = rp[i0 + i + 1];
+    const double* G = coef + i * mm;
+    for (std::int64_t c2 = 0; c2 < m; ++c2) {
+      // The row's nonzeros s whose parameter idx[s] + d c2 is in [lo, hi).
+      std::int64_t s0 = b, s1 = e;
+      if (!whole) {
+        const std::int64_t jl = lo - d * c2, jh = hi - d * c2;
+        if (jh <= 0 || jl >= d) continue;
+        if (jl > 0) s0 = std::lower_bound(idx + b, idx + e, static_cast<Idx>(jl)) - idx;
+        if (jh < d) s1 = std::lower_bound(idx + s0, idx + e, static_cast<Idx>(jh)) - idx;
+      }
+      for (std::int64_t k = s0; k < s1; ++k) {
+        const std::int64_t J = static_cast<std::int64_t>(idx[k]) + d * c2;
+        double* col = F + static_cast<std::size_t>(J) * static_cast<std::size_t>(J + 1) / 2;
+        const double vs = val[k];
+        for (std::int64_t c1 = 0; c1 < c2; ++c1) {  // I = j_r + d c1 < d c2 <= J: every r
+          const double a = G[c1 * m + c2] * vs;
+          double* cc = col + d * c1;
+          for (std::int64_t r = b; r < e; ++r) cc[idx[r]] += a * val[r];
+        }
+        const double a = G[c2 * m + c2] * vs;
+        double* cc = col + d * c2;
+        for (std::int64_t r = b; r <= k; ++r) cc[idx[r]] += a * val[r];
+      }
+    }
+  }
+}
+
+/// Split strategy: thread ranges of the parameters with about equal numbers of pair
+/// updates (a parameter J = j + d c2 gets, per selected row holding column j at
+/// position r of its k nonzeros, c2 k + r + 1 updates).
+template <class Idx>
+void split_bounds(const Shard& s, const Idx* idx, std::int64_t m, const RowSelector& sel, int threads,
+                  Workspace& ws) {
+  const std::int64_t d = s.n_cols, P = d * m;
+  std::vector<std::int64_t>& w1 = ws.work_;
+  w1.assign(static_cast<std::size_t>(2 * d), 0);  // [sum r + 1 | sum k] per column
+  const std::int64_t* rp = s.csr.row_ptr.data();
+  for (std::int64_t i = 0; i < s.n_rows; ++i) {
+    if (!sel.take(s.first_row + i)) continue;
+    const std::int64_t b = rp[i], k = rp[i + 1] - b;
+    for (std::int64_t r = 0; r < k; ++r) {
+      const auto j = static_cast<std::size_t>(idx[b + r]);
+      w1[j] += r + 1;
+      w1[static_cast<std::size_t>(d) + j] += k;
+    }
+  }
+  auto work = [&](std::int64_t J) {
+    const std::int64_t j = J % d, c2 = J / d;
+    return w1[static_cast<std::size_t>(j)] + c2 * w1[static_cast<std::size_t>(d + j)];
+  };
+  double total = 0;
+  for (std::int64_t J = 0; J < P; ++J) total += static_cast<double>(work(J));
+  ws.bounds_.assign(static_cast<std::size_t>(threads) + 1, P);
+  ws.bounds_[0] = 0;
+  double run = 0;
+  int t = 1;
+  for (std::int64_t J = 0; J < P && t < threads; ++J) {
+    run += static_cast<double>(work(J));
+    while (t < threads && run >= total * t / threads) ws.bounds_[static_cast<std::size_t>(t++)] = J + 1;
+  }
+}
+
+template <class Idx>
+void sparse_pass(const Shard& s, const Idx* idx, const Model& model, const double* theta, FisherKind kind, int threads,
+                 Workspace& ws, const RowSelector& sel, PackedSums& out) {
+  const std::int64_t d = s.n_cols, n = s.n_rows, m = model.n_outputs(), P = d * m, mm = m * m;
+  const bool full = is_full(kind), sampling = !sel.all();
+  const std::int64_t block = ws.block();
+  double* Fout = full ? out.fisher() : nullptr;
+  if (full && ws.split_) split_bounds(s, idx, m, sel, threads, ws);
+#pragma omp parallel num_threads(threads)
+  {
+    const auto t = static_cast<std::size_t>(omp_get_thread_num());
+    auto& g = ws.grad_[t];
+    std::fill(g.begin(), g.end(), 0.0);
+    double* diag = nullptr;
+    if (kind == FisherKind::diagonal) {
+      std::fill(ws.fisher_[t].begin(), ws.fisher_[t].end(), 0.0);
+      diag = ws.fisher_[t].data();
+    }
+    double loss = 0, wsum = 0, fwsum = 0;
+    double *eta = ws.eta_[t].data(), *nll = ws.nll_[t].data(), *dn = ws.dnll_[t].data(), *fac = ws.fw_[t].data();
+    if (!ws.split_) {
+      double* F = nullptr;
+      if (full && t > 0) {
+        std::fill(ws.fisher_[t].begin(), ws.fisher_[t].end(), 0.0);
+        F = ws.fisher_[t].data();
+      } else if (full) {
+        F = Fout;  // thread 0 adds into the output (zeroed by resize)
+      }
+      double* coef = full ? ws.coef_[t].data() : nullptr;
+      unsigned char* take = full ? ws.take_[t].data() : nullptr;
+      const std::int64_t nblocks = (n + block - 1) / block;
+#pragma omp for schedule(static)
+      for (std::int64_t bl = 0; bl < nblocks; ++bl) {
+        const std::int64_t i0 = bl * block, nr = std::min(block, n - i0);
+        sparse_rows(s, idx, model, theta, kind, sel, i0, nr, eta, nll, dn, fac, coef, take, g.data(), diag, loss,
+                    wsum, fwsum);
+        if (full) sparse_pairs(s, idx, m, i0, nr, coef, take, 0, P, F);
+      }
+    } else {
+      const std::int64_t C = ws.chunk_rows_;
+      const std::int64_t lo = ws.bounds_[t], hi = ws.bounds_[t + 1];
+      for (std::int64_t c0 = 0; c0 < n; c0 += C) {
+        const std::int64_t nc = std::min(C, n - c0), sub = (nc + threads - 1) / threads;
+        const std::int64_t r0 = c0 + std::min<std::int64_t>(nc, static_cast<std::int64_t>(t) * sub);
+        const std::int64_t r1 = c0 + std::min<std::int64_t>(nc, static_cast<std::int64_t>(t + 1) * sub);
+        for (std::int64_t i0 = r0; i0 < r1; i0 += block) {
+          const std::int64_t nr = std::min(block, r1 - i0);
+          sparse_rows(s, idx, model, theta, kind, sel, i0, nr, eta, nll, dn, fac, ws.chunk_coef_.data() + (i0 - c0) * mm,
+                      ws.chunk_take_.data() + (i0 - c0), g.data(), diag, loss, wsum, fwsum);
+        }
+#pragma omp barrier
+        sparse_pairs(s, idx, m, c0, nc, ws.chunk_coef_.data(), ws.chunk_take_.data(), lo, hi, Fout);
+#pragma omp barrier
+      }
+    }
+    ws.loss_[t] = loss;
+    ws.wsum_[t] = wsum;
+    ws.fwsum_[t] = fwsum;
+  }
+  const std::size_t tri = full ? triangle(P) : 0;
+  for (std::size_t t = 0; t < static_cast<std::size_t>(threads); ++t) {
+    out.loss_sum() += ws.loss_[t];
+    out.weight_sum() += ws.wsum_[t];
+    if (sampling) out.fisher_weight() += ws.fwsum_[t];
+    for (std::int64_t j = 0; j < P; ++j) out.grad()[j] += ws.grad_[t][static_cast<std::size_t>(j)];
+    if (full && !ws.split_ && t > 0)
+      for (std::size_t k = 0; k < tri; ++k) Fout[k] += ws.fisher_[t][k];
+    else if (kind == FisherKind::diagonal)
+      for (std::int64_t j = 0; j < P; ++j) out.fisher()[j] += ws.fisher_[t][static_cast<std::size_t>(j)];
+  }
+  if (!sampling) out.fisher_weight() = out.weight_sum();
+}
+
+template <class Idx>
+void sparse_loss(const Shard& s, const Idx* idx, const Model& model, const double* theta, int threads, Workspace& ws,
+                 double out[2]) {
+  const std::int64_t n = s.n_rows, block = ws.block(), nblocks = (n + block - 1) / block;
+#pragma omp parallel num_threads(threads)
+  {
+    const auto t = static_cast<std::size_t>(omp_get_thread_num());
+    double loss = 0, wsum = 0;
+    const std::int64_t d = s.n_cols, m = model.n_outputs();
+    const std::int64_t* rp = s.csr.row_ptr.data();
+    const double* val = s.csr.values.data();
+    double* eta = ws.eta_[t].data();
+    double* nll = ws.nll_[t].data();
+#pragma omp for schedule(static)
+    for (std::int64_t bl = 0; bl < nblocks; ++bl) {
+      const std::int64_t i0 = bl * block, nr = std::min(block, n - i0);
+      for (std::int64_t i = 0; i < nr; ++i) {
+        const std::int64_t b = rp[i0 + i], e = rp[i0 + i + 1];
+        const double off = s.offset.empty() ? 0.0 : s.offset[static_cast<std::size_t>(i0 + i)];
+        for (std::int64_t c = 0; c < m; ++c) {
+          const double* th = theta + d * c;
+          double acc = 0;
+          for (std::int64_t k = b; k < e; ++k) acc += val[k] * th[idx[k]];
+          eta[i * m + c] = acc + off;
+        }
+      }
+      if (m == 1) model.eval(static_cast<std::size_t>(nr), eta, s.y.data() + i0, nll, nullptr, nullptr);
+      else model.eval_multi(static_cast<std::size_t>(nr), eta, s.y.data() + i0, nll, nullptr, nullptr);
+      for (std::int64_t i = 0; i < nr; ++i) {
+        const double w = s.weight.empty() ? 1.0 : s.weight[static_cast<std::size_t>(i0 + i)];
+        loss += w * nll[i];
+        wsum += w;
+      }
+    }
+    ws.loss_[t] = loss;
+    ws.wsum_[t] = wsum;
+  }
+  out[0] = out[1] = 0;
+  for (std::size_t t = 0; t < static_cast<std::size_t>(threads); ++t) {
+    out[0] += ws.loss_[t];
+    out[1] += ws.wsum_[t];
+  }
+}
+
+}  // namespace
+
+void Workspace::prepare_sparse() {
+  const int threads = threads_;
+  const std::int64_t m = outputs_, P = p_ * m, mm = m * m, block = block_;
+  const bool full = is_full(kind_);
+  const auto rows = static_cast<std::size_t>(block);
+  auto per_thread = [&](auto& v, std::size_t n) {
+    v.assign(static_cast<std::size_t>(threads), typename std::decay_t<decltype(v)>::value_type(n, 0));
+  };
+  scaled_.clear();
+  sel_.clear();
+  pstride_ = 0;
+  fisher_ld_ = 0;
+  sweep_rows_ = block;
+  per_thread(eta_, rows * static_cast<std::size_t>(m));
+  per_thread(nll_, rows);
+  per_thread(dnll_, rows * static_cast<std::size_t>(m));
+  per_thread(fw_, rows * static_cast<std::size_t>(m * (m > 1 ? factors_ : 1)));
+  per_thread(grad_, static_cast<std::size_t>(P));
+  const std::size_t tri = full ? triangle(P) : 0;
+  split_ = full && threads > 1 &&
+           static_cast<double>(threads - 1) * static_cast<double>(tri) * sizeof(double) >
+               static_cast<double>(limit_);
+  fisher_.assign(static_cast<std::size_t>(threads), {});
+  if (kind_ == FisherKind::diagonal)
+    for (auto& f : fisher_) f.assign(static_cast<std::size_t>(P), 0.0);
+  if (full && !split_) {
+    for (int t = 1; t < threads; ++t) fisher_[static_cast<std::size_t>(t)].assign(tri, 0.0);
+    per_thread(coef_, rows * static_cast<std::size_t>(mm));
+    per_thread(take_, rows);
+  }
+  if (full && split_) {
+    // A chunk of rows: at least one block per thread, up to 65536 rows or 2^20 coefficients.
+    chunk_rows_ = std::max<std::int64_t>(threads * block, std::min<std::int64_t>(65536, (std::int64_t{1} << 20) / mm));
+    chunk_coef_.assign(static_cast<std::size_t>(chunk_rows_ * mm), 0.0);
+    chunk_take_.assign(static_cast<std::size_t>(chunk_rows_), 0);
+  }
+  loss_.assign(static_cast<std::size_t>(threads), 0.0);
+  wsum_.assign(static_cast<std::size_t>(threads), 0.0);
+  fwsum_.assign(static_cast<std::size_t>(threads), 0.0);
+}
+
 void accumulate(const Shard& shard, const Model& model, std::span<const double> theta,
                 FisherKind kind, int threads, Workspace& ws, PackedSums& out, const FisherSample& sample) {
   const std::int64_t p = shard.n_cols;
@@ -711,6 +1057,15 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
                 " matrix: use expected, empirical or diagonal, or fraction 1");
   threads = std::max(threads, 1);
   const RowSelector rows(sample);
+  if (shard.sparse) {
+    ws.prepare(threads, p, ws.block() > 0 ? ws.block() : 256, kind, model.n_outputs(), model.n_factors(), true);
+    out.resize(p * model.n_outputs(), kind);
+    shard.csr.with_indices([&](const auto* idx) {
+      sparse_pass(shard, idx, model, theta.data(), kind, threads, ws, rows, out);
+    });
+    out.rows() = static_cast<double>(shard.n_rows);
+    return;
+  }
   if (model.n_outputs() > 1) return accumulate_multi(shard, model, theta, kind, threads, ws, out, rows);
   ws.prepare(threads, p, ws.block() > 0 ? ws.block() : 256, kind);
   out.resize(p, kind);
@@ -723,6 +1078,13 @@ void accumulate_loss(const Shard& shard, const Model& model, std::span<const dou
                      int threads, Workspace& ws, double out[2]) {
   const std::int64_t p = shard.n_cols, n = shard.n_rows;
   threads = std::max(threads, 1);
+  if (shard.sparse) {
+    if (!ws.sparse_ || ws.threads() != threads || ws.outputs() != model.n_outputs())
+      ws.prepare(threads, p, ws.block() > 0 ? ws.block() : 256, FisherKind::none, model.n_outputs(),
+                 model.n_factors(), true);
+    shard.csr.with_indices([&](const auto* idx) { sparse_loss(shard, idx, model, theta.data(), threads, ws, out); });
+    return;
+  }
   if (model.n_outputs() > 1) return accumulate_loss_multi(shard, model, theta, threads, ws, out);
   if (ws.threads() != threads || static_cast<std::int64_t>(ws.eta_.size()) == 0)
     ws.prepare(threads, p, ws.block() > 0 ? ws.block() : 256, FisherKind::none);

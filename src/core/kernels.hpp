@@ -80,9 +80,13 @@ class Workspace {
   Workspace() = default;
   /// Sets sizes for \p threads threads, \p d columns, row blocks of \p block rows, for
   /// a model with \p outputs linear predictors and \p factors Fisher factor columns.
+  /// \p sparse: for a CSR shard (Shard::sparse): no dense row panels and no p x p
+  /// matrices (see the sparse members below); accumulate() re-prepares a workspace
+  /// prepared for the other layout.
   void prepare(int threads, std::int64_t d, std::int64_t block, FisherKind kind, int outputs = 1,
-               int factors = 1);
+               int factors = 1, bool sparse = false);
   int threads() const { return threads_; }
+  int outputs() const { return outputs_; }
   std::int64_t block() const { return block_; }
 
   // Per thread t: scaled row block (block x p), eta/nll/dnll/fisher (block each),
@@ -103,15 +107,47 @@ class Workspace {
   std::vector<std::vector<std::int64_t>> sel_;
   std::vector<double> loss_, wsum_, fwsum_;
 
+  // Sparse shards (prepare(..., sparse = true); kernels.cpp, "CSR shards"): eta_, nll_,
+  // dnll_, fw_ for `block` rows and grad_ (P = d * outputs) per thread as above; coef_
+  // holds a block's per-row Fisher coefficients (outputs x outputs each) and take_ its
+  // Fisher-sample flags. Diagonal: fisher_[t] is thread t's P-vector. Full kinds, two
+  // strategies: split_ false: per-thread packed triangles (P(P+1)/2; thread 0 adds into
+  // the output directly, fisher_[t] for t >= 1), chosen while (threads - 1) triangles fit
+  // in detail::sparse_triangle_limit(); split_ true: one triangle (the output), its
+  // columns split into threads ranges [bounds_[t], bounds_[t+1]) of about equal work,
+  // each thread adding only the pairs of its columns over a chunk of rows whose
+  // coefficients (chunk_coef_) and flags (chunk_take_) all threads computed first.
+  bool sparse_ = false, split_ = false;
+  std::int64_t chunk_rows_ = 0;
+  std::vector<std::vector<double>> coef_;
+  std::vector<std::vector<unsigned char>> take_;
+  std::vector<double> chunk_coef_;
+  std::vector<unsigned char> chunk_take_;
+  std::vector<std::int64_t> bounds_, work_;
+
  private:
+  void prepare_sparse();
   int threads_ = 0, outputs_ = 1, factors_ = 1;
   std::int64_t p_ = 0, block_ = 0;
+  std::size_t limit_ = 0;
   FisherKind kind_ = FisherKind::none;
 };
+
+namespace detail {
+/// Sparse shards, full Fisher kinds, several threads: the most bytes the extra per-thread
+/// packed triangles ((threads - 1) * P(P+1)/2 doubles) may take before the pass splits
+/// one triangle by column ranges instead (Workspace::split_). Default 32 MiB. Returns the
+/// previous value; for tests and benchmarks (0 forces the split). Not thread-safe.
+std::size_t set_sparse_triangle_limit(std::size_t bytes);
+std::size_t sparse_triangle_limit();
+}  // namespace detail
 
 /// One fused pass over this rank's rows: loss, gradient and the chosen Fisher sum at
 /// \p theta (d * model.n_outputs() values, class-major), written into \p out (resized).
 /// Deterministic for a fixed thread count. Local; uses \p threads OpenMP threads.
+/// Sparse shards: eta, gradient and Fisher from each row's nonzeros (k(k+1)/2 pair
+/// updates of the packed triangle for a row of k nonzeros, per output pair), nothing
+/// n x p or p x p beyond the output (see Workspace).
 /// With an active \p sample the Fisher sum (and PackedSums::fisher_weight) covers only
 /// the rows with in_fisher_sample(shard.first_row + i, sample), in the same pass; loss,
 /// weight sum, rows and gradient still cover every row. Throws natgrad::Error for an

@@ -104,16 +104,19 @@ std::int64_t agreed_parameters(const Shard& shard, const Model& model, const Fit
 /// failed allocation on any rank stops every rank with one message giving its size,
 /// instead of one rank aborting while the others wait in the next reduction.
 void prepare_collectively(Workspace& ws, PackedSums& sums, const Communicator& comm, int threads, std::int64_t d,
-                          std::int64_t block, FisherKind kind, int outputs = 1, int factors = 1) {
+                          std::int64_t block, FisherKind kind, int outputs = 1, int factors = 1, bool sparse = false) {
   std::string err;
   try {
-    ws.prepare(threads, d, block, kind, outputs, factors);
+    ws.prepare(threads, d, block, kind, outputs, factors, sparse);
     const std::int64_t p = d * outputs;
     sums.resize(p, kind);
     sums.buf.reserve(sums.buf.size() + 1);
   } catch (const std::bad_alloc&) {
     const double p = static_cast<double>(d * outputs);
-    const double slots = threads > 1 && d * outputs > 384 ? 1.0 : static_cast<double>(threads);
+    // Dense: one p x p accumulator per thread (one shared above 384 parameters); sparse:
+    // packed triangles, one per thread while small, else the output's alone.
+    const double slots = sparse ? (ws.split_ ? 0.0 : 0.5 * (threads - 1))
+                                : (threads > 1 && d * outputs > 384 ? 1.0 : static_cast<double>(threads));
     const double gib = (slots + 0.5) * p * p * 8 / 1073741824.0;
     char size[64];
     std::snprintf(size, sizeof size, "%.2f GiB", gib);
@@ -130,7 +133,7 @@ class Passes {
   Passes(const Shard& shard, const Model& model, const FitOptions& o, FisherKind kind, const Communicator& comm)
       : shard_(shard), model_(model), o_(o), kind_(kind), comm_(comm) {
     prepare_collectively(ws_, sums_, comm, o.threads, shard.n_cols, o.block_rows, kind, model.n_outputs(),
-                         model.n_factors());
+                         model.n_factors(), shard.sparse);
   }
   /// One fused pass at \p at: loss, gradient and Fisher, reduced to root (sums()). Every
   /// rank's interrupt flag rides along in the reduction: no extra collective. Returns the
@@ -474,7 +477,8 @@ namespace natgrad {
 double global_loss(const Shard& shard, const Model& model, std::span<const double> theta,
                    const FitOptions& o, const Communicator& comm) {
   Workspace ws;
-  ws.prepare(o.threads, shard.n_cols, o.block_rows, FisherKind::none, model.n_outputs(), model.n_factors());
+  ws.prepare(o.threads, shard.n_cols, o.block_rows, FisherKind::none, model.n_outputs(), model.n_factors(),
+             shard.sparse);
   double lw[2];
   accumulate_loss(shard, model, theta, o.threads, ws, lw);
   comm.allreduce_sum(lw, 2);
@@ -520,7 +524,8 @@ void start_sums(const Shard& shard, const Model& model, const FitOptions& option
                 const Communicator& comm, StartSystem& sys) {
   Workspace ws;
   PackedSums sums;
-  prepare_collectively(ws, sums, comm, options.threads, shard.n_cols, options.block_rows, FisherKind::expected);
+  prepare_collectively(ws, sums, comm, options.threads, shard.n_cols, options.block_rows, FisherKind::expected, 1, 1,
+                       shard.sparse);
   const std::vector<double> zero(static_cast<std::size_t>(shard.n_cols), 0.0);
   if (model.n_outputs() == 1) {
     const StartModel start(model);  // at theta = 0: Fisher X^T W0 X, gradient -X^T W0 eta0
@@ -564,13 +569,12 @@ StartSystem start_system(const Shard& shard, const Model& model, const FitOption
   constexpr std::int64_t kNone = -100000;  // a column of zeros (and non-finite values) keeps its scale
   std::vector<std::int64_t> ex(static_cast<std::size_t>(sys.p), kNone);
   for (std::int64_t i = 0; i < shard.n_rows; ++i)
-    for (std::int64_t j = 0; j < sys.p; ++j) {
-      const double v = shard.row(i)[j];
-      if (v == 0 || !std::isfinite(v)) continue;
+    shard.for_each_nonzero(i, [&](std::int64_t j, double v) {
+      if (v == 0 || !std::isfinite(v)) return;
       int e = 0;
       (void)std::frexp(v, &e);
       ex[static_cast<std::size_t>(j)] = std::max<std::int64_t>(ex[static_cast<std::size_t>(j)], e);
-    }
+    });
   comm.allreduce_max(ex.data(), ex.size());
   sys.scale.assign(static_cast<std::size_t>(sys.p), 1.0);
   for (std::int64_t j = 0; j < sys.p; ++j) {
@@ -578,8 +582,15 @@ StartSystem start_system(const Shard& shard, const Model& model, const FitOption
     if (e != kNone && (e < -400 || e > 400)) sys.scale[static_cast<std::size_t>(j)] = std::ldexp(1.0, static_cast<int>(-e));
   }
   Shard scaled = shard;
-  for (std::int64_t i = 0; i < scaled.n_rows; ++i)
-    for (std::int64_t j = 0; j < sys.p; ++j) scaled.x[static_cast<std::size_t>(i * sys.p + j)] *= sys.scale[static_cast<std::size_t>(j)];
+  if (scaled.sparse) {
+    std::vector<double>& v = scaled.csr.values;
+    for (std::int64_t k = 0; k < std::ssize(v); ++k)
+      v[static_cast<std::size_t>(k)] *= sys.scale[static_cast<std::size_t>(scaled.csr.index(k))];
+  } else {
+    for (std::int64_t i = 0; i < scaled.n_rows; ++i)
+      for (std::int64_t j = 0; j < sys.p; ++j)
+        scaled.x[static_cast<std::size_t>(i * sys.p + j)] *= sys.scale[static_cast<std::size_t>(j)];
+  }
   sys.gram.clear();
   sys.rhs.clear();
   start_sums(scaled, model, options, sample, comm, sys);

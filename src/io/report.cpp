@@ -83,7 +83,9 @@ std::string summary_text(const FitReport& r) {
   const auto names = parameter_names(r.all_columns, r.classes);
   const auto est = with_dropped(r, f.theta);
   std::vector<double> se, rse, st, pv;
-  if (inf) {
+  // Standard errors are absent when the P x P Fisher was not formed (inf->note says why).
+  const bool has_se = inf && !inf->std_errors.empty();
+  if (has_se) {
     se = with_dropped(r, inf->std_errors);
     rse = with_dropped(r, inf->robust_std_errors);
     st = with_dropped(r, inf->statistic);
@@ -95,7 +97,7 @@ std::string summary_text(const FitReport& r) {
   const char* pn = inf && inf->t_statistic ? "Pr(>|t|)" : "Pr(>|z|)";
   o << "Coefficients:\n" << std::string(w, ' ');
   char head[160];
-  if (inf)
+  if (has_se)
     std::snprintf(head, sizeof head, "%14s %12s %9s %10s %12s\n", "Estimate", "Std. Error", stat, pn, "Robust SE");
   else
     std::snprintf(head, sizeof head, "%14s\n", "Estimate");
@@ -109,7 +111,7 @@ std::string summary_text(const FitReport& r) {
       continue;
     }
     char line[200];
-    if (inf)
+    if (has_se)
       std::snprintf(line, sizeof line, "%14.6g %12.6g %9.3f %10s %12.6g %s\n", est[j], se[j], st[j],
                     pval(pv[j]).c_str(), rse[j], stars(pv[j]).c_str());
     else
@@ -117,7 +119,8 @@ std::string summary_text(const FitReport& r) {
     o << line;
   }
   if (inf) {
-    o << "---\nSignif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1\n\n";
+    if (has_se) o << "---\nSignif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1\n";
+    o << "\n";
     o << "(Dispersion parameter for " << r.family << " family taken to be " << fmt("%.6g", inf->dispersion)
       << ")\n\n";
     o << fmt("    Null deviance: %.6g", inf->null_deviance) << "  on " << inf->df_null << "  degrees of freedom\n";
@@ -152,10 +155,16 @@ void write_model_json(std::ostream& os, const FitReport& r) {
   j["names"] = parameter_names(r.all_columns, r.classes);
   j["coefficients"] = numbers(with_dropped(r, f.theta));
   if (const Inference* inf = r.inference) {
-    j["std_errors"] = numbers(with_dropped(r, inf->std_errors));
-    j["robust_std_errors"] = numbers(with_dropped(r, inf->robust_std_errors));
-    j[inf->t_statistic ? "t_values" : "z_values"] = numbers(with_dropped(r, inf->statistic));
-    j["p_values"] = numbers(with_dropped(r, inf->p_values));
+    // Not formed (inf->note says why): null for every parameter, as for a dropped one.
+    const std::size_t n_names = parameter_names(r.all_columns, r.classes).size();
+    auto per_param = [&](const std::vector<double>& v) {
+      return numbers(v.empty() ? std::vector<double>(n_names, NAN) : with_dropped(r, v));
+    };
+    j["std_errors"] = per_param(inf->std_errors);
+    j["robust_std_errors"] = per_param(inf->robust_std_errors);
+    j[inf->t_statistic ? "t_values" : "z_values"] = per_param(inf->statistic);
+    j["p_values"] = per_param(inf->p_values);
+    if (!inf->note.empty()) j["inference_note"] = inf->note;
     j["log_likelihood"] = inf->log_likelihood;
     j["deviance"] = inf->deviance;
     j["null_deviance"] = inf->null_deviance;

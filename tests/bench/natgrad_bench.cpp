@@ -8,6 +8,10 @@
 //       Under mpirun: one natural-gradient iteration taken apart into its phases (Fisher
 //       pass, Reduce + Bcast, the Allreduce alternative, damped Cholesky on root, a
 //       loss-only line-search trial), each the max over ranks, median over repetitions.
+//   natgrad_bench sparse-kernels [--rows N] [--cols d] [--nnz K] [--threads T] [--reps R]
+//       The fused expected-Fisher pass on a CSR shard (K nonzeros per row, column 0 the
+//       intercept, the others Zipf-like) against the dense pass on the same numbers
+//       (densified), and the loss-only passes; prints the times and their ratios.
 //   natgrad_bench project   --kernels F --iteration F [--bandwidth GBps] [--latency us] [--csv F]
 //       Fits the cost model T(P) = N d(d+1) / (P R) + T_reduce(P) + d^3/3 / R_chol + ...
 //       to the measurements and projects the time per iteration to 64 nodes.
@@ -356,6 +360,66 @@ int cmd_kernels(const Args& a) {
 }
 
 // ------------------------------------------------------------------------------------
+// sparse-kernels
+// ------------------------------------------------------------------------------------
+int cmd_sparse_kernels(const Args& a) {
+  const int threads = static_cast<int>(a.num("threads", omp_get_max_threads()));
+  const auto n = static_cast<std::int64_t>(a.num("rows", 20000));
+  const auto d = static_cast<std::int64_t>(a.num("cols", 1000));
+  const auto k = static_cast<std::int64_t>(a.num("nnz", 10));
+  const int reps = static_cast<int>(a.num("reps", 5));
+  natgrad::set_blas_threads(threads);
+  natgrad::Shard sp;
+  sp.n_rows = sp.n_global = n;
+  sp.n_cols = d;
+  sp.sparse = true;
+  sp.csr.row_ptr.push_back(0);
+  std::vector<std::int64_t> cols;
+  for (std::int64_t i = 0; i < n; ++i) {
+    cols.assign(1, 0);
+    for (std::int64_t t = 1; t < k; ++t)
+      cols.push_back(1 + static_cast<std::int64_t>(static_cast<double>(d - 1) *
+                                                   std::pow(natgrad::rng::uniform(5, 1, i, t), 2.0)));
+    std::sort(cols.begin(), cols.end());
+    cols.erase(std::unique(cols.begin(), cols.end()), cols.end());
+    for (std::int64_t j : cols) {
+      sp.csr.index32.push_back(static_cast<std::uint32_t>(j));
+      sp.csr.values.push_back(j == 0 ? 1.0 : natgrad::rng::normal(5, 2, i, j));
+    }
+    sp.csr.row_ptr.push_back(static_cast<std::int64_t>(sp.csr.values.size()));
+    sp.y.push_back(natgrad::rng::uniform(5, 3, i, 0) < 0.5 ? 1.0 : 0.0);
+  }
+  const natgrad::Shard de = natgrad::densified(sp);
+  const natgrad::LogisticModel model;
+  const auto theta = small_theta(d);
+  natgrad::Workspace ws_s, ws_d;
+  natgrad::PackedSums out_s, out_d;
+  const auto fk = natgrad::FisherKind::expected;
+  auto f_s = [&] { natgrad::accumulate(sp, model, theta, fk, threads, ws_s, out_s); };
+  auto f_d = [&] { natgrad::accumulate(de, model, theta, fk, threads, ws_d, out_d); };
+  double lw[2];
+  auto l_s = [&] { natgrad::accumulate_loss(sp, model, theta, threads, ws_s, lw); };
+  auto l_d = [&] { natgrad::accumulate_loss(de, model, theta, threads, ws_d, lw); };
+  const std::vector<Timing> t = time_rounds(reps, {f_s, f_d, l_s, l_d});
+  double worst = 0, scale = 0;
+  for (std::size_t i = 0; i < out_d.buf.size(); ++i) {
+    worst = std::max(worst, std::abs(out_s.buf[i] - out_d.buf[i]));
+    scale = std::max(scale, std::abs(out_d.buf[i]));
+  }
+  const double nnz = static_cast<double>(sp.csr.nnz());
+  std::printf("natgrad_bench sparse-kernels: %lld rows x %lld cols, %.1f nonzeros per row, %d thread(s), %s "
+              "Fisher strategy, %s clock\n",
+              static_cast<long long>(n), static_cast<long long>(d), nnz / static_cast<double>(n), threads,
+              ws_s.split_ ? "column-split" : "per-thread", g_cpu_clock ? "CPU" : "wall");
+  std::printf("  Fisher pass  sparse best %9.4f s  dense best %9.4f s  dense/sparse %8.1fx\n", t[0].best, t[1].best,
+              t[1].best / t[0].best);
+  std::printf("  loss pass    sparse best %9.4f s  dense best %9.4f s  dense/sparse %8.1fx\n", t[2].best, t[3].best,
+              t[3].best / t[2].best);
+  std::printf("  max |sparse - dense| / max |dense| over the packed sums: %.2e\n", scale > 0 ? worst / scale : worst);
+  return 0;
+}
+
+// ------------------------------------------------------------------------------------
 // iteration (MPI)
 // ------------------------------------------------------------------------------------
 int cmd_iteration(const Args& a, const Communicator& comm) {
@@ -640,10 +704,11 @@ int dispatch(int argc, char** argv, const Communicator& comm) {
   const Args a = parse_args(argc, argv, 2);
   if (cmd == "kernels") return comm.is_root() ? cmd_kernels(a) : 0;
   if (cmd == "iteration") return cmd_iteration(a, comm);
+  if (cmd == "sparse-kernels") return comm.is_root() ? cmd_sparse_kernels(a) : 0;
   if (cmd == "project") return comm.is_root() ? cmd_project(a) : 0;
   if (cmd == "plot") return comm.is_root() ? cmd_plot(a) : 0;
   if (comm.is_root())
-    std::cerr << "usage: natgrad_bench kernels|iteration|project|plot [options] (see tests/bench/natgrad_bench.cpp)\n";
+    std::cerr << "usage: natgrad_bench kernels|sparse-kernels|iteration|project|plot [options] (see tests/bench/natgrad_bench.cpp)\n";
   return 2;
 }
 

@@ -14,7 +14,10 @@
 namespace natgrad {
 
 struct Inference {
-  std::vector<double> std_errors;         ///< sqrt(diag(F^-1)) * sqrt(dispersion)
+  /// sqrt(diag(F^-1)) * sqrt(dispersion). Empty (as are the next three and the
+  /// covariance, with the reason in note) when P > 20000 parameters or the P x P
+  /// matrices would not fit in root's memory; NaN when the Fisher is singular.
+  std::vector<double> std_errors;
   std::vector<double> robust_std_errors;  ///< HC0 sandwich F^-1 B F^-1 (B: sum of w^2 s s^T)
   std::vector<double> statistic;          ///< estimate / std_error (z, or t when estimated dispersion)
   std::vector<double> p_values;           ///< two-sided, normal or Student t(df_residual)
