@@ -5,6 +5,8 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <tuple>
 
@@ -12,6 +14,7 @@
 #include "core/kernels.hpp"
 #include "natgrad/core/model.hpp"
 #include "natgrad/core/rng.hpp"
+#include "natgrad/io/report.hpp"
 #include "reference.hpp"
 
 using namespace natgrad;
@@ -233,4 +236,44 @@ TEST_CASE("sparse shard: empty shards and empty rows contribute zeros", "[sparse
   const PackedSums want = run(z, model, random_theta(5, 1, 0.3), FisherKind::expected, 2, 16, {});
   const PackedSums got = run(sparsified(z), model, random_theta(5, 1, 0.3), FisherKind::expected, 2, 16, {});
   check_same(got, want, 1e-13);
+}
+
+TEST_CASE("report: a fit without standard errors (P x P not formed) prints and writes them as missing",
+          "[sparse][report]") {
+  FitResult fit;
+  fit.theta = {0.5, -1.25, 2.0};
+  fit.reason = Reason::converged_gradient;
+  Inference inf;
+  inf.deviance = 12.5;
+  inf.aic = 20.25;
+  inf.note = "standard errors need the P x P Fisher: not formed";
+  FitReport r;
+  r.family = "binomial";
+  r.link = "logit";
+  r.columns = r.all_columns = {"(Intercept)", "x1", "x2"};
+  r.intercept = true;
+  r.fit = &fit;
+  r.inference = &inf;
+  for (bool dropped : {false, true}) {
+    CAPTURE(dropped);
+    if (dropped) {  // the x2 column dropped: its estimate NA, the others without errors
+      fit.theta = {0.5, -1.25};
+      r.columns = {"(Intercept)", "x1"};
+      r.dropped = {"x2"};
+    }
+    const std::string text = summary_text(r);
+    CHECK_THAT(text, Catch::Contains("note: standard errors need the P x P Fisher: not formed"));
+    CHECK_THAT(text, !Catch::Contains("Std. Error"));
+    CHECK_THAT(text, Catch::Contains("-1.25"));
+    CHECK_THAT(text, Catch::Contains("Residual deviance: 12.5"));
+    std::ostringstream os;
+    write_model_json(os, r);
+    const auto j = nlohmann::json::parse(os.str());
+    REQUIRE(j["std_errors"].size() == 3);
+    for (const auto& v : j["std_errors"]) CHECK(v.is_null());
+    for (const auto& v : j["p_values"]) CHECK(v.is_null());
+    CHECK(j["coefficients"][1] == -1.25);
+    CHECK(j["deviance"] == 12.5);
+    CHECK(j["inference_note"] == inf.note);
+  }
 }
