@@ -8,6 +8,7 @@
 #include "natgrad/core/glm_fit.hpp"
 #include "natgrad/core/inference.hpp"
 #include "natgrad/core/rng.hpp"
+#include "natgrad/core/solver.hpp"
 #include "natgrad/io/generator.hpp"
 #include "support/test_support.hpp"
 
@@ -181,5 +182,41 @@ TEST_CASE("infer past the P x P limit: no standard errors, a note, the deviance 
     CHECK(rel(r.log_likelihood, sums[1]) <= 1e-12);
     CHECK(r.nobs == sums[2]);
     CHECK(rel(r.aic, -2 * sums[1] + 2.0 * d) <= 1e-12);
+  }
+}
+
+TEST_CASE("CSR shard: columns beyond the double range are seen through exact scaling, as on the dense shard",
+          "[sparse]") {
+  const Communicator comm = Communicator::world();
+  Shard base = sparse_rows("binomial", 0, false, comm);
+  const std::int64_t d = base.n_cols;
+  GlmOptions o;
+  const auto model = make_model(o.family, o.link, 0);
+  for (const double s : {1e-300, 1e200}) {
+    CAPTURE(s);
+    Shard dense = base;
+    for (std::int64_t i = 0; i < dense.n_rows; ++i) dense.x[i * d + 2] *= s;
+    const Shard sp = sparsified(dense);
+    const StartSystem a = start_system(dense, *model, o.fit, comm), b = start_system(sp, *model, o.fit, comm);
+    CHECK(dependent_columns(b, 1e-11, comm).empty());
+    CHECK(b.scale == a.scale);
+    REQUIRE(b.scale.size() == static_cast<std::size_t>(d));
+    CHECK(b.scale[2] != 1.0);
+    if (comm.is_root()) {
+      REQUIRE(b.gram.size() == a.gram.size());
+      double worst = 0, big = 0;
+      for (std::size_t k = 0; k < a.gram.size(); ++k) {
+        worst = std::max(worst, std::abs(b.gram[k] - a.gram[k]));
+        big = std::max(big, std::abs(a.gram[k]));
+      }
+      CHECK(worst <= 1e-12 * big);
+    }
+    Shard fit_sp = sp;
+    CHECK_THAT(test::error_of([&] { fit_glm(fit_sp, o, comm); }), Contains("column(s) x2: values so small or so large"));
+    // A dependent column at that scale: x5 replaced by s (x1 - 2 x3), found in the CSR too.
+    Shard dep = dense;
+    for (std::int64_t i = 0; i < dep.n_rows; ++i) dep.x[i * d + 5] = s * (base.x[i * d + 1] - 2 * base.x[i * d + 3]);
+    const StartSystem dsys = start_system(sparsified(dep), *model, o.fit, comm);
+    CHECK(dependent_columns(dsys, 1e-11, comm) == std::vector<std::int64_t>{5});
   }
 }
