@@ -98,6 +98,27 @@ TEST_CASE("solver cg reaches the Cholesky solver's estimate with weights, offset
       CHECK(std::abs(cg.fit.theta[j] - chol.fit.theta[j]) <= 1e-7 * scale);
     CHECK(rel(cg.fit.loss, chol.fit.loss) <= 1e-12);
   }
+  SECTION("the trust region (--step kl, Steihaug-Toint truncation of the CG) reaches the same estimate") {
+    GlmOptions o;
+    o.start = StartRule::zero;  // far from the optimum: the first steps are cut at the radius
+    o.fit.step = StepRule::kl;
+    o.fit.kl = 0.01;
+    o.fit.tol = 1e-11;
+    o.fit.max_iter = 300;
+    o.fit.solver = LinearSolver::cholesky;
+    const GlmFit chol = fit_glm(shard, o, comm);
+    o.fit.solver = LinearSolver::cg;
+    const GlmFit cg = fit_glm(shard, o, comm);
+    REQUIRE(cg.fit.converged());
+    if (comm.is_root()) {  // the history is root's
+      REQUIRE(cg.fit.history.size() >= 2);
+      CHECK(cg.fit.history[1].kl == Approx(0.01).epsilon(1e-9));  // the first step ends on the boundary
+    }
+    double scale = 0;
+    for (double t : chol.fit.theta) scale = std::max(scale, std::abs(t));
+    for (std::size_t j = 0; j < chol.fit.theta.size(); ++j)
+      CHECK(std::abs(cg.fit.theta[j] - chol.fit.theta[j]) <= 1e-7 * scale);
+  }
 }
 
 TEST_CASE("solver auto picks cholesky up to 4096 parameters and cg above, and cg refuses other Fisher kinds",

@@ -153,11 +153,20 @@ DirectionOutcome CgDirection::compute(const Normalized& nz, double damping, int 
     rz += r_[j] * z_[j];
   }
   iterations_ = 0;
+  boundary_ = false;
   bool truncated = false;
+  // --step kl: Steihaug-Toint truncation at the trust region 0.5 d^T A d <= --kl (the
+  // model KL). d_j^T A d_j = -g^T d_j grows monotonically along the CG iterates, so the
+  // first iterate past the boundary is replaced by the boundary point on its segment.
+  const bool trust = o_.step == StepRule::kl;
+  double dad = 0;  // d^T A d of the current iterate
   while (rz > goal && iterations_ < o_.cg_max_iter) {
     apply(dir_, q_);
-    double pq = 0;
-    for (std::size_t j = 0; j < p; ++j) pq += dir_[j] * q_[j];
+    double pq = 0, dq = 0;
+    for (std::size_t j = 0; j < p; ++j) {
+      pq += dir_[j] * q_[j];
+      dq += d[j] * q_[j];
+    }
     ++iterations_;
     if (!(pq > 0) || !std::isfinite(pq)) {  // no positive curvature along dir: stop here
       if (iterations_ == 1) std::copy(z_.begin(), z_.end(), d.begin());
@@ -165,6 +174,15 @@ DirectionOutcome CgDirection::compute(const Normalized& nz, double damping, int 
       break;
     }
     const double alpha = rz / pq;
+    const double dad_next = dad + 2 * alpha * dq + alpha * alpha * pq;
+    if (trust && 0.5 * dad_next > o_.kl) {
+      // tau in (0, alpha]: 0.5 (dad + 2 tau dq + tau^2 pq) = kl.
+      const double tau = (-dq + std::sqrt(std::max(dq * dq + pq * (2 * o_.kl - dad), 0.0))) / pq;
+      for (std::size_t j = 0; j < p; ++j) d[j] += tau * dir_[j];
+      boundary_ = true;
+      break;
+    }
+    dad = dad_next;
     double rz_new = 0;
     for (std::size_t j = 0; j < p; ++j) {
       d[j] += alpha * dir_[j];
@@ -176,7 +194,7 @@ DirectionOutcome CgDirection::compute(const Normalized& nz, double damping, int 
     rz = rz_new;
     for (std::size_t j = 0; j < p; ++j) dir_[j] = z_[j] + beta * dir_[j];
   }
-  if (log && (truncated || (rz > goal && iterations_ >= o_.cg_max_iter))) {
+  if (log && (truncated || (!boundary_ && rz > goal && iterations_ >= o_.cg_max_iter))) {
     std::ostringstream m;
     m << "iteration " << iter << ": conjugate gradient "
       << (truncated ? "met a direction without positive curvature" : "reached --cg-max-iter") << " after "
@@ -192,6 +210,11 @@ DirectionOutcome CgDirection::compute(const Normalized& nz, double damping, int 
   if (!std::isfinite(gd)) {
     out.status = Reason::singular_fisher;
     return out;
+  }
+  if (boundary_) {
+    // A truncated step: d^T A d = 2 kl exactly; -g^T d understates the decrement.
+    out.kl_unit = std::max(o_.kl - 0.5 * lambda * dsd, 0.0);
+    return out;  // decrement NaN: never "converged" on a step cut by the trust region
   }
   out.decrement = std::sqrt(std::max(-gd, 0.0));
   out.kl_unit = 0.5 * std::max(-gd - lambda * dsd, 0.0);

@@ -146,7 +146,9 @@ class FisherProducts {
 /// the last iterate, or the preconditioned gradient at the first). Every quantity is
 /// scale-invariant, as the Cholesky direction's. KL 0.5 d^T F d = 0.5 (-g^T d -
 /// lambda d^T S d) (CG's residual is orthogonal to d); decrement sqrt(-g^T d). The pass
-/// accumulates the Fisher's diagonal only (the preconditioner).
+/// accumulates the Fisher's diagonal only (the preconditioner). Under --step kl the CG is
+/// truncated at the trust region 0.5 d^T (F + lambda S) d <= --kl (Steihaug-Toint, in the
+/// Fisher metric), so a step the KL rule would shorten costs fewer products.
 class CgDirection final : public Direction {
  public:
   CgDirection(FisherProducts& products, const FitOptions& o) : products_(products), o_(o) {}
@@ -161,6 +163,7 @@ class CgDirection final : public Direction {
   const FitOptions& o_;
   std::vector<double> r_, z_, q_, dir_, prod_;  // scratch
   int iterations_ = 0;
+  bool boundary_ = false;  // the last step was cut at the --step kl trust region
 };
 
 /// The direction of FitOptions::method (and solver, resolved for \p n_params parameters);
