@@ -20,7 +20,8 @@ const char* to_string(LinearSolver s) { return choice_name(kSolvers, s); }
 LinearSolver linear_solver_from_string(const std::string& s) { return parse_choice(kSolvers, "solver", s); }
 LinearSolver resolved_solver(const FitOptions& o, std::int64_t n_params) {
   if (o.solver != LinearSolver::automatic) return o.solver;
-  return n_params <= kCholeskyAutoMax ? LinearSolver::cholesky : LinearSolver::cg;
+  const bool products = o.fisher == FisherKind::expected || o.fisher == FisherKind::empirical;
+  return n_params <= kCholeskyAutoMax || !products ? LinearSolver::cholesky : LinearSolver::cg;
 }
 const char* to_string(Method m) { return choice_name(kMethods, m); }
 const char* to_string(StepRule s) { return choice_name(kStepRules, s); }
@@ -99,6 +100,11 @@ void FitOptions::validate() const {
   if (threads < 1) bad("--threads must be >= 1");
   if (step == StepRule::kl && method == Method::gd)
     bad("--step kl needs a Fisher metric: use --method ngd or diag");
+  if (solver == LinearSolver::cg && method != Method::ngd)
+    bad("--solver cg solves for the natural gradient of --method ngd; --method " + std::string(to_string(method)) +
+        " needs no solver");
+  if (solver == LinearSolver::cg && fisher != FisherKind::expected && fisher != FisherKind::empirical)
+    bad("--solver cg works with --fisher expected or empirical");
   if (sample.active() && method == Method::gd) bad("--fisher-sample needs a Fisher: use --method ngd or diag");
   if (sample.active() && method == Method::ngd && fisher != FisherKind::expected && fisher != FisherKind::empirical)
     bad("--fisher-sample works with --fisher expected or empirical");

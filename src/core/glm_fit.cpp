@@ -218,9 +218,27 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
   // first, with a 100x stricter tolerance; only if it flags a column are all rows used.
   out.all_columns = shard.names;
   constexpr double kCollinearTol = 1e-11;
-  StartSystem sys = start_system(shard, model, fit_in, comm, fit_in.sample.active());
-  auto dep = dependent_columns(sys, sys.sampled ? 100 * kCollinearTol : kCollinearTol, comm);
-  if (sys.sampled && !dep.empty()) {
+  // A wide fit that forms no p x p matrix (--solver cg, --method diag or gd, beyond
+  // kCholeskyAutoMax parameters) does not form the p x p Gram either: no collinearity
+  // check and no IRLS start (it starts from zero); said in the log.
+  const std::int64_t n_params = shard.n_cols * model.n_outputs();
+  const bool gram = n_params <= kCholeskyAutoMax ||
+                    (fit_in.method == Method::ngd && resolved_solver(fit_in, n_params) == LinearSolver::cholesky);
+  if (!gram && options.drop_collinear)
+    throw CollectiveError("--drop-collinear needs the p x p Gram matrix, which a fit of " + std::to_string(n_params) +
+                          " parameters without --solver cholesky does not form; use --l2 instead, or --solver cholesky");
+  if (!gram && comm.is_root() && hooks.observer.log)
+    hooks.observer.log("no collinearity check and no IRLS start for " + std::to_string(n_params) +
+                       " parameters (they need the p x p Gram matrix): starting from zero; linearly dependent "
+                       "columns are not detected (--l2 makes the estimate unique)");
+  StartSystem sys;
+  sys.p = shard.n_cols;
+  std::vector<std::int64_t> dep;
+  if (gram) {
+    sys = start_system(shard, model, fit_in, comm, fit_in.sample.active());
+    dep = dependent_columns(sys, sys.sampled ? 100 * kCollinearTol : kCollinearTol, comm);
+  }
+  if (gram && sys.sampled && !dep.empty()) {
     sys = start_system(shard, model, fit_in, comm, false);
     dep = dependent_columns(sys, kCollinearTol, comm);
   }
@@ -267,7 +285,7 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
   }
   if (hooks.prepare) hooks.prepare(shard, model, fo);
   if (fo.resume) fo.theta0.clear();
-  if (!fo.resume && fo.theta0.empty() && options.start == StartRule::irls && model.n_outputs() == 1)
+  if (gram && !fo.resume && fo.theta0.empty() && options.start == StartRule::irls && model.n_outputs() == 1)
     fo.theta0 = solve_start(sys, options.drop_collinear ? dep : std::vector<std::int64_t>{}, fo, comm);
   sys = StartSystem{};  // its p x p Gram is not needed during the fit
 

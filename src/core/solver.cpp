@@ -173,7 +173,9 @@ class Solver {
  public:
   Solver(const Shard& shard, const Model& model, const FitOptions& o, const Communicator& comm,
          const FitObserver& obs, std::int64_t p)
-      : o_(o), comm_(comm), obs_(obs), np_(static_cast<std::size_t>(p)), direction_(make_direction(o)),
+      : o_(o), comm_(comm), obs_(obs), np_(static_cast<std::size_t>(p)),
+        products_(matrix_free(o, p) ? std::make_unique<FisherProducts>(shard, model, o, o.fisher, comm, np_) : nullptr),
+        direction_(make_direction(o, p, products_.get())),
         rule_(make_step_rule(o)), stop_test_(o), passes_(shard, model, o, direction_->fisher_kind(), comm),
         channel_(np_) {
     res_.theta = o.theta0.empty() ? std::vector<double>(np_, 0.0) : o.theta0;
@@ -193,7 +195,15 @@ class Solver {
     for (int k = start_;; ++k) {
       if (!have_sums) stop_requested_ = passes_.full(res_.theta);
       have_sums = false;
-      if (comm_.is_root()) decide(k);
+      // A matrix-free direction's products are collective: root drives them from inside
+      // decide(), the other ranks serve them until root releases them.
+      if (products_) products_->at(res_.theta);
+      if (comm_.is_root()) {
+        decide(k);
+        if (products_) products_->release();
+      } else if (products_) {
+        products_->serve();
+      }
       channel_.share(dec_, comm_);
       res_.loss = dec_.loss;
       res_.grad_norm = dec_.grad_norm;
@@ -224,6 +234,7 @@ class Solver {
   /// Root's last normalised sums (the Fisher of FitResult).
   Normalized& root_sums() { return nz_; }
   FisherKind fisher_kind() const { return direction_->fisher_kind(); }
+  std::int64_t fisher_products() const { return products_ ? products_->count() : 0; }
 
  private:
   /// Continue the same iteration sequence from a checkpointed state. Only quantities that
@@ -423,6 +434,7 @@ class Solver {
   const Communicator& comm_;
   const FitObserver& obs_;
   std::size_t np_;
+  std::unique_ptr<FisherProducts> products_;  // --solver cg only
   std::unique_ptr<Direction> direction_;
   std::unique_ptr<StepLengthRule> rule_;
   ConvergenceTest stop_test_;
@@ -466,6 +478,8 @@ FitResult fit(const Shard& shard, const Model& model, const FitOptions& o, const
   res.n_obs = nobs;
   if (comm.is_root()) res.fisher = std::move(nz.fisher);
   res.fisher_kind = solver.fisher_kind();
+  res.fisher_products = solver.fisher_products();
+  comm.broadcast(&res.fisher_products, 1);
   res.fisher_sampled = o.sample.active() && res.fisher_kind != FisherKind::none;
   res.seconds = elapsed();
   return res;

@@ -5,6 +5,7 @@
 #include <limits>
 #include <sstream>
 
+#include "natgrad/core/error.hpp"
 #include "natgrad/core/linalg.hpp"
 
 namespace natgrad {
@@ -66,9 +67,172 @@ DirectionOutcome GradientDirection::compute(const Normalized& nz, double damping
   return {Reason::running, damping, 0.0};
 }
 
-std::unique_ptr<Direction> make_direction(const FitOptions& o) {
+// ---- matrix-free: Fisher-vector products and the conjugate gradient ----
+
+FisherProducts::FisherProducts(const Shard& shard, const Model& model, const FitOptions& o, FisherKind kind,
+                               const Communicator& comm, std::size_t p)
+    : shard_(shard), model_(model), o_(o), kind_(kind), comm_(comm), msg_(p + 1, 0.0) {}
+
+void FisherProducts::at(std::span<const double> theta) {
+  theta_ = theta;
+  prepared_ = false;
+}
+
+void FisherProducts::local(std::span<const double> v, std::span<double> out) {
+  if (!prepared_) {
+    op_.prepare(shard_, model_, theta_, kind_, o_.sample, o_.threads);
+    prepared_ = true;
+  }
+  op_.apply(shard_, v, out, o_.threads);
+}
+
+void FisherProducts::product(std::span<const double> v, std::span<double> out) {
+  msg_[0] = 1;
+  std::copy(v.begin(), v.end(), msg_.begin() + 1);
+  comm_.broadcast(msg_.data(), msg_.size());
+  local(v, out);
+  comm_.reduce_sum(out.data(), out.size());
+  ++count_;
+}
+
+void FisherProducts::release() {
+  if (comm_.size() == 1) return;
+  msg_[0] = 0;
+  comm_.broadcast(msg_.data(), msg_.size());  // the same message size as a product's
+}
+
+void FisherProducts::serve() {
+  std::vector<double> out(msg_.size() - 1);
+  for (;;) {
+    comm_.broadcast(msg_.data(), msg_.size());
+    if (msg_[0] == 0) return;
+    local(std::span<const double>(msg_).subspan(1), out);
+    comm_.reduce_sum(out.data(), out.size());
+  }
+}
+
+DirectionOutcome CgDirection::compute(const Normalized& nz, double damping, int iter,
+                                      const std::function<void(const std::string&)>& log, std::span<double> d) {
+  const std::size_t p = d.size();
+  const auto& g = nz.grad;
+  const auto& S = nz.fisher;  // diagonal of F, penalty included
+  const double lambda = std::max(damping, 0.0);
+  const double W = nz.fisher_weight > 0 ? nz.fisher_weight : nz.weight_sum;
+  // The ridge term's curvature l2 / W on the penalised diagonal (the products are the data's).
+  const double ridge = o_.l2 > 0 ? o_.l2 / nz.weight_sum : 0.0;
+  auto penalised = [&](std::size_t j) { return o_.penalized.empty() || o_.penalized[j] != 0; };
+  r_.resize(p);
+  z_.resize(p);
+  q_.resize(p);
+  dir_.resize(p);
+  prod_.resize(p);
+  // Jacobi preconditioner: S, 1 on columns without curvature (there g_j = 0 as well).
+  auto precond = [&](std::size_t j) {
+    const double s = S[j] * (1 + lambda);
+    return s > 0 && std::isfinite(s) ? s : 1.0;
+  };
+  // A v = F v + lambda S v, F v = (sum of the ranks' products) / W + ridge v.
+  auto apply = [&](const std::vector<double>& v, std::vector<double>& out) {
+    products_.product(v, out);
+    for (std::size_t j = 0; j < p; ++j) {
+      double a = out[j] / W;
+      if (ridge > 0 && penalised(j)) a += ridge * v[j];
+      out[j] = a + lambda * S[j] * v[j];
+    }
+  };
+  double gmg = 0;
+  for (std::size_t j = 0; j < p; ++j) gmg += g[j] * g[j] / precond(j);
+  const double eta = std::min(o_.cg_tol, std::sqrt(std::sqrt(gmg)));
+  const double goal = eta * eta * gmg;
+  std::fill(d.begin(), d.end(), 0.0);
+  double rz = 0;
+  for (std::size_t j = 0; j < p; ++j) {
+    r_[j] = -g[j];
+    z_[j] = r_[j] / precond(j);
+    dir_[j] = z_[j];
+    rz += r_[j] * z_[j];
+  }
+  iterations_ = 0;
+  boundary_ = false;
+  bool truncated = false;
+  // --step kl: Steihaug-Toint truncation at the trust region 0.5 d^T A d <= --kl (the
+  // model KL). d_j^T A d_j = -g^T d_j grows monotonically along the CG iterates, so the
+  // first iterate past the boundary is replaced by the boundary point on its segment.
+  const bool trust = o_.step == StepRule::kl;
+  double dad = 0;  // d^T A d of the current iterate
+  while (rz > goal && iterations_ < o_.cg_max_iter) {
+    apply(dir_, q_);
+    double pq = 0, dq = 0;
+    for (std::size_t j = 0; j < p; ++j) {
+      pq += dir_[j] * q_[j];
+      dq += d[j] * q_[j];
+    }
+    ++iterations_;
+    if (!(pq > 0) || !std::isfinite(pq)) {  // no positive curvature along dir: stop here
+      if (iterations_ == 1) std::copy(z_.begin(), z_.end(), d.begin());
+      truncated = true;
+      break;
+    }
+    const double alpha = rz / pq;
+    const double dad_next = dad + 2 * alpha * dq + alpha * alpha * pq;
+    if (trust && 0.5 * dad_next > o_.kl) {
+      // tau in (0, alpha]: 0.5 (dad + 2 tau dq + tau^2 pq) = kl.
+      const double tau = (-dq + std::sqrt(std::max(dq * dq + pq * (2 * o_.kl - dad), 0.0))) / pq;
+      for (std::size_t j = 0; j < p; ++j) d[j] += tau * dir_[j];
+      boundary_ = true;
+      break;
+    }
+    dad = dad_next;
+    double rz_new = 0;
+    for (std::size_t j = 0; j < p; ++j) {
+      d[j] += alpha * dir_[j];
+      r_[j] -= alpha * q_[j];
+      z_[j] = r_[j] / precond(j);
+      rz_new += r_[j] * z_[j];
+    }
+    const double beta = rz_new / rz;
+    rz = rz_new;
+    for (std::size_t j = 0; j < p; ++j) dir_[j] = z_[j] + beta * dir_[j];
+  }
+  if (log && (truncated || (!boundary_ && rz > goal && iterations_ >= o_.cg_max_iter))) {
+    std::ostringstream m;
+    m << "iteration " << iter << ": conjugate gradient "
+      << (truncated ? "met a direction without positive curvature" : "reached --cg-max-iter") << " after "
+      << iterations_ << " products (relative residual " << std::sqrt(rz / std::max(gmg, 1e-300)) << ")";
+    log(m.str());
+  }
+  DirectionOutcome out{Reason::running, lambda, 0.0};
+  double gd = 0, dsd = 0;
+  for (std::size_t j = 0; j < p; ++j) {
+    gd += g[j] * d[j];
+    dsd += S[j] * d[j] * d[j];
+  }
+  if (!std::isfinite(gd)) {
+    out.status = Reason::singular_fisher;
+    return out;
+  }
+  if (boundary_) {
+    // A truncated step: d^T A d = 2 kl exactly; -g^T d understates the decrement.
+    out.kl_unit = std::max(o_.kl - 0.5 * lambda * dsd, 0.0);
+    return out;  // decrement NaN: never "converged" on a step cut by the trust region
+  }
+  out.decrement = std::sqrt(std::max(-gd, 0.0));
+  out.kl_unit = 0.5 * std::max(-gd - lambda * dsd, 0.0);
+  return out;
+}
+
+bool matrix_free(const FitOptions& o, std::int64_t n_params) {
+  return o.method == Method::ngd && resolved_solver(o, n_params) == LinearSolver::cg;
+}
+
+std::unique_ptr<Direction> make_direction(const FitOptions& o, std::int64_t n_params, FisherProducts* products) {
   switch (o.method) {
-    case Method::ngd: return std::make_unique<CholeskyDirection>(o.fisher);
+    case Method::ngd:
+      if (matrix_free(o, n_params)) {
+        if (products == nullptr) throw Error("--solver cg needs the Fisher-vector products (internal)");
+        return std::make_unique<CgDirection>(*products, o);
+      }
+      return std::make_unique<CholeskyDirection>(o.fisher);
     case Method::diag: return std::make_unique<DiagonalDirection>();
     case Method::gd: return std::make_unique<GradientDirection>();
   }

@@ -30,7 +30,9 @@
 #include <string>
 #include <vector>
 
+#include "core/fisher_vector.hpp"
 #include "core/kernels.hpp"
+#include "natgrad/core/communicator.hpp"
 #include "natgrad/core/fit_options.hpp"
 #include "natgrad/core/solver.hpp"
 
@@ -99,8 +101,77 @@ class GradientDirection final : public Direction {
                            const std::function<void(const std::string&)>& log, std::span<double> d) override;
 };
 
-/// The direction of FitOptions::method.
-std::unique_ptr<Direction> make_direction(const FitOptions& o);
+/// The collective Fisher-vector products a matrix-free direction asks for. Root drives:
+/// product() broadcasts v, every rank applies its FisherOperator to its own rows, and the
+/// sums are reduced onto root (one broadcast and one reduction of p doubles each). The
+/// other ranks wait in serve() meanwhile, which returns when root calls release(). The
+/// per-row curvature is evaluated lazily, at the first product after at(), so an
+/// iteration that needs no direction costs no pass.
+class FisherProducts {
+ public:
+  FisherProducts(const Shard& shard, const Model& model, const FitOptions& o, FisherKind kind,
+                 const Communicator& comm, std::size_t p);
+  /// Every rank, before each decision: the point the next products are taken at (kept by
+  /// reference: it must stay alive and unchanged until release() / serve() returns).
+  void at(std::span<const double> theta);
+  /// Root: \p out = sum over every rank's rows of x_i (x) C_i (x_i (x) I)^T v, unnormalised.
+  void product(std::span<const double> v, std::span<double> out);
+  /// Root: ends the other ranks' serve(). Call once after every decision.
+  void release();
+  /// Other ranks: joins root's products until release().
+  void serve();
+  /// Products taken since construction (root).
+  std::int64_t count() const { return count_; }
+
+ private:
+  void local(std::span<const double> v, std::span<double> out);
+  const Shard& shard_;
+  const Model& model_;
+  const FitOptions& o_;
+  FisherKind kind_;
+  const Communicator& comm_;
+  FisherOperator op_;
+  std::span<const double> theta_;
+  bool prepared_ = false;
+  std::vector<double> msg_;  // [command, v]
+  std::int64_t count_ = 0;
+};
+
+/// --method ngd --solver cg: d approximately solves (F + lambda S) d = -g, S = diag(F), by
+/// the conjugate gradient preconditioned with S (Jacobi), on Fisher-vector products
+/// (FisherProducts): nothing p x p is formed. An inexact Newton step: CG stops when the
+/// preconditioned residual r^T S^-1 r is at most eta^2 g^T S^-1 g, with the forcing term
+/// eta = min(cg_tol, (g^T S^-1 g)^(1/4)) (superlinear near the optimum), after
+/// cg_max_iter iterations, or at a direction of non-positive curvature (truncation:
+/// the last iterate, or the preconditioned gradient at the first). Every quantity is
+/// scale-invariant, as the Cholesky direction's. KL 0.5 d^T F d = 0.5 (-g^T d -
+/// lambda d^T S d) (CG's residual is orthogonal to d); decrement sqrt(-g^T d). The pass
+/// accumulates the Fisher's diagonal only (the preconditioner). Under --step kl the CG is
+/// truncated at the trust region 0.5 d^T (F + lambda S) d <= --kl (Steihaug-Toint, in the
+/// Fisher metric), so a step the KL rule would shorten costs fewer products.
+class CgDirection final : public Direction {
+ public:
+  CgDirection(FisherProducts& products, const FitOptions& o) : products_(products), o_(o) {}
+  FisherKind fisher_kind() const override { return FisherKind::diagonal; }
+  DirectionOutcome compute(const Normalized& nz, double damping, int iter,
+                           const std::function<void(const std::string&)>& log, std::span<double> d) override;
+  /// CG iterations of the last compute().
+  int iterations() const { return iterations_; }
+
+ private:
+  FisherProducts& products_;
+  const FitOptions& o_;
+  std::vector<double> r_, z_, q_, dir_, prod_;  // scratch
+  int iterations_ = 0;
+  bool boundary_ = false;  // the last step was cut at the --step kl trust region
+};
+
+/// The direction of FitOptions::method (and solver, resolved for \p n_params parameters);
+/// \p products must be given when that is --solver cg.
+std::unique_ptr<Direction> make_direction(const FitOptions& o, std::int64_t n_params = 0,
+                                          FisherProducts* products = nullptr);
+/// Whether the direction of \p o for \p n_params parameters is matrix-free (needs FisherProducts).
+bool matrix_free(const FitOptions& o, std::int64_t n_params);
 
 // ---------------------------------------------------------------------------------------
 // Step-length rules

@@ -129,7 +129,9 @@ std::string summary_text(const FitReport& r) {
       << "\n";
     if (!inf->note.empty()) o << "note: " << inf->note << "\n";
   }
-  o << "\nNumber of iterations: " << f.iterations << " (" << to_string(f.reason) << ")\n";
+  o << "\nNumber of iterations: " << f.iterations << " (" << to_string(f.reason) << ")";
+  if (f.fisher_products > 0) o << ", " << f.fisher_products << " Fisher-vector products (--solver cg)";
+  o << "\n";
   if (!r.dropped.empty()) {
     o << "Dropped (linearly dependent) columns:";
     for (const auto& d : r.dropped) o << ' ' << d;
@@ -190,6 +192,7 @@ void write_model_json(std::ostream& os, const FitReport& r) {
   j["n_params"] = f.theta.size();
   j["n_obs"] = f.n_obs;
   j["iterations"] = f.iterations;
+  j["fisher_products"] = f.fisher_products;
   j["converged"] = f.converged();
   j["reason_code"] = static_cast<int>(f.reason);
   j["reason"] = to_string(f.reason);

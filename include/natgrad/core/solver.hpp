@@ -76,6 +76,8 @@ struct FitResult {
   std::vector<double> fisher;
   FisherKind fisher_kind = FisherKind::none;
   bool fisher_sampled = false;
+  /// --solver cg: Fisher-vector products taken (each a pass over every rank's rows); 0 otherwise.
+  std::int64_t fisher_products = 0;
   std::vector<double> last_step;  ///< theta_k - theta_{k-1} of the last accepted step
   double seconds = 0;
   bool converged() const { return static_cast<int>(reason) > 0; }
