@@ -20,12 +20,26 @@ struct ReadOptions {
   std::string weight_column;
   std::string offset_column;
   std::string columns;
-  std::string dataset;  ///< HDF5: the 2-D dataset's path in the file ("": "data")
+  std::string dataset;  ///< HDF5: the 2-D dataset, or a CSR group (data/indices/indptr), in the file ("": "data")
+  std::string label_dataset;   ///< HDF5 CSR group: the 1-D label dataset ("": "y" beside the group's arrays, else at the root)
+  std::int64_t n_features = 0;  ///< sparse inputs (LIBSVM, HDF5 CSR): the feature count (0: from the data)
+  /// Storage of X: auto (sparse inputs stay CSR below kSparseDensity, dense inputs stay
+  /// dense), dense, or sparse (CSR).
+  enum class Layout { auto_detect, dense, sparse } layout = Layout::auto_detect;
   char delimiter = ',';
   enum class Header { auto_detect, yes, no } header = Header::auto_detect;
   bool intercept = false;  ///< prepend a column of ones
   int threads = 1;         ///< OpenMP threads for parsing / generating
 };
+
+/// Under --layout auto, a sparse input (LIBSVM, HDF5 CSR, gen:sparse-*) whose density
+/// (nonzeros / (rows * columns), over all ranks, before the intercept) is below this stays
+/// CSR; at or above it, each rank densifies its rows.
+constexpr double kSparseDensity = 0.25;
+
+/// "auto", "dense", "sparse" <-> ReadOptions::Layout; throws natgrad::Error naming --layout.
+ReadOptions::Layout layout_from_string(const std::string& s);
+const char* to_string(ReadOptions::Layout l);
 
 /// "auto", "yes", "no" <-> ReadOptions::Header; throws natgrad::Error naming --header.
 ReadOptions::Header header_from_string(const std::string& s);
