@@ -90,26 +90,28 @@ TEST_CASE("sparse generators: rows depend only on the seed and the row index", "
     const Shard all = generate_rows(g, 0, g.rows, 2);
     REQUIRE(all.sparse);
     REQUIRE(all.csr.nnz() == g.rows * g.nnz);
-    // Each row: nnz distinct, increasing columns in range, value 1.
+    // Each row: nnz distinct, increasing columns in range, values 1 or 2 (counts).
     bool rows_ok = true;
     for (std::int64_t i = 0; i < all.n_rows; ++i)
       for (std::int64_t k = all.csr.row_ptr[i]; k < all.csr.row_ptr[i + 1]; ++k)
-        rows_ok = rows_ok && all.csr.values[k] == 1.0 && all.csr.index(k) >= 0 && all.csr.index(k) < g.cols &&
+        rows_ok = rows_ok && (all.csr.values[k] == 1.0 || all.csr.values[k] == 2.0) && all.csr.index(k) >= 0 && all.csr.index(k) < g.cols &&
                   (k == all.csr.row_ptr[i] || all.csr.index(k) > all.csr.index(k - 1));
     CHECK(rows_ok);
     for (int size : {2, 3, 4}) {
       std::vector<std::int64_t> idx;
-      std::vector<double> y;
+      std::vector<double> y, v;
       for (int r = 0; r < size; ++r) {
         const Range rg = partition(g.rows, r, size);
         const Shard part = generate_rows(g, rg.begin, rg.end, r + 1);
         CHECK(part.first_row == rg.begin);
+        v.insert(v.end(), part.csr.values.begin(), part.csr.values.end());
         for (std::int64_t k = 0; k < part.csr.nnz(); ++k) idx.push_back(part.csr.index(k));
         y.insert(y.end(), part.y.begin(), part.y.end());
       }
       std::vector<std::int64_t> want;
       for (std::int64_t k = 0; k < all.csr.nnz(); ++k) want.push_back(all.csr.index(k));
       CHECK(idx == want);
+      CHECK(v == all.csr.values);
       CHECK(y == all.y);
     }
   }
@@ -138,7 +140,7 @@ TEST_CASE("gen:sparse-logit: Zipf-like column frequencies, labels from the logis
   for (std::int64_t i = 0; i < s.n_rows; ++i) {
     ones += s.y[i];
     double eta = beta[0];
-    for (std::int64_t k = s.csr.row_ptr[i]; k < s.csr.row_ptr[i + 1]; ++k) eta += beta[s.csr.index(k) + 1];
+    for (std::int64_t k = s.csr.row_ptr[i]; k < s.csr.row_ptr[i + 1]; ++k) eta += s.csr.values[k] * beta[s.csr.index(k) + 1];
     expected += 1 / (1 + std::exp(-eta));
   }
   CHECK(ones > 0.2 * s.n_rows);
@@ -152,7 +154,7 @@ TEST_CASE("gen:sparse-logit: Zipf-like column frequencies, labels from the logis
   for (std::int64_t i = 0; i < sp.n_rows; ++i) {
     total += sp.y[i];
     double eta = bp[0];
-    for (std::int64_t k = sp.csr.row_ptr[i]; k < sp.csr.row_ptr[i + 1]; ++k) eta += bp[sp.csr.index(k) + 1];
+    for (std::int64_t k = sp.csr.row_ptr[i]; k < sp.csr.row_ptr[i + 1]; ++k) eta += sp.csr.values[k] * bp[sp.csr.index(k) + 1];
     mean += std::exp(eta);
   }
   CHECK(std::abs(total - mean) < 5 * std::sqrt(mean));

@@ -186,7 +186,7 @@ Shard generate_sparse(const GeneratorSpec& s, std::int64_t begin, std::int64_t e
   c.row_ptr.resize(static_cast<std::size_t>(n) + 1);
   for (std::int64_t r = 0; r <= n; ++r) c.row_ptr[static_cast<std::size_t>(r)] = r * k;
   c.values.reserve(room);
-  c.values.assign(static_cast<std::size_t>(nnz), 1.0);
+  c.values.resize(static_cast<std::size_t>(nnz));
   if (c.wide) {
     c.index64.reserve(room);
     c.index64.resize(static_cast<std::size_t>(nnz));
@@ -212,7 +212,11 @@ Shard generate_sparse(const GeneratorSpec& s, std::int64_t begin, std::int64_t e
         const std::int64_t j = cols[static_cast<std::size_t>(t)];
         if (c.wide) c.index64[at] = j;
         else c.index32[at] = static_cast<std::uint32_t>(j);
-        eta += norm * rng::normal(s.seed, kBeta, 0, static_cast<std::uint64_t>(j));
+        // A count: 1, or 2 with probability 1/4 (with all values 1, every row would sum to
+        // nnz, collinear with an intercept).
+        const double v = rng::uniform(s.seed, kNoise, i, static_cast<std::uint64_t>(t) + 1) < 0.25 ? 2.0 : 1.0;
+        c.values[at] = v;
+        eta += v * norm * rng::normal(s.seed, kBeta, 0, static_cast<std::uint64_t>(j));
       }
       const double u = rng::uniform(s.seed, kLabel, i, 0);
       sh.y[static_cast<std::size_t>(r)] =

@@ -12,7 +12,8 @@
 ///   gen:sparse-logit[:rows=10000,cols=1000,nnz=10,seed=1,zipf=1,signal=2,intercept=0]
 ///   gen:sparse-poisson[:... the same keys, signal=0.5]
 ///       sparse binary rows (CSR shards): each row has nnz distinct columns, drawn with
-///       probability ~ 1/(j+1)^zipf (column 0 the most frequent), value 1; labels
+///       probability ~ 1/(j+1)^zipf (column 0 the most frequent), value 1 or (with
+///       probability 1/4) 2, like term counts; labels
 ///       y ~ Bernoulli(sigmoid(eta)) or Poisson(exp(eta)), eta = intercept + x^T beta,
 ///       beta_j = signal b_j / sqrt(nnz), b_j ~ N(0, 1) (true_coefficients()).
 #include <cstdint>
