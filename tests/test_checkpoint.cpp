@@ -238,6 +238,34 @@ TEST_CASE("the data hash follows the rows' content and order, not the rank count
   CHECK(data_content_hash(weighted, self) != at_this_layout);
 }
 
+TEST_CASE("the data hash of a sparse shard: its content, the same as dense, at any rank count", "[checkpoint][sparse]") {
+  const Communicator c = Communicator::world();
+  const Communicator self(MPI_COMM_SELF);
+  const GeneratorSpec g = parse_generator_spec("gen:sparse-logit:rows=1201,cols=5000,nnz=6,seed=9");
+  const Shard mine = my_rows(g, c);  // CSR, with the intercept
+  REQUIRE(mine.sparse);
+  const std::uint64_t h = data_content_hash(mine, c, 2);
+  // All rows on one rank, CSR or densified: the same hash.
+  Shard all = generate_rows(g, 0, g.rows, 1);
+  all.first_row = 0;
+  all.n_global = g.rows;
+  add_intercept(all);
+  CHECK(data_content_hash(all, self) == h);
+  CHECK(data_content_hash(densified(all), self) == h);
+  // The dense shard of this rank against its CSR shard.
+  CHECK(data_content_hash(densified(mine), c) == h);
+  // A value moved to another column of the same row: another hash.
+  Shard moved = all;
+  REQUIRE(moved.csr.index(1) + 1 < moved.n_cols);
+  if (moved.csr.index(2) != moved.csr.index(1) + 1) moved.csr.index32[1] += 1;
+  else moved.csr.values[1] = 2.0;
+  CHECK(data_content_hash(moved, self) != h);
+  // One label flipped: another hash.
+  Shard flipped = all;
+  flipped.y[7] = 1 - flipped.y[7];
+  CHECK(data_content_hash(flipped, self) != h);
+}
+
 TEST_CASE("the fingerprint ignores the data's path and a checkpoint edited by hand is refused", "[checkpoint]") {
   const Communicator c = Communicator::world();
   const GeneratorSpec g = parse_generator_spec("gen:logit:rows=300,cols=3,seed=4");
@@ -264,7 +292,7 @@ TEST_CASE("the fingerprint ignores the data's path and a checkpoint edited by ha
     std::stringstream text;
     text << in.rdbuf();
     auto j = nlohmann::ordered_json::parse(text.str());
-    CHECK(j["natgrad_checkpoint"] == 3);
+    CHECK(j["natgrad_checkpoint"] == 4);
     CHECK(j["checksum"].get<std::string>().rfind("crc64:", 0) == 0);
     j["theta"][1] = -1.6875;  // the coefficient, off by 35%
     std::ofstream(edited) << j.dump(1) << '\n';

@@ -215,3 +215,108 @@ TEST_CASE("hdf5: errors name the file, the dataset and what was expected", "[hdf
   o.path = h5_path("missing.h5");
   CHECK_THAT(load_error(o, comm), Contains(o.path + ": cannot open: No such file or directory"));
 }
+
+// ===========================================================================
+// A CSR matrix as an HDF5 group (data, indices, indptr, shape), as scipy + h5py write it
+
+namespace {
+
+/// Rank 0 writes a rows x cols CSR matrix (the pattern below; indices int32, indptr int64,
+/// data float64, a `shape` attribute unless \p with_shape is false) as group "X" and labels
+/// "y" at the root; returns the path. \p libsvm gets the same data as LIBSVM text.
+std::string write_csr_h5(const Communicator& comm, const std::string& file, std::int64_t rows, std::int64_t cols,
+                         bool with_shape, std::string& libsvm) {
+  std::vector<double> data, y;
+  std::vector<std::int32_t> indices;
+  std::vector<std::int64_t> indptr{0};
+  libsvm.clear();
+  for (std::int64_t i = 0; i < rows; ++i) {
+    y.push_back(static_cast<double>(i % 4 == 1));
+    libsvm += num(y.back());
+    for (std::int64_t j = 0; j < cols; ++j)
+      if ((i * 31 + j * 17) % 23 < 3) {
+        const double v = 0.5 * static_cast<double>(j) - static_cast<double>(i % 5) + 0.25;
+        data.push_back(v);
+        indices.push_back(static_cast<std::int32_t>(j));
+        libsvm += " " + std::to_string(j + 1) + ":" + num(v);
+      }
+    indptr.push_back(static_cast<std::int64_t>(data.size()));
+    libsvm += "\n";
+  }
+  const std::string path = h5_path(file);
+  if (comm.is_root()) {
+    const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const hid_t g = H5Gcreate2(f, "X", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    auto put = [](hid_t loc, const char* name, hid_t ftype, hid_t mtype, const void* v, hsize_t n) {
+      const hid_t space = H5Screate_simple(1, &n, nullptr);
+      const hid_t d = H5Dcreate2(loc, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      if (n > 0) H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+      H5Dclose(d);
+      H5Sclose(space);
+    };
+    put(g, "data", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data.data(), data.size());
+    put(g, "indices", H5T_STD_I32LE, H5T_NATIVE_INT32, indices.data(), indices.size());
+    put(g, "indptr", H5T_STD_I64LE, H5T_NATIVE_INT64, indptr.data(), indptr.size());
+    put(f, "y", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, y.data(), y.size());
+    if (with_shape) {
+      const hsize_t two = 2;
+      const std::int64_t shape[2] = {rows, cols};
+      const hid_t as = H5Screate_simple(1, &two, nullptr);
+      const hid_t a = H5Acreate2(g, "shape", H5T_STD_I64LE, as, H5P_DEFAULT, H5P_DEFAULT);
+      H5Awrite(a, H5T_NATIVE_INT64, shape);
+      H5Aclose(a);
+      H5Sclose(as);
+    }
+    H5Gclose(g);
+    H5Fclose(f);
+  }
+  comm.barrier();
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("hdf5: a CSR group reads as the same rows as the LIBSVM file of the same matrix", "[hdf5][sparse]") {
+  const Communicator comm = Communicator::world();
+  for (const bool with_shape : {true, false}) {
+    INFO("shape attribute " << with_shape);
+    std::string text;
+    // The last column is never used (so without `shape` the column count is one less).
+    const std::string h5 = write_csr_h5(comm, with_shape ? "csr.h5" : "csr_noshape.h5", 389, 61, with_shape, text);
+    ReadOptions o;
+    o.path = h5;
+    o.dataset = "X";
+    o.intercept = true;
+    o.layout = ReadOptions::Layout::sparse;
+    const Shard a = natgrad::load_shard(o, comm);
+    ReadOptions l = o;
+    l.path = write_file(comm, with_shape ? "h5_csr.svm" : "h5_csr_noshape.svm", text);
+    l.dataset = "";
+    if (with_shape) l.n_features = 61;
+    const Shard b = natgrad::load_shard(l, comm);
+    CHECK(a.sparse);
+    CHECK(a.n_cols == b.n_cols);
+    CHECK(a.names == b.names);
+    CHECK(a.n_global == 389);
+    CHECK(a.csr.row_ptr == b.csr.row_ptr);
+    const std::string ra = global_rows(a, comm), rb = global_rows(b, comm);
+    if (comm.is_root()) {
+      CHECK(!ra.empty());
+      CHECK(ra == rb);
+    }
+  }
+  // Errors: a missing part, no labels, --n-features below the shape.
+  std::string text;
+  const std::string h5 = write_csr_h5(comm, "csr_err.h5", 20, 7, true, text);
+  ReadOptions o;
+  o.path = h5;
+  o.dataset = "X";
+  o.label_dataset = "labels";
+  CHECK_THAT(load_error(o, comm), Contains(h5 + ": no label dataset 'labels' (--label-dataset"));
+  o.label_dataset = "";
+  o.n_features = 5;
+  CHECK_THAT(load_error(o, comm), Contains(h5 + ": group 'X': shape says 7 columns, above --n-features 5"));
+  o.n_features = 0;
+  o.weight_column = "1";
+  CHECK_THAT(load_error(o, comm), Contains("is a CSR matrix: --label-column, --weight-column"));
+}

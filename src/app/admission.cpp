@@ -60,6 +60,12 @@ MemoryNeed read_memory_need(const FitJob& job, int rank, int ranks) {
     }
     const std::int64_t d = spec.cols + (job.read.intercept ? 1 : 0);
     const Range r = partition(spec.rows, rank, ranks);
+    if (spec.sparse()) {  // CSR rows: a value and an index per non-zero, a row pointer and a label per row
+      const double index_bytes = SparseRows::needs_wide(d) ? 8 : 4;
+      const double per_row = static_cast<double>(spec.nnz + (job.read.intercept ? 1 : 0)) * (8 + index_bytes) + 16;
+      n.shard = static_cast<double>(r.end - r.begin) * per_row;
+      return n;  // the Fisher (if any) is checked after reading, on the actual columns
+    }
     n.shard = static_cast<double>(r.end - r.begin) * static_cast<double>(d + 1) * 8;
     // Multinomial: K - 1 outputs when --classes is given, else counted as one (a lower bound).
     const std::int64_t outputs = job.glm.classes > 2 ? job.glm.classes - 1 : 1;

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -445,25 +446,44 @@ void run_generate(const GenerateJob& job, const Communicator& comm, std::ostream
   std::string format = job.format;
   if (format.empty()) {
     const auto ext = job.out.extension().string();
-    format = ext == ".npy" ? "npy" : ext == ".csv" ? "csv" : ext == ".h5" || ext == ".hdf5" ? "hdf5" : "";
+    format = ext == ".npy"                                          ? "npy"
+             : ext == ".csv"                                        ? "csv"
+             : ext == ".h5" || ext == ".hdf5"                       ? "hdf5"
+             : ext == ".svm" || ext == ".libsvm" || ext == ".svmlight" ? "libsvm"
+                                                                    : "";
     if (format.empty())
       throw CollectiveError("generate: cannot tell the format of '" + job.out.string() +
-                            "' from its extension: use .csv, .npy or .h5, or --format");
+                            "' from its extension: use .csv, .npy, .h5 or .svm, or --format");
   }
-  if (format != "csv" && format != "npy" && format != "hdf5")
-    throw CollectiveError("generate: --format '" + format + "' is not one of: csv, npy, hdf5");
+  if (format != "csv" && format != "npy" && format != "hdf5" && format != "libsvm")
+    throw CollectiveError("generate: --format '" + format + "' is not one of: csv, npy, hdf5, libsvm");
   std::string err;
   if (comm.is_root()) {
     try {
       const std::int64_t cols = spec.cols + 1;  // label first
       auto fill = [&](std::int64_t b, std::int64_t e, std::span<double> buf) {
-        const Shard s = generate_rows(spec, b, e, job.threads);
+        const Shard s = densified(generate_rows(spec, b, e, job.threads));
         for (std::int64_t i = 0; i < e - b; ++i) {
           buf[i * cols] = s.y[i];
           std::copy(s.row(i), s.row(i) + spec.cols, buf.begin() + i * cols + 1);
         }
       };
-      if (format == "npy") {
+      if (format == "libsvm") {  // label, then index:value of the non-zeros (1-based)
+        write_atomically(job.out, [&](std::ostream& os) {
+          os << std::setprecision(17);
+          const std::int64_t chunk = 65536;
+          for (std::int64_t b = 0; b < spec.rows; b += chunk) {
+            const Shard s = generate_rows(spec, b, std::min(spec.rows, b + chunk), job.threads);
+            for (std::int64_t i = 0; i < s.n_rows; ++i) {
+              os << s.y[static_cast<std::size_t>(i)];
+              s.for_each_nonzero(i, [&](std::int64_t j, double v) {
+                if (v != 0.0) os << ' ' << j + 1 << ':' << v;
+              });
+              os << '\n';
+            }
+          }
+        });
+      } else if (format == "npy") {
         write_npy(job.out, spec.rows, cols, fill);
       } else if (format == "hdf5") {
         write_hdf5(job.out, "data", spec.rows, cols, fill);
@@ -484,7 +504,7 @@ void run_generate(const GenerateJob& job, const Communicator& comm, std::ostream
           }
         });
       }
-      if (!job.truth.empty() && spec.kind == "logit") {
+      if (!job.truth.empty() && !true_coefficients(spec).empty()) {
         nlohmann::ordered_json j;
         j["spec"] = job.spec;
         j["names"] = std::vector<std::string>{"(Intercept)"};
@@ -504,6 +524,49 @@ void run_generate(const GenerateJob& job, const Communicator& comm, std::ostream
 }  // namespace natgrad
 
 namespace natgrad {
+
+namespace {
+
+/// predict on a sparse table (LIBSVM, HDF5 CSR; ignored for the other formats): the
+/// --n-features that gives the model's \p model_columns columns (the intercept included
+/// when \p ro.intercept), from the column roles: with --columns, the largest column
+/// listed or given a role; else every column of 0..N without a role is a feature
+/// (LIBSVM's column 0, the label token, never is under --label-column none). 0 when the
+/// roles are not all column indices (the reader then says what is wrong).
+std::int64_t sparse_table_features(const ReadOptions& ro, std::int64_t model_columns) {
+  auto index_of = [](const std::string& t, std::int64_t& v) {
+    if (t.empty() || t == "none") return true;  // no such column
+    v = -1;
+    const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    return ec == std::errc() && p == t.data() + t.size() && v >= 0;
+  };
+  std::int64_t label = -1, weight = -1, offset = -1;
+  if (!index_of(ro.label_column, label) || !index_of(ro.weight_column, weight) || !index_of(ro.offset_column, offset))
+    return 0;
+  const std::int64_t p = model_columns - (ro.intercept ? 1 : 0);
+  if (!ro.columns.empty()) {
+    std::int64_t top = std::max({label, weight, offset, std::int64_t{0}});
+    std::size_t at = 0;
+    while (at <= ro.columns.size()) {
+      const std::size_t comma = std::min(ro.columns.find(',', at), ro.columns.size());
+      std::int64_t c = -1;
+      std::string t = ro.columns.substr(at, comma - at);
+      t.erase(0, t.find_first_not_of(' '));
+      t.erase(t.find_last_not_of(' ') + 1);
+      if (!index_of(t, c) || c < 0) return 0;
+      top = std::max(top, c);
+      at = comma + 1;
+    }
+    return top;
+  }
+  std::vector<std::int64_t> claimed;
+  for (const std::int64_t c : {label < 0 ? std::int64_t{0} : label, weight, offset})
+    if (c >= 0 && std::find(claimed.begin(), claimed.end(), c) == claimed.end()) claimed.push_back(c);
+  // Columns 0..N, |claimed| of them without a feature slot: N + 1 - |claimed| = p.
+  return std::max<std::int64_t>(p - 1 + static_cast<std::int64_t>(claimed.size()), 0);
+}
+
+}  // namespace
 
 void run_predict(const PredictJob& job_in, const Communicator& comm, std::ostream& out) {
   PredictJob job = job_in;
@@ -548,6 +611,7 @@ void run_predict(const PredictJob& job_in, const Communicator& comm, std::ostrea
 
   ReadOptions ro = job.read;
   ro.intercept = m.value("intercept", false);
+  if (ro.n_features == 0) ro.n_features = sparse_table_features(ro, static_cast<std::int64_t>(columns.size()));
   const Shard s = load_shard(ro, comm);
   if (s.names != columns) {
     auto list = [](const std::vector<std::string>& v) {
@@ -574,11 +638,20 @@ void run_predict(const PredictJob& job_in, const Communicator& comm, std::ostrea
   body << std::setprecision(17);
   std::vector<double> eta(static_cast<std::size_t>(K)), p(static_cast<std::size_t>(classes > 0 ? classes : 1));
   const auto* mn = dynamic_cast<const MultinomialModel*>(model.get());
+  // A row's stored entries (every column of a dense row, the non-zeros of a CSR one).
+  std::vector<std::pair<std::int64_t, double>> x;
+  std::vector<std::int64_t> fitted_at;  // --se: the position of column j among the fitted ones, or -1
+  if (job.se) {
+    fitted_at.assign(static_cast<std::size_t>(d), -1);
+    for (std::size_t a = 0; a < fitted.size(); ++a)
+      if (fitted[a] < d) fitted_at[static_cast<std::size_t>(fitted[a])] = static_cast<std::int64_t>(a);
+  }
   for (std::int64_t i = 0; i < s.n_rows; ++i) {
-    const double* x = s.row(i);
+    x.clear();
+    s.for_each_nonzero(i, [&](std::int64_t j, double v) { x.emplace_back(j, v); });
     for (std::int64_t k = 0; k < K; ++k) {
       double e = s.offset.empty() ? 0.0 : s.offset[i];
-      for (std::int64_t j = 0; j < d; ++j) e += x[j] * theta[j + d * k];
+      for (const auto& [j, v] : x) e += v * theta[j + d * k];
       eta[k] = e;
     }
     if (mn) {
@@ -591,8 +664,14 @@ void run_predict(const PredictJob& job_in, const Communicator& comm, std::ostrea
       if (job.se) {
         double q = 0;
         const auto nf = fitted.size();
-        for (std::size_t a = 0; a < nf; ++a)
-          for (std::size_t b = 0; b < nf; ++b) q += x[fitted[a]] * cov[a * nf + b] * x[fitted[b]];
+        for (const auto& [ja, va] : x) {
+          const std::int64_t a = fitted_at[static_cast<std::size_t>(ja)];
+          if (a < 0) continue;
+          for (const auto& [jb, vb] : x) {
+            const std::int64_t b = fitted_at[static_cast<std::size_t>(jb)];
+            if (b >= 0) q += va * cov[static_cast<std::size_t>(a) * nf + static_cast<std::size_t>(b)] * vb;
+          }
+        }
         body << ',' << std::sqrt(q);
       }
       body << '\n';

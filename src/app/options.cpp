@@ -107,9 +107,10 @@ const OptionTable<GenerateJob>& generate_job_table() {
                        parse_generator_spec(v);  // throws its own message
                        return std::string();
                      }),
-      text_option<J>("out", &J::out, "", "output file (.csv, .npy or .h5); label in column 0", kOptionRequired),
+      text_option<J>("out", &J::out, "", "output file (.csv, .npy, .h5 or .svm); label in column 0", kOptionRequired),
       text_option<J>("format", &J::format, "",
-                     "csv | npy | hdf5 (dataset 'data'; default: from the extension: .csv, .npy, .h5)"),
+                     "csv | npy | hdf5 (dataset 'data') | libsvm (non-zeros only; default: from the extension: .csv, .npy, .h5, "
+                     ".svm)"),
       text_option<J>("truth", &J::truth, "", "also write the true coefficients (JSON) here"),
       threads_option<J>(&J::threads),
   };

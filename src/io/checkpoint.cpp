@@ -23,8 +23,9 @@ namespace {
 using json = nlohmann::ordered_json;
 
 // 2: fingerprint keys are the option names; 3: a checksum, and the data by content
-// (data_hash) instead of the path and column sums.
-constexpr int kFormatVersion = 3;
+// (data_hash) instead of the path and column sums; 4: data_hash over the non-zeros
+// (column, value), the same for a dense and a sparse shard of the same rows.
+constexpr int kFormatVersion = 4;
 const char* const kHistoryColumns[] = {"iter", "loss", "grad_norm", "step_norm", "kl", "damping", "step_length", "seconds"};
 
 json number(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
@@ -98,16 +99,21 @@ inline std::uint64_t bits(double v) { return std::bit_cast<std::uint64_t>(v); }
 }  // namespace
 
 std::uint64_t data_content_hash(const Shard& shard, const Communicator& comm, int threads) {
-  // Sum over rows (mod 2^64) of a hash of (global row index, x, y, weight, offset): the
-  // index makes it order-sensitive, the sum makes it independent of how rows are split.
+  // Sum over rows (mod 2^64) of a hash of (global row index, x's non-zeros as (column,
+  // value), y, weight, offset): the index makes it order-sensitive, the sum makes it
+  // independent of how rows are split, and hashing only the non-zeros (a zero of either
+  // sign is absent) makes it independent of the layout (dense or CSR).
   const std::int64_t p = shard.n_cols;
   const bool has_w = !shard.weight.empty(), has_o = !shard.offset.empty();
   std::uint64_t local = 0;
 #pragma omp parallel for num_threads(std::max(threads, 1)) schedule(static) reduction(+ : local)
   for (std::int64_t i = 0; i < shard.n_rows; ++i) {
     std::uint64_t acc = mix_in(kP3, static_cast<std::uint64_t>(shard.first_row + i));
-    const double* x = shard.row(i);
-    for (std::int64_t j = 0; j < p; ++j) acc = mix_in(acc, bits(x[j]));
+    shard.for_each_nonzero(i, [&](std::int64_t j, double v) {
+      if (v == 0.0) return;
+      acc = mix_in(acc, static_cast<std::uint64_t>(j));
+      acc = mix_in(acc, bits(v));
+    });
     acc = mix_in(acc, bits(shard.y[static_cast<std::size_t>(i)]));
     if (has_w) acc = mix_in(acc, bits(shard.weight[static_cast<std::size_t>(i)]));
     if (has_o) acc = mix_in(acc, bits(shard.offset[static_cast<std::size_t>(i)]));

@@ -16,9 +16,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <utility>
 
 #include "natgrad/core/error.hpp"
+#include "natgrad/core/memory.hpp"
 #include "natgrad/io/generator.hpp"
 #include "natgrad/core/partition.hpp"
 #include "io/reader_detail.hpp"
@@ -240,9 +242,10 @@ std::string resolve_columns(const ReadOptions& opts, const TableColumns& table,
                             ColumnRoles& roles) {
   roles = ColumnRoles{};
   // Which option claimed each column, to catch a column used twice.
-  std::vector<std::string> used_by(static_cast<std::size_t>(table.n));
+  // (A map: a sparse table may have billions of columns.)
+  std::map<std::int64_t, std::string> used_by;
   auto claim = [&](std::int64_t col, const std::string& opt) -> std::string {
-    std::string& by = used_by[static_cast<std::size_t>(col)];
+    std::string& by = used_by[col];
     if (!by.empty()) {
       std::string which = "column " + std::to_string(col);
       if (table.names) which += " ('" + shown((*table.names)[static_cast<std::size_t>(col)]) + "')";
@@ -269,9 +272,13 @@ std::string resolve_columns(const ReadOptions& opts, const TableColumns& table,
   }
   if (!err.empty()) return err;
 
+  if (trim(opts.columns, '\0').empty() && table.implicit_features) {
+    roles.implicit_features = true;  // the caller maps the columns (SparseColumnMap)
+    return {};
+  }
   if (trim(opts.columns, '\0').empty()) {
     for (std::int64_t j = 0; j < table.n; ++j)
-      if (used_by[static_cast<std::size_t>(j)].empty()) roles.features.push_back(j);
+      if (!used_by.count(j)) roles.features.push_back(j);
   } else {
     std::string_view list = opts.columns;
     for (;;) {
@@ -422,8 +429,14 @@ Option<ReadOptions> delimiter_option() {
   o.json = [](const ReadOptions& r) { return option_detail::json_string(std::string(1, r.delimiter)); };
   return o;
 }
+
+constexpr Choice<ReadOptions::Layout> kLayouts[] = {{ReadOptions::Layout::auto_detect, "auto"},
+                                                    {ReadOptions::Layout::dense, "dense"},
+                                                    {ReadOptions::Layout::sparse, "sparse"}};
 }  // namespace
 
+ReadOptions::Layout layout_from_string(const std::string& s) { return parse_choice(kLayouts, "layout", s); }
+const char* to_string(ReadOptions::Layout l) { return choice_name(kLayouts, l); }
 ReadOptions::Header header_from_string(const std::string& s) { return parse_choice(kHeaders, "header", s); }
 const char* to_string(ReadOptions::Header h) { return choice_name(kHeaders, h); }
 
@@ -448,7 +461,19 @@ const OptionTable<ReadOptions>& read_option_table() {
                      "column added to the linear predictor (index or name), e.g. log exposure for poisson", F),
       text_option<O>("columns", &O::columns, "",
                      "comma-separated feature columns (indices or names; default: all other columns)", F),
-      text_option<O>("dataset", &O::dataset, "data", "HDF5: the 2-D dataset to read (a path in the file)", F),
+      text_option<O>("dataset", &O::dataset, "data",
+                     "HDF5: the 2-D dataset to read, or a group holding a CSR matrix (data, indices, indptr)", F),
+      text_option<O>("label-dataset", &O::label_dataset, "",
+                     "HDF5 CSR group: the 1-D label dataset (default: 'y' in the group, else at the file's root)", F),
+      number_option<O, std::int64_t>(
+          "n-features", &O::n_features, "0",
+          "LIBSVM and HDF5 CSR: the number of features (0: the largest index in the data); an index above it is an "
+          "error. predict takes it from the model",
+          kOptionRecorded, at_least<std::int64_t>(0)),
+      choice_option("layout", &O::layout, "auto",
+                    "storage of the rows: auto (sparse inputs below 25% nonzeros stay sparse, others dense) | dense | "
+                    "sparse (CSR)",
+                    &layout_from_string, &to_string, kOptionRecorded),
       delimiter_option(),
       choice_option("header", &O::header, "auto", "CSV header line: auto | yes | no", &header_from_string, &to_string,
                     kOptionRecorded),
@@ -456,6 +481,56 @@ const OptionTable<ReadOptions>& read_option_table() {
   };
   return table;
 }
+
+namespace {
+
+/// True if \p t is LIBSVM's "index:value" (or "qid:N"): digits, a colon, a number.
+bool is_pair_token(std::string_view t) {
+  const std::size_t colon = t.find(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  const std::string_view key = t.substr(0, colon);
+  double v = 0;
+  if (!reader_detail::parse_double(t.substr(colon + 1), v)) return false;
+  return key == "qid" || std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+/// Content sniffing for a file without a known extension: true if its first line that is
+/// neither empty nor a '#' comment (within the first 4 KiB) reads as LIBSVM: a number,
+/// then one or more index:value tokens (and nothing else, but a trailing comment).
+bool looks_like_libsvm(const std::string& path) {
+  reader_detail::File f(path);
+  std::string head;
+  if (!f.ok() || !f.append(head, 0, 4096)) return false;
+  if (head.rfind("\xEF\xBB\xBF", 0) == 0) head.erase(0, 3);
+  const bool whole = f.size() <= 4096;
+  std::size_t at = 0;
+  while (at < head.size()) {
+    std::size_t nl = head.find('\n', at);
+    const bool complete = nl != std::string::npos || whole;
+    if (nl == std::string::npos) nl = head.size();
+    std::string_view line(head.data() + at, nl - at);
+    at = nl + 1;
+    const std::size_t hash = line.find('#');
+    if (hash != std::string_view::npos) line = line.substr(0, hash);
+    std::vector<std::string_view> tokens;
+    std::size_t pos = 0;
+    auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
+    while (pos < line.size()) {
+      while (pos < line.size() && blank(line[pos])) ++pos;
+      const std::size_t b = pos;
+      while (pos < line.size() && !blank(line[pos])) ++pos;
+      if (pos > b) tokens.emplace_back(line.substr(b, pos - b));
+    }
+    if (tokens.empty()) continue;  // empty or comment line
+    if (!complete && hash == std::string_view::npos) tokens.pop_back();  // cut by the 4 KiB
+    double y = 0;
+    if (tokens.size() < 2 || !reader_detail::parse_double(tokens[0], y)) return false;
+    return std::all_of(tokens.begin() + 1, tokens.end(), is_pair_token);
+  }
+  return false;
+}
+
+}  // namespace
 
 std::string input_format(const ReadOptions& opts) {
   auto lower = [](std::string s) {
@@ -472,7 +547,8 @@ std::string input_format(const ReadOptions& opts) {
   if (ext == ".npy") return "npy";
   if (ext == ".svm" || ext == ".libsvm" || ext == ".svmlight") return "libsvm";
   if (ext == ".h5" || ext == ".hdf5" || ext == ".he5") return "hdf5";
-  return "csv";
+  if (ext == ".csv" || ext == ".tsv") return "csv";
+  return looks_like_libsvm(opts.path) ? "libsvm" : "csv";
 }
 
 #ifdef NATGRAD_HAVE_HDF5
@@ -517,12 +593,124 @@ std::string compressed_file_message(const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+constexpr double kGiB = 1073741824.0;
+
+std::string gib(double bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f GiB", bytes / kGiB);
+  return b;
+}
+
+/// The rows of a sparse shard, densified in place of the CSR (room for the intercept
+/// reserved, so that add_intercept does not reallocate). "" or why it could not be.
+std::string to_dense(Shard& s, bool intercept, int threads) {
+  const std::int64_t n = s.n_rows, p = s.n_cols, d = p + (intercept ? 1 : 0);
+  const double need = static_cast<double>(n) * static_cast<double>(d) * 8;
+  const MemoryAvailable have = memory_available();
+  const double limit = std::min(have.process >= 0 ? static_cast<double>(have.process) : HUGE_VAL,
+                                have.shared >= 0 ? static_cast<double>(have.shared) : HUGE_VAL);
+  const std::string what = std::to_string(n) + " rows x " + std::to_string(d) + " columns as dense doubles need " +
+                           gib(need) + " on this rank";
+  if (need > 9e18 || need > limit)
+    return what + ", " + gib(limit) + " available: keep the data sparse (--layout sparse, or auto)";
+  try {
+    std::vector<double> x;
+    x.reserve(static_cast<std::size_t>(n * d));
+    x.assign(static_cast<std::size_t>(n * p), 0.0);
+    const SparseRows& c = s.csr;
+#pragma omp parallel for num_threads(std::max(threads, 1)) schedule(static)
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t k = c.row_ptr[static_cast<std::size_t>(i)]; k < c.row_ptr[static_cast<std::size_t>(i) + 1]; ++k)
+        x[static_cast<std::size_t>(i * p + c.index(k))] = c.values[static_cast<std::size_t>(k)];
+    s.csr = SparseRows{};
+    s.x = std::move(x);
+    s.sparse = false;
+  } catch (const std::bad_alloc&) {
+    return what + ": out of memory: keep the data sparse (--layout sparse, or auto)";
+  }
+  return {};
+}
+
+/// The CSR form of a dense shard (its non-zeros, sized exactly, room for the intercept),
+/// in place of the dense rows. "" or why it could not be.
+std::string to_sparse(Shard& s, bool intercept, int threads) {
+  const std::int64_t n = s.n_rows, p = s.n_cols;
+  try {
+    SparseRows c;
+    c.wide = SparseRows::needs_wide(p + (intercept ? 1 : 0));
+    c.row_ptr.assign(static_cast<std::size_t>(n) + 1, 0);
+#pragma omp parallel for num_threads(std::max(threads, 1)) schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double* r = s.row(i);
+      std::int64_t k = 0;
+      for (std::int64_t j = 0; j < p; ++j) k += r[j] != 0.0;
+      c.row_ptr[static_cast<std::size_t>(i) + 1] = k;
+    }
+    for (std::int64_t i = 0; i < n; ++i) c.row_ptr[static_cast<std::size_t>(i) + 1] += c.row_ptr[static_cast<std::size_t>(i)];
+    const auto nnz = static_cast<std::size_t>(c.nnz()), room = nnz + static_cast<std::size_t>(intercept ? n : 0);
+    c.values.reserve(room);
+    c.values.resize(nnz);
+    if (c.wide) {
+      c.index64.reserve(room);
+      c.index64.resize(nnz);
+    } else {
+      c.index32.reserve(room);
+      c.index32.resize(nnz);
+    }
+#pragma omp parallel for num_threads(std::max(threads, 1)) schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double* r = s.row(i);
+      auto k = static_cast<std::size_t>(c.row_ptr[static_cast<std::size_t>(i)]);
+      for (std::int64_t j = 0; j < p; ++j) {
+        if (r[j] == 0.0) continue;
+        c.values[k] = r[j];
+        if (c.wide) c.index64[k] = j;
+        else c.index32[k] = static_cast<std::uint32_t>(j);
+        ++k;
+      }
+    }
+    s.x = {};
+    s.csr = std::move(c);
+    s.sparse = true;
+  } catch (const std::bad_alloc&) {
+    return "out of memory storing " + std::to_string(n) + " rows as CSR";
+  }
+  return {};
+}
+
+/// Collective. Stores the rows as --layout says (see ReadOptions::Layout).
+void apply_layout(Shard& shard, const ReadOptions& opts, const Communicator& comm) {
+  bool sparse = shard.sparse;
+  if (opts.layout == ReadOptions::Layout::sparse) {
+    sparse = true;
+  } else if (opts.layout == ReadOptions::Layout::dense) {
+    sparse = false;
+  } else if (shard.sparse) {
+    double nnz = static_cast<double>(shard.csr.nnz());
+    comm.allreduce_sum(&nnz, 1);
+    const double cells = static_cast<double>(shard.n_global) * static_cast<double>(shard.n_cols);
+    sparse = cells > 0 && nnz / cells < kSparseDensity;
+  }
+  std::string err;
+  if (sparse && !shard.sparse) err = to_sparse(shard, opts.intercept, opts.threads);
+  if (!sparse && shard.sparse) {
+    err = to_dense(shard, opts.intercept, opts.threads);
+    if (!err.empty())
+      err = shard.source + ": " + (opts.layout == ReadOptions::Layout::dense ? "--layout dense: " : "") + err;
+  }
+  comm.check(err.empty(), err);
+}
+
+}  // namespace
+
 Shard load_shard(const ReadOptions& opts, const Communicator& comm) {
   Shard shard;
   if (is_generator_spec(opts.path)) {
     const GeneratorSpec spec = parse_generator_spec(opts.path);
     const Range r = partition(spec.rows, comm.rank(), comm.size());
-    shard = generate_rows(spec, r.begin, r.end, std::max(opts.threads, 1));
+    shard = generate_rows(spec, r.begin, r.end, std::max(opts.threads, 1), opts.intercept);
     shard.first_row = r.begin;
     shard.n_global = spec.rows;
     if (shard.source.empty()) shard.source = opts.path;
@@ -541,6 +729,7 @@ Shard load_shard(const ReadOptions& opts, const Communicator& comm) {
       shard = read_csv(opts, comm);
   }
   comm.check(shard.n_global > 0, "no data rows in " + opts.path);
+  apply_layout(shard, opts, comm);
   if (opts.intercept) add_intercept(shard);
   return shard;
 }

@@ -11,9 +11,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "natgrad/core/partition.hpp"
+#include "natgrad/core/shard.hpp"
 #include "natgrad/io/reader.hpp"
 
 namespace natgrad::reader_detail {
@@ -109,6 +111,7 @@ struct ColumnRoles {
   std::int64_t offset = -1;            ///< -1: none
   std::vector<std::int64_t> features;  ///< columns of x, in order
   std::vector<std::string> names;      ///< one per feature
+  bool implicit_features = false;      ///< every column without a role (sparse tables; features empty)
 
   /// Per column: the feature slot (>= 0) or one of the negative roles below.
   static constexpr std::int32_t kLabel = -1, kWeight = -2, kOffset = -3, kUnused = -4;
@@ -123,6 +126,10 @@ struct TableColumns {
   /// e.g. "has no header line").
   std::optional<std::vector<std::string>> names;
   std::string no_names_reason;
+  /// Sparse tables (LIBSVM, HDF5 CSR): without --columns, resolve_columns leaves
+  /// ColumnRoles::features and names empty (every other column is a feature, possibly
+  /// billions of them) and the caller maps columns with SparseColumnMap.
+  bool implicit_features = false;
 };
 
 /// True for the column reference "none" (no such column: label, weight or offset).
@@ -197,20 +204,24 @@ struct CsvPart {
 };
 CsvPart parse_csv_part(const ReadOptions& opts, int rank, int size);
 
-/// LIBSVM rows in CSR form: row r holds pairs [ptr[r], ptr[r + 1]).
+/// LIBSVM rows as parsed, in CSR form: row r holds the pairs [csr.row_ptr[r],
+/// csr.row_ptr[r + 1]) with the file's 1-based feature indices (32-bit unless an index of
+/// this part needs 64 bits), and its label token in label[r]. Sized exactly from a first,
+/// counting pass over the lines (plus one entry per row when opts.intercept, for
+/// add_intercept), so nothing is copied or over-allocated.
 struct ParsedRows {
-  std::vector<std::int64_t> ptr{0};
-  std::vector<std::int64_t> index;  ///< 1-based feature index
-  std::vector<double> value;
+  SparseRows csr;
   std::vector<double> label;
-  std::vector<std::int64_t> line;  ///< local line index of each row
   std::int64_t max_index = 0;
 
+  ParsedRows() { csr.row_ptr.assign(1, 0); }
   std::int64_t rows() const { return static_cast<std::int64_t>(label.size()); }
+  /// Appends \p o's rows (for tests and the fuzz target).
   void append(const ParsedRows& o);
 };
 
-/// LIBSVM: this part's rows, before the ranks agree on the number of features.
+/// LIBSVM: this part's rows, before the ranks agree on the number of features. A line
+/// with an index above opts.n_features (when > 0) is a bad line.
 struct LibsvmPart {
   std::string error;  ///< open error (complete message), else ""
   std::int64_t lines = 0;
@@ -218,5 +229,55 @@ struct LibsvmPart {
   ParsedRows rows;
 };
 LibsvmPart parse_libsvm_part(const ReadOptions& opts, int rank, int size);
+
+/// The local line index (as in LocalError) of this part's row \p row (0-based, counting
+/// only lines that hold a row), found by scanning the lines again; -1 if not found.
+std::int64_t libsvm_line_of_row(const ReadOptions& opts, int rank, int size, std::int64_t row);
+
+// ---------------------------------------------------------------------------
+// Sparse column roles (LIBSVM, HDF5 CSR): the table's columns are many and implicit.
+
+/// Where each table column of a sparse table goes: a feature slot, or one of
+/// ColumnRoles' negative roles. Built from resolved roles without any O(columns) memory
+/// when the features are implicit (every column without a role).
+class SparseColumnMap {
+ public:
+  /// \p roles from resolve_columns with TableColumns::implicit_features; \p n the table's
+  /// column count; \p skip a column that is neither feature nor role (LIBSVM's label
+  /// token under --label-column none), or -1.
+  SparseColumnMap(const ColumnRoles& roles, std::int64_t n, std::int64_t skip);
+  /// The role of column \p c (a feature slot >= 0, or ColumnRoles::kLabel etc.).
+  std::int32_t role(std::int64_t c) const;
+  std::int64_t slot(std::int64_t c) const;  ///< -1 unless a feature
+  std::int64_t features() const { return p_; }
+  /// True when no column but 0 has a role and the features are implicit: slot(c) =
+  /// c - shift() for every c >= 1, so rows without column 0 need only the shift.
+  bool is_shift() const { return shift_only_; }
+  std::int64_t shift() const { return shift_; }
+  /// Feature slots increase with the column (no --columns reordering).
+  bool monotone() const { return monotone_; }
+
+ private:
+  bool implicit_ = true, shift_only_ = false, monotone_ = true;
+  std::int64_t p_ = 0, shift_ = 0, label_ = -1, weight_ = -1, offset_ = -1;
+  std::vector<std::int64_t> claimed_;                        ///< sorted columns without a feature slot (implicit)
+  std::vector<std::pair<std::int64_t, std::int64_t>> listed_;  ///< (column, slot), sorted (explicit --columns)
+};
+
+/// Names x1..xP, or none when P > kMaxNamedColumns (Shard.names is then empty).
+constexpr std::int64_t kMaxNamedColumns = std::int64_t{1} << 26;
+std::vector<std::string> x_names(std::int64_t p);
+
+/// Rewrites the CSR rows \p c (table column indices) to feature slots in place: entries
+/// of feature columns are kept (re-sorted within the row if \p map is not monotone),
+/// label / weight / offset entries go to \p y / \p weight / \p offset (when those are
+/// sized; absent entries leave them as they are), other entries are dropped. Then the
+/// index width is set for \p map.features() columns. Returns the first row whose weight
+/// is negative or not finite, or -1.
+std::int64_t remap_sparse_rows(SparseRows& c, const SparseColumnMap& map, std::vector<double>& y,
+                               std::vector<double>& weight, std::vector<double>& offset, int threads);
+
+/// Sets \p c's index width to what \p n_cols columns need (widening or narrowing).
+void set_index_width(SparseRows& c, std::int64_t n_cols);
 
 }  // namespace natgrad::reader_detail

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <new>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,178 @@ std::string type_text(hid_t type) {
   return std::string(name) + " of " + std::to_string(H5Tget_size(type)) + " bytes";
 }
 
+/// Reads elements [begin, begin + n) of the 1-D dataset \p d into \p out as \p mem_type
+/// (independent transfer; HDF5 converts the stored type). False on a read error.
+bool read_1d(hid_t d, hid_t mem_type, std::int64_t begin, std::int64_t n, void* out) {
+  Handle fspace(H5Dget_space(d), H5Sclose);
+  const hsize_t start[1] = {static_cast<hsize_t>(begin)}, count[1] = {static_cast<hsize_t>(n)};
+  Handle mspace(H5Screate_simple(1, count, nullptr), H5Sclose);
+  if (n == 0) {
+    H5Sselect_none(fspace.get());
+    H5Sselect_none(mspace.get());
+  } else {
+    H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
+  }
+  return H5Dread(d, mem_type, mspace.get(), fspace.get(), H5P_DEFAULT, out) >= 0;
+}
+
+/// The length of a 1-D dataset, or -1 if \p d is not 1-D.
+std::int64_t length_1d(hid_t d) {
+  Handle space(H5Dget_space(d), H5Sclose);
+  if (H5Sget_simple_extent_ndims(space.get()) != 1) return -1;
+  hsize_t n = 0;
+  H5Sget_simple_extent_dims(space.get(), &n, nullptr);
+  return static_cast<std::int64_t>(n);
+}
+
+/// A CSR matrix stored as a group (data, indices, indptr; a `shape` attribute), as
+/// scipy + h5py and anndata write it. Labels from a 1-D dataset (--label-dataset).
+Shard read_hdf5_csr(const ReadOptions& opts, const Communicator& comm, hid_t file, const std::string& group) {
+  const std::string& path = opts.path;
+  const std::string where = path + ": group '" + shown(group) + "'";
+  std::string err;
+  if (!trim(opts.weight_column).empty() || !trim(opts.offset_column).empty() || !trim(opts.columns).empty() ||
+      (!is_none(opts.label_column) && trim(opts.label_column) != "0"))
+    err = where + " is a CSR matrix: --label-column, --weight-column, --offset-column and --columns do not apply "
+                  "(the labels come from --label-dataset; every column is a feature)";
+  comm.check(err.empty(), err);
+  Handle g(H5Gopen2(file, group.c_str(), H5P_DEFAULT), H5Gclose);
+  const char* parts[3] = {"data", "indices", "indptr"};
+  for (const char* part : parts)
+    if (err.empty() && H5Lexists(g.get(), part, H5P_DEFAULT) <= 0)
+      err = where + " is not a CSR matrix: it has no '" + part +
+            "' dataset (expected data, indices and indptr, as scipy + h5py or anndata write a CSR matrix)";
+  comm.check(err.empty(), err);
+  Handle data(H5Dopen2(g.get(), "data", H5P_DEFAULT), H5Dclose), indices(H5Dopen2(g.get(), "indices", H5P_DEFAULT), H5Dclose),
+      indptr(H5Dopen2(g.get(), "indptr", H5P_DEFAULT), H5Dclose);
+  const std::int64_t n_ptr = length_1d(indptr.get()), n_data = length_1d(data.get()), n_idx = length_1d(indices.get());
+  if (n_ptr < 1 || n_data < 0 || n_idx != n_data)
+    err = where + ": indptr, data and indices must be 1-D, data and indices of one length (" + std::to_string(n_data) +
+          " and " + std::to_string(n_idx) + ")";
+  // shape: an attribute of two integers (rows, columns), when present.
+  std::int64_t shape[2] = {-1, -1};
+  if (err.empty() && H5Aexists(g.get(), "shape") > 0) {
+    Handle a(H5Aopen(g.get(), "shape", H5P_DEFAULT), H5Aclose);
+    Handle as(H5Aget_space(a.get()), H5Sclose);
+    if (H5Sget_simple_extent_npoints(as.get()) != 2 || H5Aread(a.get(), H5T_NATIVE_INT64, shape) < 0)
+      err = where + ": the 'shape' attribute is not two integers (rows, columns)";
+    else if (shape[0] != n_ptr - 1)
+      err = where + ": indptr has " + std::to_string(n_ptr) + " entries but shape says " + std::to_string(shape[0]) +
+            " rows (a CSC matrix? write the CSR form, .tocsr())";
+  }
+  if (err.empty() && opts.n_features > 0 && shape[1] > opts.n_features)
+    err = where + ": shape says " + std::to_string(shape[1]) + " columns, above --n-features " +
+          std::to_string(opts.n_features);
+  comm.check(err.empty(), err);
+
+  const std::int64_t n_global = n_ptr - 1;
+  const Range mine = partition(n_global, comm.rank(), comm.size());
+  const std::int64_t n = mine.size();
+  const std::int64_t known_cols = opts.n_features > 0 ? opts.n_features : shape[1];
+  LocalError local;
+  Shard shard;
+  SparseRows& c = shard.csr;
+  std::int64_t max_index = -1;
+  try {
+    c.row_ptr.resize(static_cast<std::size_t>(n) + 1);
+    if (!read_1d(indptr.get(), H5T_NATIVE_INT64, mine.begin, n + 1, c.row_ptr.data()))
+      local.what = "read error in '" + shown(group) + "/indptr'";
+    const std::int64_t p0 = c.row_ptr[0];
+    for (std::int64_t i = 0; i <= n && !local.any(); ++i) {
+      c.row_ptr[static_cast<std::size_t>(i)] -= p0;
+      if (c.row_ptr[static_cast<std::size_t>(i)] < (i ? c.row_ptr[static_cast<std::size_t>(i) - 1] : 0) ||
+          p0 + c.row_ptr[static_cast<std::size_t>(i)] > n_data)
+        local.what = "'" + shown(group) + "/indptr' entry " + std::to_string(mine.begin + i) +
+                     " is out of order or beyond the data";
+    }
+    const std::int64_t nnz = local.any() ? 0 : c.row_ptr.back();
+    const auto room = static_cast<std::size_t>(nnz + (opts.intercept ? n : 0));
+    // The index width: from the column count when known, else read as 64-bit and narrowed.
+    c.wide = known_cols > 0 ? SparseRows::needs_wide(known_cols) : true;
+    c.values.reserve(room);
+    c.values.resize(static_cast<std::size_t>(nnz));
+    if (c.wide) {
+      c.index64.reserve(room);
+      c.index64.resize(static_cast<std::size_t>(nnz));
+    } else {
+      c.index32.reserve(room);
+      c.index32.resize(static_cast<std::size_t>(nnz));
+    }
+    if (!local.any() &&
+        (!read_1d(data.get(), H5T_NATIVE_DOUBLE, p0, nnz, c.values.data()) ||
+         !read_1d(indices.get(), c.wide ? H5T_NATIVE_INT64 : H5T_NATIVE_UINT32, p0, nnz,
+                  c.wide ? static_cast<void*>(c.index64.data()) : static_cast<void*>(c.index32.data()))))
+      local.what = "read error in '" + shown(group) + "' (data or indices)";
+    // Rows: indices sorted (scipy may leave them unsorted), distinct, in range; values finite.
+    for (std::int64_t i = 0; i < n && !local.any(); ++i) {
+      const std::int64_t b = c.row_ptr[static_cast<std::size_t>(i)], e = c.row_ptr[static_cast<std::size_t>(i) + 1];
+      bool sorted = true;
+      for (std::int64_t k = b + 1; k < e; ++k) sorted = sorted && c.index(k) > c.index(k - 1);
+      if (!sorted) {
+        std::vector<std::pair<std::int64_t, double>> row;
+        for (std::int64_t k = b; k < e; ++k) row.emplace_back(c.index(k), c.values[static_cast<std::size_t>(k)]);
+        std::sort(row.begin(), row.end());
+        for (std::int64_t k = b; k < e; ++k) {
+          const auto& [j, v] = row[static_cast<std::size_t>(k - b)];
+          if (c.wide) c.index64[static_cast<std::size_t>(k)] = j;
+          else c.index32[static_cast<std::size_t>(k)] = static_cast<std::uint32_t>(j);
+          c.values[static_cast<std::size_t>(k)] = v;
+        }
+      }
+      for (std::int64_t k = b; k < e && !local.any(); ++k) {
+        const std::int64_t j = c.index(k);
+        const std::string at = "row " + std::to_string(mine.begin + i) + " (0-based): ";
+        if (j < 0 || (known_cols > 0 && j >= known_cols))
+          local.what = at + "column index " + std::to_string(j) + " is outside 0.." +
+                       (known_cols > 0 ? std::to_string(known_cols - 1) : std::string("")) +
+                       (opts.n_features > 0 ? " (--n-features)" : " (the 'shape' attribute)");
+        else if (k > b && j == c.index(k - 1))
+          local.what = at + "column index " + std::to_string(j) + " appears twice";
+        else if (!std::isfinite(c.values[static_cast<std::size_t>(k)]))
+          local.what = at + "value " + number_text(c.values[static_cast<std::size_t>(k)]) + " is not finite";
+        max_index = std::max(max_index, j);
+      }
+    }
+    // Labels.
+    shard.y.assign(static_cast<std::size_t>(n), 0.0);
+  } catch (const std::bad_alloc&) {
+    local.what = "out of memory reading " + std::to_string(n) + " rows";
+  }
+  comm.check(!local.any(), where + ": " + local.what);
+
+  if (!is_none(opts.label_column)) {
+    std::string name = opts.label_dataset;
+    if (name.empty()) name = H5Lexists(g.get(), "y", H5P_DEFAULT) > 0 ? group + "/y" : "y";
+    const bool exists = H5Lexists(file, name.c_str(), H5P_DEFAULT) > 0;
+    Handle yd(exists ? H5Dopen2(file, name.c_str(), H5P_DEFAULT) : -1, H5Dclose);
+    if (!yd.ok())
+      err = path + ": no label dataset '" + shown(name) + "' (--label-dataset; default 'y' in the group '" +
+            shown(group) + "', else at the root; predict without labels: --label-column none)";
+    else if (length_1d(yd.get()) != n_global)
+      err = path + ": label dataset '" + shown(name) + "' has " + std::to_string(length_1d(yd.get())) +
+            " entries (1-D), the matrix " + std::to_string(n_global) + " rows";
+    comm.check(err.empty(), err);
+    if (!read_1d(yd.get(), H5T_NATIVE_DOUBLE, mine.begin, n, shard.y.data()))
+      local.what = "read error in label dataset '" + shown(name) + "'";
+    for (std::int64_t i = 0; i < n && !local.any(); ++i)
+      if (!std::isfinite(shard.y[static_cast<std::size_t>(i)]))
+        local.what = "label dataset '" + shown(name) + "' row " + std::to_string(mine.begin + i) +
+                     " (0-based): value " + number_text(shard.y[static_cast<std::size_t>(i)]) + " is not finite";
+    comm.check(!local.any(), path + ": " + local.what);
+  }
+
+  std::int64_t cols = known_cols;
+  if (cols <= 0) {
+    std::int64_t top[1] = {max_index};
+    comm.allreduce_max(top, 1);
+    cols = top[0] + 1;
+    set_index_width(c, cols);  // read as 64-bit: narrowed when it can be
+  }
+  shard.sparse = true;
+  finish_shard(shard, mine.begin, n, n_global, cols, x_names(cols), path);
+  return shard;
+}
+
 }  // namespace
 
 Shard read_hdf5(const ReadOptions& opts, const Communicator& comm) {
@@ -90,6 +263,10 @@ Shard read_hdf5(const ReadOptions& opts, const Communicator& comm) {
   comm.check(file.ok(), path + ": cannot open as HDF5 (MPI-IO)");
 
   const bool exists = H5Lexists(file.get(), dataset.c_str(), H5P_DEFAULT) > 0;
+  H5O_info_t info;
+  if (exists && H5Oget_info_by_name(file.get(), dataset.c_str(), &info, H5P_DEFAULT) >= 0 &&
+      info.type == H5O_TYPE_GROUP)
+    return read_hdf5_csr(opts, comm, file.get(), dataset);
   Handle dset(exists ? H5Dopen2(file.get(), dataset.c_str(), H5P_DEFAULT) : -1, H5Dclose);
   if (!dset.ok())
     err = path + ": no dataset '" + shown(dataset) + "' (--dataset); " + root_datasets(file.get());

@@ -60,7 +60,9 @@ std::string load_error(const ReadOptions& opts, const Communicator& comm) {
   return error_of([&] { load_shard(opts, comm); });
 }
 
-std::string global_rows(const Shard& s, const Communicator& comm) {
+std::string global_rows(const Shard& shard, const Communicator& comm) {
+  const Shard dense = densified(shard);  // either layout: the same bytes
+  const Shard& s = dense;
   std::string mine;
   auto put = [&](double v) { mine.append(reinterpret_cast<const char*>(&v), sizeof v); };
   for (std::int64_t k = 0; k < s.n_rows && s.y.size() == static_cast<std::size_t>(s.n_rows); ++k) {

@@ -37,7 +37,7 @@ std::string error_of(const std::function<void()>& call);
 std::string load_error(const ReadOptions& opts, const Communicator& comm);
 
 /// Collective. Every row of the dataset (y, x, weight, offset) as bytes, in row order, on
-/// root ("" elsewhere).
+/// root ("" elsewhere); a sparse shard gives the bytes of its densified rows.
 std::string global_rows(const Shard& s, const Communicator& comm);
 
 /// This rank's rows of the generated dataset \p g (partition()), with an intercept column

@@ -41,9 +41,11 @@ std::string data_fingerprint(const std::string& options_json, const Shard& shard
                              int threads = 1);
 
 /// Collective. A 64-bit hash of the data's content, the same at any rank and thread count:
-/// the sum (mod 2^64) over rows of a hash of the row's global index and the bits of its
-/// x, y, weight and offset, so changed values and moved rows (two labels swapped) give
-/// another hash. One pass over this rank's rows in memory; no I/O.
+/// the sum (mod 2^64) over rows of a hash of the row's global index, its x's non-zeros
+/// (column and bits; zeros of either sign are left out, so a dense and a CSR shard of the
+/// same rows hash alike) and the bits of its y, weight and offset, so changed values and
+/// moved rows (two labels swapped) give another hash. One pass over this rank's rows in
+/// memory (its stored entries: O(nnz) for a CSR shard); no I/O.
 std::uint64_t data_content_hash(const Shard& shard, const Communicator& comm, int threads = 1);
 
 /// Local (root). Writes \p state with \p fingerprint to \p path atomically

@@ -20,12 +20,26 @@ struct ReadOptions {
   std::string weight_column;
   std::string offset_column;
   std::string columns;
-  std::string dataset;  ///< HDF5: the 2-D dataset's path in the file ("": "data")
+  std::string dataset;  ///< HDF5: the 2-D dataset, or a CSR group (data/indices/indptr), in the file ("": "data")
+  std::string label_dataset;   ///< HDF5 CSR group: the 1-D label dataset ("": "y" beside the group's arrays, else at the root)
+  std::int64_t n_features = 0;  ///< sparse inputs (LIBSVM, HDF5 CSR): the feature count (0: from the data)
+  /// Storage of X: auto (sparse inputs stay CSR below kSparseDensity, dense inputs stay
+  /// dense), dense, or sparse (CSR).
+  enum class Layout { auto_detect, dense, sparse } layout = Layout::auto_detect;
   char delimiter = ',';
   enum class Header { auto_detect, yes, no } header = Header::auto_detect;
   bool intercept = false;  ///< prepend a column of ones
   int threads = 1;         ///< OpenMP threads for parsing / generating
 };
+
+/// Under --layout auto, a sparse input (LIBSVM, HDF5 CSR, gen:sparse-*) whose density
+/// (nonzeros / (rows * columns), over all ranks, before the intercept) is below this stays
+/// CSR; at or above it, each rank densifies its rows.
+constexpr double kSparseDensity = 0.25;
+
+/// "auto", "dense", "sparse" <-> ReadOptions::Layout; throws natgrad::Error naming --layout.
+ReadOptions::Layout layout_from_string(const std::string& s);
+const char* to_string(ReadOptions::Layout l);
 
 /// "auto", "yes", "no" <-> ReadOptions::Header; throws natgrad::Error naming --header.
 ReadOptions::Header header_from_string(const std::string& s);
@@ -40,7 +54,9 @@ const char* to_string(ReadOptions::Header h);
 const OptionTable<ReadOptions>& read_option_table();
 
 /// Collective. Reads (or generates) this rank's rows: generator specs ("gen:..."), and
-/// files in the format input_format() names. Adds the intercept column if asked.
+/// files in the format input_format() names; stores them as opts.layout says (auto:
+/// sparse inputs below kSparseDensity stay CSR, the others are dense; dense refuses rows
+/// that would not fit in memory); then adds the intercept column if asked.
 /// Throws CollectiveError (on every rank, with one message) on any failure, including
 /// a dataset without rows.
 ///
@@ -58,8 +74,10 @@ Shard load_shard(const ReadOptions& opts, const Communicator& comm);
 
 /// Local. The format load_shard reads \p opts.path in: "csv", "npy", "libsvm" or "hdf5".
 /// An explicit opts.format wins (case-insensitive; "svmlight" and "svm" mean "libsvm");
-/// else by extension: .npy; .svm, .libsvm, .svmlight; .h5, .hdf5, .he5; anything else
-/// is CSV. Throws CollectiveError on an unknown opts.format. "hdf5" is recognised so
+/// else by extension: .npy; .svm, .libsvm, .svmlight; .h5, .hdf5, .he5; .csv, .tsv; any
+/// other name by content: LIBSVM when the first line that is neither empty nor a '#'
+/// comment (within the first 4 KiB, read by this rank) is a number followed by
+/// index:value tokens, else CSV. Throws CollectiveError on an unknown opts.format. "hdf5" is recognised so
 /// that load_shard can say it is not available in this build.
 std::string input_format(const ReadOptions& opts);
 
@@ -79,8 +97,9 @@ Shard read_npy(const ReadOptions& opts, const Communicator& comm);
 
 /// Collective. LIBSVM / svmlight text: `label idx:val idx:val ... [# comment]`, indices
 /// 1-based and strictly increasing, `qid:N` ignored, absent features 0. Byte ranges per
-/// rank as for CSV; the number of columns is 1 + the largest index on any rank, and rows
-/// are stored densely. Labels: when every label of the file is -1 or +1 (binary LIBSVM),
+/// rank as for CSV, parsed in two passes straight into a CSR shard of exactly the final
+/// size; the number of columns is 1 + the largest index on any rank, or 1 +
+/// opts.n_features (a larger index is a bad line). Labels: when every label of the file is -1 or +1 (binary LIBSVM),
 /// -1 becomes 0 (so binomial fits see {0, 1}); otherwise labels are kept as given (class
 /// ids, counts, responses). Errors name file and line.
 Shard read_libsvm(const ReadOptions& opts, const Communicator& comm);
@@ -90,7 +109,10 @@ Shard read_libsvm(const ReadOptions& opts, const Communicator& comm);
 /// Rows are split evenly across ranks (partition()); each rank reads its rows by
 /// hyperslab in blocks of about 4 MiB with collective transfers. Columns as for NPY (by
 /// index, features x1..xP). Errors name the file, the dataset and, for values, the
-/// 0-based row and column. In a build without parallel HDF5 (NATGRAD_HDF5 off) it
+/// 0-based row and column. When opts.dataset is a group holding data / indices / indptr
+/// (a CSR matrix as scipy + h5py or anndata write it), each rank reads its rows' slices
+/// by hyperslab into a CSR shard; columns from the group's `shape` attribute,
+/// opts.n_features or the largest index; labels from opts.label_dataset. In a build without parallel HDF5 (NATGRAD_HDF5 off) it
 /// throws CollectiveError saying so.
 Shard read_hdf5(const ReadOptions& opts, const Communicator& comm);
 
