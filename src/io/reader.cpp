@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "natgrad/core/error.hpp"
+#include "natgrad/core/memory.hpp"
 #include "natgrad/io/generator.hpp"
 #include "natgrad/core/partition.hpp"
 #include "io/reader_detail.hpp"
@@ -401,8 +402,13 @@ void reader_detail::allocate_shard(Shard& shard, std::int64_t rows, std::int64_t
     if (weights) shard.weight.resize(shard.y.size());
     if (offsets) shard.offset.resize(shard.y.size());
   } catch (const std::bad_alloc&) {
-    local.what = "cannot allocate " + std::to_string(rows) + " rows x " + std::to_string(p) + " features";
+    local.what = shard_out_of_memory(rows, p);
   }
+}
+
+std::string reader_detail::shard_out_of_memory(std::int64_t rows, std::int64_t p) {
+  return out_of_memory_message(-1, "this rank's " + std::to_string(rows) + " rows x " + std::to_string(p) + " features",
+                               static_cast<double>(rows) * static_cast<double>(p + 1) * 8);
 }
 
 namespace {
@@ -475,6 +481,20 @@ std::string input_format(const ReadOptions& opts) {
   return "csv";
 }
 
+TableShape peek_shape(const ReadOptions& opts) {
+  try {
+    if (is_generator_spec(opts.path)) return {};
+    const std::string format = input_format(opts);
+    if (format == "csv") return reader_detail::peek_csv(opts);
+    if (format == "npy") return reader_detail::peek_npy(opts);
+#ifdef NATGRAD_HAVE_HDF5
+    if (format == "hdf5") return reader_detail::peek_hdf5(opts);
+#endif
+  } catch (const std::exception&) {  // an unknown --format: load_shard says so
+  }
+  return {};
+}
+
 #ifdef NATGRAD_HAVE_HDF5
 bool hdf5_available() { return true; }
 #else
@@ -522,7 +542,13 @@ Shard load_shard(const ReadOptions& opts, const Communicator& comm) {
   if (is_generator_spec(opts.path)) {
     const GeneratorSpec spec = parse_generator_spec(opts.path);
     const Range r = partition(spec.rows, comm.rank(), comm.size());
-    shard = generate_rows(spec, r.begin, r.end, std::max(opts.threads, 1));
+    std::string err;
+    try {
+      shard = generate_rows(spec, r.begin, r.end, std::max(opts.threads, 1));
+    } catch (const std::bad_alloc&) {
+      err = "rank " + std::to_string(comm.rank()) + ": " + reader_detail::shard_out_of_memory(r.end - r.begin, spec.cols);
+    }
+    comm.check(err.empty(), err);
     shard.first_row = r.begin;
     shard.n_global = spec.rows;
     if (shard.source.empty()) shard.source = opts.path;
@@ -541,7 +567,15 @@ Shard load_shard(const ReadOptions& opts, const Communicator& comm) {
       shard = read_csv(opts, comm);
   }
   comm.check(shard.n_global > 0, "no data rows in " + opts.path);
-  if (opts.intercept) add_intercept(shard);
+  if (opts.intercept) {
+    std::string err;
+    try {
+      add_intercept(shard);
+    } catch (const std::bad_alloc&) {
+      err = "rank " + std::to_string(comm.rank()) + ": " + reader_detail::shard_out_of_memory(shard.n_rows, shard.n_cols + 1);
+    }
+    comm.check(err.empty(), err);
+  }
   return shard;
 }
 

@@ -116,6 +116,37 @@ need_message "out of memory" "12000 parameters" "GiB"
 ! grep -q 'std::bad_alloc' "$ALL" || fail "a bare std::bad_alloc line: $(grep -m1 bad_alloc "$ALL")"
 end_check
 
+# A file's header announces its columns: the Fisher is admitted before the data lines are
+# parsed. The CSV's second line is malformed, so a fit that got as far as parsing would
+# report that line instead of the memory.
+wide_csv() {  # wide_csv FILE COLS: header y,x1..x(COLS-1), then a bad line
+  awk -v n="$2" 'BEGIN { printf "y"; for (j = 1; j < n; j++) printf ",x%d", j; printf "\n1,2,not-a-number\n" }' >"$1"
+}
+begin_check "a CSV whose header announces 40000 columns: refused before its data lines are parsed"
+wide_csv "$W/wide.csv" 40000
+run widecsv fit --data "$W/wide.csv" --solver cholesky --out "$W/widecsv"
+[ "$RC" -eq 1 ] || fail "exit $RC, expected 1 ($(tail_of "$ALL"))"
+need_message "not enough memory for this fit" "GiB" "--solver cg"
+! grep -q 'not-a-number\|wide.csv:2' "$ALL" || fail "the data line was parsed before the refusal"
+[ ! -e "$W/widecsv" ] || fail "the output directory was created"
+end_check
+
+begin_check "the same CSV with --solver cg --no-inference: admitted (no p x p matrix), the bad line reported"
+run widecg fit --data "$W/wide.csv" --solver cg --no-inference --out "$W/widecg"
+[ "$RC" -eq 1 ] || fail "exit $RC, expected 1 ($(tail_of "$ALL"))"
+need_message "wide.csv:2"
+! grep -q 'not enough memory' "$ALL" || fail "refused for memory: $(grep -m1 'not enough memory' "$ALL")"
+end_check
+
+begin_check "an NPY file whose header announces 40000 columns: refused before the read"
+run widegen generate --data gen:logit:rows=3,cols=39999 --out "$W/wide.npy"
+[ "$RC" -eq 0 ] || fail "generate: exit $RC ($(tail_of "$ALL"))"
+run widenpy fit --data "$W/wide.npy" --solver cholesky --out "$W/widenpy"
+[ "$RC" -eq 1 ] || fail "exit $RC, expected 1 ($(tail_of "$ALL"))"
+need_message "not enough memory for this fit" "GiB"
+! grep -q '^read:' "$OUT" || fail "the data were read before the refusal"
+end_check
+
 begin_check "--memory-check takes on or off"
 run badcheck fit --data gen:logit:rows=100,cols=3 --memory-check maybe
 [ "$RC" -eq 1 ] || fail "exit $RC, expected 1"
