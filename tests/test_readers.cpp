@@ -1108,4 +1108,56 @@ TEST_CASE("libsvm: files without a known extension are recognised by their conte
   CHECK(natgrad::input_format(opts) == "libsvm");
   opts.format = "csv";
   CHECK(natgrad::input_format(opts) == "csv");
+// peek_shape: the header alone gives what load_shard then reads (memory admission)
+
+TEST_CASE("peek_shape: CSV and NPY headers give load_shard's columns (and NPY's rows) before the read", "[readers]") {
+  const Communicator comm = Communicator::world();
+  const Table t = make_table(1005);
+  struct Case {
+    std::string label, weight, offset, columns;
+    bool intercept;
+  };
+  const std::vector<Case> cases = {{"0", "", "", "", false},   {"y", "w", "off", "", false},
+                                   {"off", "", "", "y,a", true}, {"0", "1", "", "b, 2", true},
+                                   {"none", "", "", "", false}};
+  const std::string csv = write_file(comm, "rd_peek.csv", to_csv(t, {"y", "w", "a", "b", "off"}));
+  const std::string quoted = write_file(comm, "rd_peek_quoted.csv", "\"y\";\"a;b\";c\n1;2;3\n0;4;5\n");
+  const std::string npy = write_file(comm, "rd_peek.npy", to_npy(t));
+  for (const Case& c : cases) {
+    for (const std::string& path : {csv, npy}) {
+      ReadOptions o;
+      o.path = path;
+      o.label_column = c.label;
+      o.weight_column = c.weight;
+      o.offset_column = c.offset;
+      o.columns = c.columns;
+      o.intercept = c.intercept;
+      const bool names = path == csv;
+      if (!names && (c.label == "y" || c.label == "off" || c.columns == "b, 2")) continue;  // NPY: indices only
+      INFO(path << " label " << c.label << " columns '" << c.columns << "'");
+      const natgrad::TableShape shape = natgrad::peek_shape(o);
+      const Shard s = natgrad::load_shard(o, comm);  // the reference: what the read gives
+      CHECK(shape.features == s.n_cols);
+      CHECK(shape.rows == (names ? -1 : s.n_global));
+    }
+  }
+  ReadOptions q;
+  q.path = quoted;
+  q.delimiter = ';';
+  CHECK(natgrad::peek_shape(q).features == 2);  // "a;b" is one quoted field
+  CHECK(natgrad::load_shard(q, comm).n_cols == 2);
+  // Unknown before the read, or left to the reader's own message: -1.
+  ReadOptions libsvm;
+  libsvm.path = write_file(comm, "rd_peek.svm", "1 3:1.5 7:2\n0 1:1\n");
+  CHECK(natgrad::peek_shape(libsvm).features == -1);
+  ReadOptions missing;
+  missing.path = "rd_peek_no_such_file.csv";
+  CHECK(natgrad::peek_shape(missing).features == -1);
+  ReadOptions bad_role;
+  bad_role.path = csv;
+  bad_role.columns = "nope";
+  CHECK(natgrad::peek_shape(bad_role).features == -1);
+  ReadOptions gen;
+  gen.path = "gen:logit:rows=10,cols=3";
+  CHECK(natgrad::peek_shape(gen).features == -1);
 }

@@ -10,6 +10,7 @@
 
 #include "core/kernels.hpp"
 #include "core/solver_parts.hpp"
+#include "natgrad/core/error.hpp"
 #include "reference.hpp"
 
 using namespace natgrad;
@@ -279,6 +280,21 @@ TEST_CASE("decision message: one encoding, direction replaced only when proceedi
   ch.decode(other);
   CHECK(other.action == Decision::Action::stop);
   CHECK(other.reason == Reason::singular_fisher);
+
+  // Root out of memory: every rank that decodes the message throws one CollectiveError
+  // naming what and its size.
+  root.oom_what = static_cast<int>(natgrad::RootAllocation::fisher);
+  root.oom_bytes = 2.5 * 1073741824.0;
+  ch.encode(root);
+  CHECK(ch.message()[0] == DecisionChannel::kOutOfMemoryCode);
+  try {
+    ch.decode(other);
+    FAIL("no CollectiveError");
+  } catch (const natgrad::CollectiveError& e) {
+    CHECK(std::string(e.what()) ==
+          "out of memory on rank 0: the normalised p x p Fisher for 2 parameters (about 2.50 GiB) could not be "
+          "allocated; see 'Memory admission' in docs/cluster.md");
+  }
 }
 
 TEST_CASE("row selector: the rows of in_fisher_sample, block by block", "[kernels][sample]") {

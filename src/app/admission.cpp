@@ -12,6 +12,7 @@
 #include "natgrad/core/memory.hpp"
 #include "natgrad/core/partition.hpp"
 #include "natgrad/io/generator.hpp"
+#include "natgrad/io/reader.hpp"
 
 namespace natgrad {
 
@@ -26,6 +27,9 @@ constexpr std::int64_t kPerThreadMaxP = 384;
 // + 3 matrices at one thread without inference, 4 more with it.
 constexpr double kRootMatrices = 3.5;  // + half a matrix: the MPI library's reduction buffer
 constexpr double kInferenceMatrices = 4;
+// --solver cg: vectors of p doubles per rank (iterate, gradient, direction, the CG work
+// vectors; the solver's design estimate, not yet measured).
+constexpr double kCgVectors = 8;
 
 std::string gib(double bytes) {
   char b[32];
@@ -35,7 +39,7 @@ std::string gib(double bytes) {
 
 }  // namespace
 
-MemoryNeed fisher_memory_need(std::int64_t p, int threads, std::int64_t block_rows, bool inference) {
+MemoryNeed fisher_memory_need(std::int64_t p, int threads, std::int64_t block_rows, bool inference, bool matrix_free) {
   MemoryNeed n;
   const double dp = static_cast<double>(p), pp = dp * dp * 8;
   const bool shared = threads > 1 && p > kPerThreadMaxP;
@@ -43,10 +47,36 @@ MemoryNeed fisher_memory_need(std::int64_t p, int threads, std::int64_t block_ro
   const double rows = shared ? static_cast<double>(std::max<std::int64_t>(
                                    block_rows, std::min<std::int64_t>(16384, (std::int64_t{1} << 23) / std::max<std::int64_t>(p, 1))))
                              : static_cast<double>(block_rows) * slots;
-  n.work = slots * pp + rows * dp * 8 + (dp * (dp + 1) / 2 + dp + 4) * 8;
+  const double accumulators = slots * pp + rows * dp * 8 + (dp * (dp + 1) / 2 + dp + 4) * 8;
+  if (matrix_free) {
+    // --solver cg: no p x p matrix in the fit; every rank holds the row blocks and about
+    // kCgVectors vectors of p doubles (iterate, gradient, direction, CG work), per thread
+    // a gradient. Inference still forms the p x p Fisher and covariance.
+    n.work = rows * dp * 8 + (kCgVectors + slots) * dp * 8;
+    if (inference) {
+      n.work = std::max(n.work, accumulators);
+      n.root = (1 + kInferenceMatrices) * pp;
+    }
+    return n;
+  }
+  n.work = accumulators;
   n.root = (kRootMatrices + (inference ? kInferenceMatrices : 0)) * pp;
   return n;
 }
+
+namespace {
+/// The Fisher part of \p job's fit with \p d columns (intercept included).
+MemoryNeed fit_need(const FitJob& job, std::int64_t d) {
+  // Multinomial: K - 1 outputs when --classes is given, else counted as one (a lower bound).
+  const std::int64_t outputs = job.glm.classes > 2 ? job.glm.classes - 1 : 1;
+  const std::int64_t p = d * outputs;
+  const bool matrix_free =
+      job.glm.fit.method == Method::ngd && resolved_solver(job.glm.fit, p) == LinearSolver::cg;
+  return fisher_memory_need(p, job.threads, job.glm.fit.block_rows, job.glm.inference, matrix_free);
+}
+}  // namespace
+
+MemoryNeed fisher_memory_need(const FitJob& job, std::int64_t d) { return fit_need(job, d); }
 
 MemoryNeed read_memory_need(const FitJob& job, int rank, int ranks) {
   MemoryNeed n;
@@ -67,16 +97,30 @@ MemoryNeed read_memory_need(const FitJob& job, int rank, int ranks) {
       return n;  // the Fisher (if any) is checked after reading, on the actual columns
     }
     n.shard = static_cast<double>(r.end - r.begin) * static_cast<double>(d + 1) * 8;
-    // Multinomial: K - 1 outputs when --classes is given, else counted as one (a lower bound).
-    const std::int64_t outputs = job.glm.classes > 2 ? job.glm.classes - 1 : 1;
-    const MemoryNeed f = fisher_memory_need(d * outputs, job.threads, job.glm.fit.block_rows, job.glm.inference);
+    const MemoryNeed f = fit_need(job, d);
     n.work = f.work;
     n.root = f.root;
     return n;
   }
+  // A file: its header gives the columns (CSV, NPY, HDF5; not LIBSVM) and, for the binary
+  // formats, the rows; the shard is then exact, else estimated from the file's size.
+  const TableShape shape = peek_shape(job.read);
   std::error_code ec;
   const auto bytes = std::filesystem::file_size(data, ec);
-  if (!ec) n.shard = static_cast<double>(bytes) / std::max(ranks, 1);  // text: about one byte per byte of a double
+  if (shape.rows >= 0 && shape.features >= 0) {
+    const Range r = partition(shape.rows, rank, ranks);
+    n.shard = static_cast<double>(r.end - r.begin) * static_cast<double>(shape.features + 1) * 8;
+  } else if (!ec) {
+    // Text: a dense CSV value of k characters and a separator becomes 8 bytes, a LIBSVM
+    // "index:value" pair of about 12 characters 12 bytes of CSR (a 4-byte index and the
+    // value): about one byte per byte of the file.
+    n.shard = static_cast<double>(bytes) / std::max(ranks, 1);
+  }
+  if (shape.features >= 0) {
+    const MemoryNeed f = fit_need(job, shape.features);
+    n.work = f.work;
+    n.root = f.root;
+  }
   return n;
 }
 
@@ -126,8 +170,9 @@ void admit_memory(const MemoryNeed& need, const char* what, const Communicator& 
       err = std::string("not enough memory ") + what + ": " + err +
             ". Remedies: run on more nodes with fewer ranks per node (more ranks shrink each shard, not the p x p "
             "Fisher every rank holds), fewer --threads (each thread keeps its own p x p accumulator up to 384 "
-            "parameters), fewer columns, --no-inference (rank 0's extra matrices); --fisher-sample does not reduce "
-            "memory. '--memory-check off' skips this check";
+            "parameters), fewer columns, --no-inference (rank 0's extra matrices), --solver cg (the fit then "
+            "forms no p x p matrix; with --no-inference none is formed); --fisher-sample does not reduce memory. "
+            "'--memory-check off' skips this check";
   }
   comm.check(err.empty(), err);
 }

@@ -275,16 +275,15 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
   // Memory admission: what is known before reading (a generator's rows and columns, a
   // file's size), then, before any p x p buffer exists, the Fisher of the actual columns.
   // The first check has no side effect, so it comes before --out is created and locked.
+  // A CSV, NPY or HDF5 file's header gives its columns, so its Fisher is checked before
+  // the read too; after the read the Fisher is checked again with the columns read (for
+  // LIBSVM the first time).
   const bool admit = job.memory_check == "on";
   if (admit) admit_memory(read_memory_need(job, comm.rank(), comm.size()), "for this fit", comm);
   const std::unique_ptr<OutputLock> out_lock = claim_output_directory(job, comm);
   const auto read_start = std::chrono::steady_clock::now();
   Shard shard = load_shard(job.read, comm);
-  if (admit) {
-    const std::int64_t outputs = job.glm.classes > 2 ? job.glm.classes - 1 : 1;
-    admit_memory(fisher_memory_need(shard.n_cols * outputs, job.threads, job.glm.fit.block_rows, job.glm.inference),
-                 "for the Fisher", comm);
-  }
+  if (admit) admit_memory(fisher_memory_need(job, shard.n_cols), "for the Fisher", comm);
   const double read_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start).count();
   {  // each rank's rows and peak memory after reading; the read's speed (root's clock)
     const std::string rows_list = per_rank(comm, static_cast<double>(shard.n_rows), 0);
@@ -394,7 +393,7 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
   }
 
   std::string write_err;
-  if (comm.is_root()) {
+  if (comm.is_root()) try {
     FitReport rep;
     rep.model_name = g.model->name();
     rep.family = to_string(job.glm.family);
@@ -424,10 +423,20 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
         set.write("model.json", [&](std::ostream& os) { write_model_json(os, rep); });
         set.commit();
         out << "wrote " << (job.out_dir / "model.json").string() << ", history.csv and summary.txt\n";
+      } catch (const std::bad_alloc&) {
+        throw;
       } catch (const std::exception& e) {
         write_err = e.what();
       }
     }
+  } catch (const std::bad_alloc&) {
+    // Root alone formats and writes the report: its failure is carried to every rank.
+    // The report's text: about 200 bytes per history row and per coefficient, 25 per
+    // entry of a --covariance matrix.
+    const double p = static_cast<double>(g.columns.size()) * g.model->n_outputs();
+    write_err = out_of_memory_message(
+        0, "the report of " + std::to_string(static_cast<std::int64_t>(p)) + " coefficients (summary, history.csv, model.json)",
+        static_cast<double>(res.history.size()) * 200 + p * 200 + (job.covariance ? 25 * p * p : 0));
   }
   comm.check(write_err.empty(), write_err);
   return res;

@@ -21,16 +21,40 @@ namespace {
 /// The most parameters for which infer() forms standard errors (8 P^2 doubles: 24 GiB).
 constexpr std::int64_t kMaxStdErrorParams = 20000;
 
-/// Collective: normalised sums of \p kind at theta (valid on root).
+/// Collective: normalised sums of \p kind at theta (valid on root). A failed allocation
+/// of any rank's workspace stops every rank here with one message; root's normalised
+/// p x p matrix that cannot be allocated sets \p root_oom (root only), which infer()
+/// carries to every rank at its end.
 Normalized global(const Shard& s, const Model& m, std::span<const double> theta, FisherKind kind,
-                  const InferenceOptions& o, const Communicator& comm) {
+                  const InferenceOptions& o, const Communicator& comm, std::string& root_oom) {
+  const std::int64_t P = s.n_cols * m.n_outputs();
+  const double pp = 8.0 * static_cast<double>(P) * static_cast<double>(P);
   Workspace ws;
-  ws.prepare(o.threads, s.n_cols, o.block_rows, kind, m.n_outputs(), m.n_factors(), s.sparse);
   PackedSums sums;
+  std::string err;
+  try {
+    ws.prepare(o.threads, s.n_cols, o.block_rows, kind, m.n_outputs(), m.n_factors(), s.sparse);
+    sums.resize(P, kind);
+  } catch (const std::bad_alloc&) {
+    err = out_of_memory_message(comm.rank(), "the " + std::string(to_string(kind)) +
+                                                 " matrix's accumulators and reduction buffer for " +
+                                                 std::to_string(P) + " parameters",
+                                1.5 * pp);
+  }
+  comm.check(err.empty(), err);
   accumulate(s, m, theta, kind, o.threads, ws, sums);
   comm.reduce_sum(sums.buf.data(), sums.buf.size());
   Normalized nz;
-  if (comm.is_root()) finalize(sums, nz);
+  if (comm.is_root() && root_oom.empty()) {
+    try {
+      finalize(sums, nz);
+    } catch (const std::bad_alloc&) {
+      nz = Normalized{};
+      root_oom = out_of_memory_message(0, "the normalised p x p " + std::string(to_string(kind)) + " matrix for " +
+                                              std::to_string(P) + " parameters",
+                                       pp);
+    }
+  }
   return nz;
 }
 
@@ -104,6 +128,10 @@ double null_deviance(const Shard& s, const Model& m, const InferenceOptions& o, 
   return dev[0];
 }
 
+/// Root: covariance, standard errors, statistics and p-values into \p r (below).
+void root_covariance(Inference& r, const Normalized& F, const Normalized& B, std::span<const double> theta,
+                     double wsum, std::int64_t P, const InferenceOptions& o);
+
 }  // namespace
 
 Inference infer(const Shard& s, const Model& m, std::span<const double> theta, const Communicator& comm,
@@ -128,9 +156,10 @@ Inference infer(const Shard& s, const Model& m, std::span<const double> theta, c
   comm.broadcast(&skip_se, 1);
 
   // Expected Fisher and the sandwich's middle, per observation (root).
+  std::string root_oom;  // root: what it could not allocate (carried to every rank at the end)
   Normalized F, B;
-  if (!skip_se && !o.fisher_from_fit) F = global(s, m, theta, FisherKind::expected, o, comm);
-  if (!skip_se) B = global(s, m, theta, FisherKind::meat, o, comm);
+  if (!skip_se && !o.fisher_from_fit) F = global(s, m, theta, FisherKind::expected, o, comm, root_oom);
+  if (!skip_se) B = global(s, m, theta, FisherKind::meat, o, comm, root_oom);
 
   // Deviance, Pearson chi^2, rows with positive weight, weight sum, label sums.
   const int K = m.n_classes();
@@ -165,8 +194,8 @@ Inference infer(const Shard& s, const Model& m, std::span<const double> theta, c
   const double k = static_cast<double>(P) + (m.estimates_dispersion() ? 1.0 : 0.0);
   r.aic = -2 * r.log_likelihood + 2 * k;
   r.bic = -2 * r.log_likelihood + std::log(r.nobs) * k;
-  if (!comm.is_root()) return r;
   if (skip_se) {
+    if (!comm.is_root()) return r;
     char gib[32];
     std::snprintf(gib, sizeof gib, "%.3g", need_gib);
     r.note = "standard errors need the P x P Fisher and its inverse (about " + std::string(gib) +
@@ -176,7 +205,28 @@ Inference infer(const Shard& s, const Model& m, std::span<const double> theta, c
              "); fit fewer columns to get them (docs/design.md, 'Sparse shards')";
     return r;
   }
+  // Root's covariance and sandwich: a failure to allocate its matrices (or an earlier one
+  // of root's normalised matrices) ends every rank here with root's message.
+  std::string err = root_oom;
+  if (comm.is_root() && err.empty()) {
+    try {
+      root_covariance(r, F, B, theta, wsum, P, o);
+    } catch (const std::bad_alloc&) {
+      err = out_of_memory_message(0, "the covariance and sandwich matrices (5 of p x p) for " + std::to_string(P) +
+                                         " parameters",
+                                  5 * 8.0 * static_cast<double>(P) * static_cast<double>(P));
+    } catch (const Error& e) {
+      err = e.what();
+    }
+  }
+  comm.check(err.empty(), err);
+  return r;
+}
 
+namespace {
+
+void root_covariance(Inference& r, const Normalized& F, const Normalized& B, std::span<const double> theta,
+                     double wsum, std::int64_t P, const InferenceOptions& o) {
   // Covariance: (sum_i w_i fisher_i x x^T + l2 I)^-1 * dispersion; HC0 sandwich.
   const auto np = static_cast<std::size_t>(P);
   std::vector<double> Finv(np * np);
@@ -201,7 +251,7 @@ Inference infer(const Shard& s, const Model& m, std::span<const double> theta, c
   r.p_values.assign(np, NAN);
   if (info != 0 || cholesky_inverse(Finv, P) != 0) {
     r.note = "the Fisher information is singular at the estimate: no standard errors";
-    return r;
+    return;
   }
   for (std::size_t j = 0; j < np; ++j)
     for (std::size_t i = 0; i < np; ++i) Finv[i + j * np] *= D[i] * D[j];
@@ -224,7 +274,8 @@ Inference infer(const Shard& s, const Model& m, std::span<const double> theta, c
     else
       r.p_values[j] = std::erfc(a / std::sqrt(2.0));
   }
-  return r;
 }
+
+}  // namespace
 
 }  // namespace natgrad

@@ -112,4 +112,14 @@ MemoryAvailable memory_available() {
   return a;
 }
 
+std::string out_of_memory_message(int rank, const std::string& what, double bytes) {
+  char size[48];
+  if (bytes >= 0.01 * 1073741824.0)
+    std::snprintf(size, sizeof size, "%.2f GiB", bytes / 1073741824.0);
+  else
+    std::snprintf(size, sizeof size, "%.2f MiB", bytes / 1048576.0);
+  return "out of memory" + (rank >= 0 ? " on rank " + std::to_string(rank) : std::string()) + ": " + what +
+         " (about " + size + ") could not be allocated; see 'Memory admission' in docs/cluster.md";
+}
+
 }  // namespace natgrad

@@ -15,6 +15,7 @@
 #include "natgrad/core/error.hpp"
 #include "natgrad/core/glm.hpp"
 #include "natgrad/core/linalg.hpp"
+#include "natgrad/core/memory.hpp"
 
 namespace natgrad {
 
@@ -117,12 +118,11 @@ void prepare_collectively(Workspace& ws, PackedSums& sums, const Communicator& c
     // packed triangles, one per thread while small, else the output's alone.
     const double slots = sparse ? (ws.split_ ? 0.0 : 0.5 * (threads - 1))
                                 : (threads > 1 && d * outputs > 384 ? 1.0 : static_cast<double>(threads));
-    const double gib = (slots + 0.5) * p * p * 8 / 1073741824.0;
-    char size[64];
-    std::snprintf(size, sizeof size, "%.2f GiB", gib);
-    err = "out of memory on rank " + std::to_string(comm.rank()) + ": the p x p Fisher accumulators of " +
-          std::to_string(threads) + " thread(s) and the reduction buffer for " + std::to_string(d * outputs) +
-          " parameters (about " + size + ") could not be allocated; see 'Memory admission' in docs/cluster.md";
+    err = out_of_memory_message(comm.rank(),
+                                "the p x p Fisher accumulators of " + std::to_string(threads) +
+                                    " thread(s) and the reduction buffer for " + std::to_string(d * outputs) +
+                                    " parameters",
+                                (slots + 0.5) * p * p * 8);
   }
   comm.check(err.empty(), err);
 }
@@ -286,8 +286,25 @@ class Solver {
   }
 
   /// Root: from theta_k's reduced sums to the decision (dec_), with its history row,
-  /// observer calls and checkpoint.
+  /// observer calls and checkpoint. A failed allocation here (root's p x p matrices) is
+  /// not root's alone: the decision becomes "out of memory", and the broadcast that every
+  /// rank is already waiting in makes each of them throw the same CollectiveError.
   void decide(int k) {
+    dec_.oom_what = 0;
+    oom_stage_ = RootAllocation::fisher;
+    try {
+      decide_iteration(k);
+    } catch (const std::bad_alloc&) {
+      const double p = static_cast<double>(np_);
+      const FisherKind kind = direction_->fisher_kind();
+      dec_.oom_what = static_cast<int>(oom_stage_);
+      dec_.oom_bytes = oom_stage_ == RootAllocation::fisher      ? 8 * (kind == FisherKind::none || kind == FisherKind::diagonal ? p : p * p)
+                       : oom_stage_ == RootAllocation::direction ? 8 * std::max(2.0 * static_cast<double>(nz_.fisher.size()), 4 * p)
+                                                                 : 8 * (p + 8 * static_cast<double>(k + 1));
+    }
+  }
+
+  void decide_iteration(int k) {
     finalize(passes_.sums(), nz_);
     add_penalty(o_, res_.theta, nz_);
     dec_.step = dec_.kl_unit = 0;
@@ -314,6 +331,7 @@ class Solver {
                               last_.damping, last_.length, elapsed_()};
     // The decrement rule needs the direction first: its solve yields g^T F^-1 g.
     DirectionOutcome out;
+    oom_stage_ = RootAllocation::direction;
     const bool early = stop_test_.needs_decrement();
     // Into scratch space: a failed solve may leave anything there, and root must keep
     // the d that every rank holds (a retreat below moves along it on every rank).
@@ -327,6 +345,7 @@ class Solver {
       dec_.kl_unit = out.kl_unit;
       if (status == Reason::running) std::swap(next_direction_, dec_.direction);
     }
+    oom_stage_ = RootAllocation::records;
     // Singular: the last step left the region where the Fisher is usable: retreat along
     // the last step's d, which every rank holds.
     if (status == Reason::singular_fisher && try_halve(k, "Fisher singular")) {
@@ -455,6 +474,7 @@ class Solver {
   std::vector<double> next_direction_;  // the direction being computed (becomes dec_.direction)
   double prev_loss_ = NAN;
   int halvings_ = 0;  // consecutive retreats
+  RootAllocation oom_stage_ = RootAllocation::none;  // what decide() is allocating
 };
 
 }  // namespace
@@ -533,8 +553,17 @@ class StartModel final : public Model {
 }  // namespace
 
 namespace {
-/// Root's Gram of one pass (see start_system), unscaled.
-void start_sums(const Shard& shard, const Model& model, const FitOptions& options, const FisherSample& sample,
+/// The message of every rank when rank 0 could not allocate \p count p x p matrices of
+/// \p what for \p p columns.
+std::string root_matrices_message(const char* what, double count, std::int64_t p) {
+  const double dp = static_cast<double>(p);
+  return out_of_memory_message(0, std::string(what) + " for " + std::to_string(p) + " columns", count * 8 * dp * dp);
+}
+
+/// Root's Gram of one pass (see start_system), unscaled. Returns false on root when its
+/// p x p Gram could not be allocated: the caller carries that to every rank in its next
+/// broadcast.
+bool start_sums(const Shard& shard, const Model& model, const FitOptions& options, const FisherSample& sample,
                 const Communicator& comm, StartSystem& sys) {
   Workspace ws;
   PackedSums sums;
@@ -550,14 +579,19 @@ void start_sums(const Shard& shard, const Model& model, const FitOptions& option
   }
   comm.reduce_sum(sums.buf.data(), sums.buf.size());
   if (comm.is_root()) {
-    Normalized nz;
-    finalize(sums, nz);
-    sys.gram = std::move(nz.fisher);
-    if (model.n_outputs() == 1) {
-      sys.rhs = std::move(nz.grad);
-      for (double& v : sys.rhs) v = -v;
+    try {
+      Normalized nz;
+      finalize(sums, nz);
+      sys.gram = std::move(nz.fisher);
+      if (model.n_outputs() == 1) {
+        sys.rhs = std::move(nz.grad);
+        for (double& v : sys.rhs) v = -v;
+      }
+    } catch (const std::bad_alloc&) {
+      return false;
     }
   }
+  return true;
 }
 
 /// A Gram diagonal entry whose square-root scale is near the ends of the double range:
@@ -571,14 +605,17 @@ StartSystem start_system(const Shard& shard, const Model& model, const FitOption
   sys.p = shard.n_cols;
   sys.sampled = sampled && options.sample.active();
   const FisherSample sample = sys.sampled ? options.sample : FisherSample{};
-  start_sums(shard, model, options, sample, comm, sys);
+  constexpr const char* kGram = "the start system's p x p Gram matrix";
+  const bool ok = start_sums(shard, model, options, sample, comm, sys);
   // Columns so small (or large) that their squares leave the double range: a second pass
   // on the columns scaled by powers of two (exact), so that the collinearity check and the
   // start see them as they are, not as "all zero". Only then is X scanned and copied.
-  std::int64_t rescale = 0;
-  if (comm.is_root())
+  // -1: root could not allocate the Gram.
+  std::int64_t rescale = ok ? 0 : -1;
+  if (comm.is_root() && ok)
     for (std::int64_t j = 0; j < sys.p; ++j) rescale |= extreme_scale(sys.gram[static_cast<std::size_t>(j + j * sys.p)]) ? 1 : 0;
   comm.broadcast(&rescale, 1);
+  if (rescale < 0) throw CollectiveError(root_matrices_message(kGram, 1, sys.p));
   if (rescale == 0) return sys;
   constexpr std::int64_t kNone = -100000;  // a column of zeros (and non-finite values) keeps its scale
   std::vector<std::int64_t> ex(static_cast<std::size_t>(sys.p), kNone);
@@ -595,7 +632,14 @@ StartSystem start_system(const Shard& shard, const Model& model, const FitOption
     const std::int64_t e = ex[static_cast<std::size_t>(j)];
     if (e != kNone && (e < -400 || e > 400)) sys.scale[static_cast<std::size_t>(j)] = std::ldexp(1.0, static_cast<int>(-e));
   }
-  Shard scaled = shard;
+  Shard scaled;
+  std::string err;
+  try {
+    scaled = shard;
+  } catch (const std::bad_alloc&) {
+    err = out_of_memory_message(comm.rank(), "a scaled copy of this rank's rows", static_cast<double>(shard.bytes()));
+  }
+  comm.check(err.empty(), err);
   if (scaled.sparse) {
     std::vector<double>& v = scaled.csr.values;
     for (std::int64_t k = 0; k < std::ssize(v); ++k)
@@ -607,15 +651,26 @@ StartSystem start_system(const Shard& shard, const Model& model, const FitOption
   }
   sys.gram.clear();
   sys.rhs.clear();
-  start_sums(scaled, model, options, sample, comm, sys);
+  std::int64_t status = start_sums(scaled, model, options, sample, comm, sys) ? 0 : -1;
+  comm.broadcast(&status, 1);
+  if (status < 0) throw CollectiveError(root_matrices_message(kGram, 1, sys.p));
   return sys;
 }
 
 std::vector<std::int64_t> dependent_columns(const StartSystem& sys, double tol, const Communicator& comm) {
   std::vector<std::int64_t> dep;
-  if (comm.is_root()) dep = dependent_columns(sys.gram, sys.p, tol);
-  std::int64_t n = static_cast<std::int64_t>(dep.size());
+  std::int64_t n = 0;
+  if (comm.is_root()) {
+    try {
+      dep = dependent_columns(sys.gram, sys.p, tol);
+      n = static_cast<std::int64_t>(dep.size());
+    } catch (const std::bad_alloc&) {
+      n = -1;  // every rank stops with root's message
+    }
+  }
   comm.broadcast(&n, 1);
+  if (n < 0)
+    throw CollectiveError(root_matrices_message("the collinearity check's work matrices (3 of p x p)", 3, sys.p));
   dep.resize(static_cast<std::size_t>(n));
   comm.broadcast(dep.data(), dep.size());
   return dep;
@@ -633,7 +688,10 @@ std::vector<double> solve_start(const StartSystem& sys, const std::vector<std::i
   std::int64_t has_rhs = sys.rhs.empty() ? 0 : 1;
   comm.broadcast(&has_rhs, 1);
   if (has_rhs == 0) return theta;  // several outputs: start from zero
-  if (comm.is_root()) {
+  // One more entry, the status: -1 when root could not allocate its matrices.
+  theta.push_back(0.0);
+  const std::span<double> x(theta.data(), static_cast<std::size_t>(q));
+  if (comm.is_root()) try {
     std::vector<double> A(static_cast<std::size_t>(q * q)), b(static_cast<std::size_t>(q)), factor;
     for (std::int64_t c = 0; c < q; ++c) {
       b[static_cast<std::size_t>(c)] = sys.rhs[static_cast<std::size_t>(keep[static_cast<std::size_t>(c)])];
@@ -641,13 +699,19 @@ std::vector<double> solve_start(const StartSystem& sys, const std::vector<std::i
         A[static_cast<std::size_t>(r + c * q)] =
             sys.gram[static_cast<std::size_t>(keep[static_cast<std::size_t>(r)] + keep[static_cast<std::size_t>(c)] * sys.p)];
     }
-    const DampedSolve ds = damped_cholesky_solve(A, q, b, options.damping, theta, factor);
+    const DampedSolve ds = damped_cholesky_solve(A, q, b, options.damping, x, factor);
     if (!sys.scale.empty())  // the system of the scaled columns x_j s_j: theta_j = theta'_j s_j
       for (std::int64_t c = 0; c < q; ++c)
-        theta[static_cast<std::size_t>(c)] *= sys.scale[static_cast<std::size_t>(keep[static_cast<std::size_t>(c)])];
-    if (!ds.ok || !all_finite(theta)) std::fill(theta.begin(), theta.end(), 0.0);
+        x[static_cast<std::size_t>(c)] *= sys.scale[static_cast<std::size_t>(keep[static_cast<std::size_t>(c)])];
+    if (!ds.ok || !std::all_of(x.begin(), x.end(), [](double v) { return std::isfinite(v); }))
+      std::fill(x.begin(), x.end(), 0.0);
+  } catch (const std::bad_alloc&) {
+    theta.back() = -1;
   }
   comm.broadcast(theta.data(), theta.size());
+  if (theta.back() < 0)
+    throw CollectiveError(root_matrices_message("the starting values' work matrices (3 of p x p)", 3, q));
+  theta.pop_back();
   return theta;
 }
 

@@ -7,6 +7,7 @@
 
 #include "natgrad/core/error.hpp"
 #include "natgrad/core/linalg.hpp"
+#include "natgrad/core/memory.hpp"
 
 namespace natgrad {
 
@@ -286,7 +287,23 @@ void Decision::set_status(Reason status) {
   action = status == Reason::running ? Action::proceed : Action::stop;
 }
 
+std::string root_out_of_memory_message(RootAllocation what, double bytes, std::size_t p) {
+  const char* name = what == RootAllocation::fisher      ? "the normalised p x p Fisher"
+                     : what == RootAllocation::direction ? "the direction's work matrices (the equilibrated "
+                                                           "Fisher and its Cholesky factor)"
+                                                         : "the iteration's records (history, checkpoint state)";
+  return out_of_memory_message(0, name + std::string(" for ") + std::to_string(p) + " parameters", bytes);
+}
+
+
+
 void DecisionChannel::encode(const Decision& dec) {
+  if (dec.oom_what != 0) {
+    msg_[0] = kOutOfMemoryCode;
+    msg_[1] = dec.oom_bytes;
+    msg_[2] = dec.oom_what;
+    return;
+  }
   msg_[0] = dec.action == Decision::Action::halve ? double{kHalveCode}
             : dec.action == Decision::Action::stop ? static_cast<double>(static_cast<int>(dec.reason))
                                                    : 0.0;
@@ -300,6 +317,9 @@ void DecisionChannel::encode(const Decision& dec) {
 
 void DecisionChannel::decode(Decision& dec) const {
   const int code = static_cast<int>(msg_[0]);
+  if (code == kOutOfMemoryCode)
+    throw CollectiveError(root_out_of_memory_message(static_cast<RootAllocation>(static_cast<int>(msg_[2])), msg_[1],
+                                                     msg_.size() - kHeader));
   dec.action = code == kHalveCode ? Decision::Action::halve
                : code != 0        ? Decision::Action::stop
                                   : Decision::Action::proceed;

@@ -286,20 +286,41 @@ struct Decision {
   double loss = 0;                  ///< mean loss at theta_k
   double grad_norm = 0;             ///< max |gradient| at theta_k
   std::vector<double> direction;    ///< d (p); replaced only by a proceed decision
+  /// Root ran out of memory while deciding (a std::bad_alloc in Solver::decide): what it
+  /// could not allocate (RootAllocation) and about how many bytes; 0 = no failure.
+  int oom_what = 0;
+  double oom_bytes = 0;
 
   /// Root: proceed when \p status is running, else stop with it.
   void set_status(Reason status);
 };
 
+/// What rank 0 allocates while deciding an iteration, named in the out-of-memory message.
+enum class RootAllocation {
+  none = 0,
+  fisher = 1,     ///< the normalised p x p Fisher (finalize, penalty)
+  direction = 2,  ///< the direction's work matrices (the Cholesky's equilibrated copy and factor)
+  records = 3,    ///< the iteration's records: history row, observers, checkpoint state
+};
+
+/// The one message every rank throws when rank 0 could not allocate \p what (about
+/// \p bytes) for a fit with \p p parameters: names it, its size in GiB, and where the
+/// memory admission is described.
+std::string root_out_of_memory_message(RootAllocation what, double bytes, std::size_t p);
+
 /// The broadcast of a Decision: [code, step, damping, kl_unit, loss, grad_norm] + d,
-/// code = the Reason (0 = proceed) or kHalveCode. Collective.
+/// code = the Reason (0 = proceed), kHalveCode, or kOutOfMemoryCode (then step holds the
+/// bytes and damping the RootAllocation). Collective.
 class DecisionChannel {
  public:
   static constexpr std::size_t kHeader = 6;
   static constexpr int kHalveCode = 100;
+  static constexpr int kOutOfMemoryCode = 101;
   explicit DecisionChannel(std::size_t p) : msg_(kHeader + p, 0.0) {}
   /// Root encodes \p dec, broadcasts, and every rank decodes into \p dec; the direction
-  /// is taken from the message on a proceed decision only.
+  /// is taken from the message on a proceed decision only. An out-of-memory decision
+  /// (Decision::oom_what set on root) makes every rank throw CollectiveError with
+  /// root_out_of_memory_message(): one message on rank 0, every rank exits non-zero.
   void share(Decision& dec, const Communicator& comm);
   void encode(const Decision& dec);
   void decode(Decision& dec) const;

@@ -408,8 +408,13 @@ void reader_detail::allocate_shard(Shard& shard, std::int64_t rows, std::int64_t
     if (weights) shard.weight.resize(shard.y.size());
     if (offsets) shard.offset.resize(shard.y.size());
   } catch (const std::bad_alloc&) {
-    local.what = "cannot allocate " + std::to_string(rows) + " rows x " + std::to_string(p) + " features";
+    local.what = shard_out_of_memory(rows, p);
   }
+}
+
+std::string reader_detail::shard_out_of_memory(std::int64_t rows, std::int64_t p) {
+  return out_of_memory_message(-1, "this rank's " + std::to_string(rows) + " rows x " + std::to_string(p) + " features",
+                               static_cast<double>(rows) * static_cast<double>(p + 1) * 8);
 }
 
 namespace {
@@ -549,6 +554,20 @@ std::string input_format(const ReadOptions& opts) {
   if (ext == ".h5" || ext == ".hdf5" || ext == ".he5") return "hdf5";
   if (ext == ".csv" || ext == ".tsv") return "csv";
   return looks_like_libsvm(opts.path) ? "libsvm" : "csv";
+}
+
+TableShape peek_shape(const ReadOptions& opts) {
+  try {
+    if (is_generator_spec(opts.path)) return {};
+    const std::string format = input_format(opts);
+    if (format == "csv") return reader_detail::peek_csv(opts);
+    if (format == "npy") return reader_detail::peek_npy(opts);
+#ifdef NATGRAD_HAVE_HDF5
+    if (format == "hdf5") return reader_detail::peek_hdf5(opts);
+#endif
+  } catch (const std::exception&) {  // an unknown --format: load_shard says so
+  }
+  return {};
 }
 
 #ifdef NATGRAD_HAVE_HDF5
@@ -710,7 +729,13 @@ Shard load_shard(const ReadOptions& opts, const Communicator& comm) {
   if (is_generator_spec(opts.path)) {
     const GeneratorSpec spec = parse_generator_spec(opts.path);
     const Range r = partition(spec.rows, comm.rank(), comm.size());
-    shard = generate_rows(spec, r.begin, r.end, std::max(opts.threads, 1), opts.intercept);
+    std::string err;
+    try {
+      shard = generate_rows(spec, r.begin, r.end, std::max(opts.threads, 1), opts.intercept);
+    } catch (const std::bad_alloc&) {
+      err = "rank " + std::to_string(comm.rank()) + ": " + reader_detail::shard_out_of_memory(r.end - r.begin, spec.cols);
+    }
+    comm.check(err.empty(), err);
     shard.first_row = r.begin;
     shard.n_global = spec.rows;
     if (shard.source.empty()) shard.source = opts.path;
@@ -730,7 +755,15 @@ Shard load_shard(const ReadOptions& opts, const Communicator& comm) {
   }
   comm.check(shard.n_global > 0, "no data rows in " + opts.path);
   apply_layout(shard, opts, comm);
-  if (opts.intercept) add_intercept(shard);
+  if (opts.intercept) {
+    std::string err;
+    try {
+      add_intercept(shard);
+    } catch (const std::bad_alloc&) {
+      err = "rank " + std::to_string(comm.rank()) + ": " + reader_detail::shard_out_of_memory(shard.n_rows, shard.n_cols + 1);
+    }
+    comm.check(err.empty(), err);
+  }
   return shard;
 }
 

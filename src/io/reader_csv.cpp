@@ -332,6 +332,22 @@ std::string repeated_names(const std::vector<std::string>& names, const std::str
 
 namespace reader_detail {
 
+TableShape peek_csv(const ReadOptions& opts) {
+  TableShape shape;
+  try {
+    File file(opts.path);
+    HeaderInfo head;
+    if (!file.ok() || !read_header(file, opts, head).empty()) return shape;
+    TableColumns table{opts.path, static_cast<std::int64_t>(head.fields.size()), std::nullopt, {}};
+    if (head.is_header) table.names = head.fields;
+    ColumnRoles roles;
+    if (resolve_columns(opts, table, roles).empty())
+      shape.features = static_cast<std::int64_t>(roles.features.size()) + (opts.intercept ? 1 : 0);
+  } catch (const std::exception&) {
+  }
+  return shape;
+}
+
 CsvPart parse_csv_part(const ReadOptions& opts, int rank, int size) {
   const std::string& path = opts.path;
   CsvPart part;

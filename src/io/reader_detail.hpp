@@ -172,6 +172,10 @@ struct LocalError {
 void allocate_shard(Shard& shard, std::int64_t rows, std::int64_t p, bool intercept, bool weights, bool offsets,
                     LocalError& local, const std::function<void(Shard&)>& touch = {});
 
+/// "out of memory: this rank's R rows x P features (about X GiB) could not be allocated;
+/// see 'Memory admission' in docs/cluster.md".
+std::string shard_out_of_memory(std::int64_t rows, std::int64_t p);
+
 /// Why a row of a binary table (NPY, HDF5) was refused: the first used column whose value
 /// (\p value(c)) is not finite, or a negative weight, as "<where(c)>weight -1 must be >= 0"
 /// or "<where(c)>value inf is not finite"; "" if none.
@@ -279,5 +283,11 @@ std::int64_t remap_sparse_rows(SparseRows& c, const SparseColumnMap& map, std::v
 
 /// Sets \p c's index width to what \p n_cols columns need (widening or narrowing).
 void set_index_width(SparseRows& c, std::int64_t n_cols);
+// ---------------------------------------------------------------------------
+// peek_shape (reader.hpp) per format: the header only; throw nothing, -1 when unknown.
+
+TableShape peek_csv(const ReadOptions& opts);
+TableShape peek_npy(const ReadOptions& opts);
+TableShape peek_hdf5(const ReadOptions& opts);  // HDF5 builds only (reader_hdf5.cpp)
 
 }  // namespace natgrad::reader_detail

@@ -241,6 +241,36 @@ Shard read_hdf5_csr(const ReadOptions& opts, const Communicator& comm, hid_t fil
 
 }  // namespace
 
+TableShape reader_detail::peek_hdf5(const ReadOptions& opts) {
+  TableShape shape;
+  try {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    {
+      File f(opts.path);
+      if (!f.ok()) return shape;
+    }
+    if (H5Fis_hdf5(opts.path.c_str()) <= 0) return shape;
+    Handle file(H5Fopen(opts.path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);  // serial: this rank alone
+    const std::string dataset = opts.dataset.empty() ? std::string("data") : opts.dataset;
+    if (!file.ok() || H5Lexists(file.get(), dataset.c_str(), H5P_DEFAULT) <= 0) return shape;
+    Handle dset(H5Dopen2(file.get(), dataset.c_str(), H5P_DEFAULT), H5Dclose);
+    if (!dset.ok()) return shape;
+    Handle space(H5Dget_space(dset.get()), H5Sclose);
+    hsize_t dims[2] = {0, 0};
+    if (H5Sget_simple_extent_ndims(space.get()) != 2) return shape;
+    H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+    ColumnRoles roles;
+    if (!resolve_columns(opts, {opts.path, static_cast<std::int64_t>(dims[1]), std::nullopt, "is an HDF5 dataset"},
+                         roles)
+             .empty())
+      return shape;
+    shape.rows = static_cast<std::int64_t>(dims[0]);
+    shape.features = static_cast<std::int64_t>(roles.features.size()) + (opts.intercept ? 1 : 0);
+  } catch (const std::exception&) {
+  }
+  return shape;
+}
+
 Shard read_hdf5(const ReadOptions& opts, const Communicator& comm) {
   const std::string& path = opts.path;
   const std::string dataset = opts.dataset.empty() ? std::string("data") : opts.dataset;

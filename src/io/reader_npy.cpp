@@ -323,6 +323,21 @@ void prefault(void* data, std::size_t bytes, int threads) {
 
 }  // namespace
 
+TableShape reader_detail::peek_npy(const ReadOptions& opts) {
+  TableShape shape;
+  try {
+    File file(opts.path);
+    NpyHeader h;
+    if (!file.ok() || !read_npy_header(file, opts.path, h).empty()) return shape;
+    ColumnRoles roles;
+    if (!resolve_columns(opts, {opts.path, h.shape[1], std::nullopt, "is an NPY file"}, roles).empty()) return shape;
+    shape.rows = h.shape[0];
+    shape.features = static_cast<std::int64_t>(roles.features.size()) + (opts.intercept ? 1 : 0);
+  } catch (const std::exception&) {
+  }
+  return shape;
+}
+
 Shard read_npy(const ReadOptions& opts, const Communicator& comm) {
   const std::string& path = opts.path;
   File file(path);

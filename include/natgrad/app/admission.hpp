@@ -20,12 +20,20 @@ struct MemoryNeed {
 };
 
 /// Local. The Fisher part of a fit with \p p parameters (columns x outputs) on \p threads
-/// threads per rank: work and root of MemoryNeed (shard 0).
-MemoryNeed fisher_memory_need(std::int64_t p, int threads, std::int64_t block_rows, bool inference);
+/// threads per rank: work and root of MemoryNeed (shard 0). \p matrix_free (--method ngd
+/// with --solver cg, as resolved_solver() decides): the fit forms no p x p matrix, only
+/// vectors of p doubles per rank; \p inference still needs the p x p Fisher and covariance.
+MemoryNeed fisher_memory_need(std::int64_t p, int threads, std::int64_t block_rows, bool inference,
+                              bool matrix_free = false);
+/// Local. The same for \p job's fit of \p d columns (intercept included): its outputs,
+/// threads, block rows, inference and solver (--solver auto resolved for the parameters).
+MemoryNeed fisher_memory_need(const FitJob& job, std::int64_t d);
 
 /// Local. What is known before reading: for a generator spec, the rank's rows and the
-/// Fisher of its columns; for a file, its size divided by the rank count as the shard
-/// (the Fisher is checked after reading, when the column count is known).
+/// Fisher of its columns; for a CSV, NPY or HDF5 file, the Fisher of the columns its
+/// header announces (peek_shape(), io/reader.hpp) and the shard (NPY, HDF5: the rank's rows
+/// x columns x 8; CSV: the file's size / ranks); for LIBSVM, whose feature count only the
+/// read finds, the file's size / ranks as the shard and no Fisher (checked after reading).
 MemoryNeed read_memory_need(const FitJob& job, int rank, int ranks);
 
 /// Collective. Compares every rank's \p need with memory_available(): per process

@@ -29,4 +29,10 @@ struct MemoryAvailable {
 /// /proc/self/statm (Linux; elsewhere every field is -1).
 MemoryAvailable memory_available();
 
+/// Local. "out of memory on rank R: WHAT (about X GiB) could not be allocated; see 'Memory
+/// admission' in docs/cluster.md" (\p rank < 0: "out of memory: WHAT ..."), sizes below
+/// 0.01 GiB in MiB: the message of every failed allocation that ends through the
+/// collective error path (Communicator::check, CollectiveError).
+std::string out_of_memory_message(int rank, const std::string& what, double bytes);
+
 }  // namespace natgrad

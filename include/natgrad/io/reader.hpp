@@ -72,6 +72,22 @@ const OptionTable<ReadOptions>& read_option_table();
 /// weight / offset column is given; weights must be finite and >= 0.
 Shard load_shard(const ReadOptions& opts, const Communicator& comm);
 
+/// What a table's header says before any data line is read.
+struct TableShape {
+  std::int64_t rows = -1;      ///< data rows (NPY, HDF5), -1 when not known before the read
+  std::int64_t features = -1;  ///< columns of X load_shard would give (intercept included), -1 when unknown
+};
+
+/// Local, no communication, never throws. The shape of \p opts.path from its header
+/// alone, with the column roles of \p opts resolved as load_shard resolves them: CSV, the
+/// first non-empty line's fields (the reader's delimiter and quoting); NPY, the header's
+/// shape; HDF5, the dataset's dimensions. features is -1 where it is not known before the
+/// read (LIBSVM, whose largest feature index only the read finds; generator specs, see
+/// generator.hpp) and where the file or its header cannot be read or the roles do not
+/// resolve: load_shard then reports that with its own message. Used by the memory
+/// admission (app/admission.hpp) to check the Fisher before the data are read.
+TableShape peek_shape(const ReadOptions& opts);
+
 /// Local. The format load_shard reads \p opts.path in: "csv", "npy", "libsvm" or "hdf5".
 /// An explicit opts.format wins (case-insensitive; "svmlight" and "svm" mean "libsvm");
 /// else by extension: .npy; .svm, .libsvm, .svmlight; .h5, .hdf5, .he5; .csv, .tsv; any
