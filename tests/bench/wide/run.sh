@@ -126,7 +126,7 @@ MACHINE=$OUT/machine.txt
 } >"$MACHINE"
 cat "$MACHINE" >&2
 
-echo "dataset,rows,cols,nnz,C,l2,tool,status,wall_s,max_rss_mib,timeout_s,objective,grad_inf,load1,note,command" >"$CSV"
+echo "dataset,rows,cols,nnz,C,l2,tool,status,wall_s,cpu_s,max_rss_mib,timeout_s,objective,grad_inf,load1,note,command" >"$CSV"
 
 # ---- one timed run --------------------------------------------------------------------
 # run_tool DATASET TOOL CMD...: sets STATUS (ok | timeout | failed | memory) and writes
@@ -145,17 +145,18 @@ run_tool() {
   ) >"$tag.log" 2>&1 </dev/null || rc=$?
   WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0; for (i = 1; i <= n; ++i) s = s * 60 + t[i]; printf "%.2f", s }' "$tag.time" 2>/dev/null)
   RSS=$(awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1024 }' "$tag.time" 2>/dev/null)
+  CPU=$(awk -F': ' '/(User|System) time \(seconds\)/ { c += $2 } END { printf "%.2f", c }' "$tag.time" 2>/dev/null)
   NOTE=
   case $rc in
     0) STATUS=ok ;;
     124|137) STATUS=timeout; NOTE="did not finish in $TIMEOUT s" ;;
     *) STATUS=failed
-       NOTE="exit $rc: $(grep -v '^\s*$' "$tag.log" | grep -iv 'warning' | tail -1 | cut -c1-200)"
+       NOTE="exit $rc: $(grep -v '^\s*$' "$tag.log" | grep -iv 'warning' | tail -1 | awk '{ print (length($0) > 200 ? substr($0, 1, 120) " ... " substr($0, length($0) - 70) : $0) }')"
        grep -qiE 'bad_alloc|MemoryError|Unable to allocate|cannot allocate|out of memory' "$tag.log" &&
          STATUS=memory NOTE="exit $rc: out of memory under the $MEM_GIB GiB limit: $(grep -iE -m1 'bad_alloc|MemoryError|Unable to allocate|cannot allocate|out of memory' "$tag.log" | cut -c1-160)" ;;
   esac
   LOAD1=$load1
-  wide_log "  $STATUS, ${WALL:-?} s, ${RSS:-?} MiB${NOTE:+ ($NOTE)}"
+  wide_log "  $STATUS, ${WALL:-?} s (CPU ${CPU:-?} s), ${RSS:-?} MiB${NOTE:+ ($NOTE)}"
 }
 # record DATASET TOOL OBJECTIVE_ARGS... (evaluates the answer when the run was ok)
 record() {
@@ -173,9 +174,9 @@ record() {
   fi
   local m
   m=$(cat "$DATA/$ds.svm.meta")
-  printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$ds" \
+  printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$ds" \
     "$(sed -n 's/^rows=//p' <<<"$m")" "$(sed -n 's/^cols=//p' <<<"$m")" "$(sed -n 's/^nnz=//p' <<<"$m")" \
-    "$C" "$L2" "$tool" "$STATUS" "${WALL:-}" "${RSS:-}" "$TIMEOUT" "$obj" "$gi" "$LOAD1" \
+    "$C" "$L2" "$tool" "$STATUS" "${WALL:-}" "${CPU:-}" "${RSS:-}" "$TIMEOUT" "$obj" "$gi" "$LOAD1" \
     "$(csv_field "$NOTE")" "$(csv_field "$cmd")" >>"$CSV"
 }
 short() { sed "s|$DATA/|\$DATA/|g; s|$LOGS/|\$LOGS/|g; s|$HERE/|tests/bench/wide/|g; s|${NATGRAD:-@@}|natgrad|g" <<<"$*"; }
@@ -227,8 +228,9 @@ echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$MACHINE"
 {
   echo "# Wide and sparse data: natgrad against LIBLINEAR and scikit-learn (issue 13)"
   echo
-  echo "Written by \`tests/bench/wide/run.sh\`. One thread per run; wall seconds of the whole process"
-  echo "(reading the LIBSVM file included); f(w) = 0.5 w^T w + C sum log(1 + exp(-y w^T x)) evaluated"
+  echo "Written by \`tests/bench/wide/run.sh\`. One thread per run; wall and CPU (user + system) seconds"
+  echo "of the whole process (start-up and reading the LIBSVM file included; on a shared machine the CPU"
+  echo "seconds are the steadier measure, load1 the 1-minute load average before the run); f(w) = 0.5 w^T w + C sum log(1 + exp(-y w^T x)) evaluated"
   echo "for every tool by \`wide.py objective\`; the gap is relative to the smallest f of the dataset;"
   echo "time ratios against \`$REFERENCE\`."
   echo

@@ -237,9 +237,9 @@ def table(a):
         r0 = rs[0]
         out.append(f"\n### {ds}: {r0['rows']} x {r0['cols']}, {r0['nnz']} nonzeros, C = {r0['C']}"
                    f" (natgrad --l2 {r0['l2']})\n")
-        out.append("| tool | status | wall s | max RSS MiB | objective f(w) | (f - best) / best"
+        out.append("| tool | status | wall s | CPU s | load1 | max RSS MiB | objective f(w) | (f - best) / best"
                    f" | max abs grad f | time / {a.reference} | note |")
-        out.append("|---|---|---|---|---|---|---|---|---|")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rs:
             o = r["objective"]
             if o not in ("", "nan"):
@@ -251,7 +251,8 @@ def table(a):
             note = r["note"].replace("|", "\\|")
             ratio = f"{float(r['wall_s']) / ref:.2f}" if ok and ref == ref and ref > 0 else "-"
             wall = f"> {r['timeout_s']}" if r["status"] == "timeout" else (r["wall_s"] or "-")
-            out.append(f"| {r['tool']} | {r['status']} | {wall} | {r['max_rss_mib'] or '-'} | {o_s}"
+            out.append(f"| {r['tool']} | {r['status']} | {wall} | {r['cpu_s'] or '-'} | {r['load1']}"
+                       f" | {r['max_rss_mib'] or '-'} | {o_s}"
                        f" | {gap_s} | {r['grad_inf'] or '-'} | {ratio} | {note} |")
         out.append("\nCommands (`$DATA` the data directory, `$LOGS` the run's logs/):\n")
         for r in rs:
