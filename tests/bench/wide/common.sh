@@ -17,7 +17,11 @@ wide_apt() {  # package...
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } \
     >"$log" 2>&1 || wide_log "apt-get failed (see $log); what is missing is skipped"
 }
-wide_have_python() { "$WIDE_PY" -c 'import numpy, scipy, sklearn' >/dev/null 2>&1; }
+wide_have_python() {  # the answer is kept (exported) for the scripts this one calls
+  [ "${WIDE_PY_OK:-}" = 1 ] && return 0
+  "$WIDE_PY" -c 'import numpy, scipy, sklearn' >/dev/null 2>&1 || return 1
+  export WIDE_PY_OK=1
+}
 wide_have_r() {  # movielens|insteval
   command -v Rscript >/dev/null || return 1
   local pkg=dslabs

@@ -117,7 +117,7 @@ MACHINE=$OUT/machine.txt
   echo "natgrad: $(git -C "$HERE" describe --always --dirty 2>/dev/null || echo unknown)${NATGRAD:+ ($NATGRAD)}"
   echo "blas (natgrad's layout line): $(blas_core)"
   echo "liblinear: $(dpkg-query -W -f '${Package} ${Version}' liblinear-tools 2>/dev/null || echo -)"
-  echo "python: $($WIDE_PY --version 2>&1), sklearn $($WIDE_PY -c 'import sklearn; print(sklearn.__version__)' 2>/dev/null || echo -), scipy $($WIDE_PY -c 'import scipy; print(scipy.__version__)' 2>/dev/null || echo -), numpy $($WIDE_PY -c 'import numpy; print(numpy.__version__)' 2>/dev/null || echo -)"
+  echo "python: $($WIDE_PY -c 'import sys, numpy, scipy, sklearn; print(sys.version.split()[0], "sklearn", sklearn.__version__, "scipy", scipy.__version__, "numpy", numpy.__version__)' 2>/dev/null || echo -)"
   echo "timeout: $TIMEOUT s per run; address-space limit: $([ "$MEM_GIB" = 0 ] && echo none || echo "$MEM_GIB GiB") per process"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "command: tests/bench/wide/run.sh $ARGS"
