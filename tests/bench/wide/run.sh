@@ -152,8 +152,8 @@ run_tool() {
     124|137) STATUS=timeout; NOTE="did not finish in $TIMEOUT s" ;;
     *) STATUS=failed
        NOTE="exit $rc: $(grep -v '^\s*$' "$tag.log" | grep -iv 'warning' | tail -1 | awk '{ print (length($0) > 200 ? substr($0, 1, 120) " ... " substr($0, length($0) - 70) : $0) }')"
-       grep -qiE 'bad_alloc|MemoryError|Unable to allocate|cannot allocate|out of memory' "$tag.log" &&
-         STATUS=memory NOTE="exit $rc: out of memory under the $MEM_GIB GiB limit: $(grep -iE -m1 'bad_alloc|MemoryError|Unable to allocate|cannot allocate|out of memory' "$tag.log" | cut -c1-160)" ;;
+       grep -qiE 'bad_alloc|MemoryError|Unable to allocate|cannot allocate|out of memory|not enough memory' "$tag.log" &&
+         STATUS=memory NOTE="exit $rc: out of memory (address-space limit $MEM_GIB GiB): $(grep -iE -m1 'bad_alloc|MemoryError|Unable to allocate|cannot allocate|out of memory|not enough memory' "$tag.log" | cut -c1-160)" ;;
   esac
   LOAD1=$load1
   wide_log "  $STATUS, ${WALL:-?} s (CPU ${CPU:-?} s), ${RSS:-?} MiB${NOTE:+ ($NOTE)}"
