@@ -1108,6 +1108,9 @@ TEST_CASE("libsvm: files without a known extension are recognised by their conte
   CHECK(natgrad::input_format(opts) == "libsvm");
   opts.format = "csv";
   CHECK(natgrad::input_format(opts) == "csv");
+}
+
+// ===========================================================================
 // peek_shape: the header alone gives what load_shard then reads (memory admission)
 
 TEST_CASE("peek_shape: CSV and NPY headers give load_shard's columns (and NPY's rows) before the read", "[readers]") {
