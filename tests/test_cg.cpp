@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "natgrad/core/glm_fit.hpp"
+#include "natgrad/core/inference.hpp"
 #include "natgrad/io/generator.hpp"
 #include "natgrad/io/reader.hpp"
 #include "support/test_support.hpp"
@@ -133,4 +134,58 @@ TEST_CASE("solver auto picks cholesky up to 4096 parameters and cg above, and cg
   o.fisher = FisherKind::expected;
   o.method = Method::diag;
   CHECK_THROWS_WITH(o.validate(), Catch::Matchers::Contains("--method ngd"));
+}
+
+TEST_CASE("listed standard errors by conjugate gradient equal the full covariance's, model-based and robust",
+          "[cg][inference]") {
+  const Communicator comm = Communicator::world();
+  Shard shard = test::my_rows(parse_generator_spec("gen:logit:rows=2000,cols=9,seed=8"), comm);
+  shard.weight.resize(static_cast<std::size_t>(shard.n_rows));
+  for (std::int64_t i = 0; i < shard.n_rows; ++i)
+    shard.weight[static_cast<std::size_t>(i)] = 0.5 + static_cast<double>((shard.first_row + i) % 4);
+  for (const char* family : {"binomial", "poisson", "gaussian"}) {
+    for (const double l2 : {0.0, 3.0}) {
+      CAPTURE(family, l2);
+      GlmOptions o;
+      o.family = family_from_string(family);
+      o.fit.l2 = l2;
+      o.fit.tol = 1e-10;
+      const GlmFit g = fit_glm(shard, o, comm);
+      REQUIRE(g.fit.converged());
+      const auto model = make_model(o.family, o.link);
+      InferenceOptions io;
+      io.threads = 2;
+      io.l2 = l2;
+      io.penalized = g.fit_options.penalized;
+      const Inference full = infer(shard, *model, g.fit.theta, comm, io);
+      io.full_covariance_max = 3;  // below P = 10: the listed path
+      io.se_parameters = {0, 4, 9};
+      const Inference listed = infer(shard, *model, g.fit.theta, comm, io);
+      CHECK(rel(listed.deviance, full.deviance) <= 1e-14);
+      if (comm.is_root()) {
+        REQUIRE(full.std_errors.size() == 10);
+        REQUIRE(listed.std_errors.size() == 10);
+        for (std::size_t j = 0; j < 10; ++j) {
+          CAPTURE(j);
+          if (j == 0 || j == 4 || j == 9) {
+            CHECK(rel(listed.std_errors[j], full.std_errors[j]) <= 1e-8);
+            CHECK(rel(listed.robust_std_errors[j], full.robust_std_errors[j]) <= 1e-8);
+            CHECK(rel(listed.p_values[j], full.p_values[j]) <= 1e-6);
+          } else {
+            CHECK(std::isnan(listed.std_errors[j]));
+          }
+        }
+        CHECK_THAT(listed.note, Catch::Matchers::Contains("--se-columns"));
+      }
+    }
+  }
+}
+
+TEST_CASE("without a penalty, more parameters than rows are refused on the matrix-free path, naming --l2",
+          "[cg][glm_fit]") {
+  const Communicator comm = Communicator::world();
+  Shard shard = test::my_rows(parse_generator_spec("gen:logit:rows=30,cols=5000,seed=2"), comm, false);
+  GlmOptions o;
+  const std::string err = test::error_of([&] { fit_glm(shard, o, comm); });
+  CHECK_THAT(err, Catch::Matchers::Contains("5000 parameters and 30 rows") && Catch::Matchers::Contains("--l2"));
 }

@@ -1,6 +1,6 @@
 // Fisher-vector products (src/core/fisher_vector.hpp, the matrix-free half of --solver cg)
 // against the naive Fisher formed in full (tests/reference.cpp) times a vector: every
-// family and link, expected and empirical, with weights, offsets and a Fisher subsample,
+// family and link, expected, empirical and the sandwich's middle, with weights, offsets and a Fisher subsample,
 // dense rows and CSR rows with 32- and 64-bit column indices, 1 to 3 threads.
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -70,8 +70,9 @@ TEST_CASE("Fisher-vector products equal the naive Fisher times the vector, dense
     const Shard layouts[] = {s, sparsified(s), wide_csr(s)};
     REQUIRE(layouts[1].sparse);
     REQUIRE(layouts[1].csr.nnz() < s.n_rows * s.n_cols * 6 / 10);
-    for (FisherKind kind : {FisherKind::expected, FisherKind::empirical}) {
+    for (FisherKind kind : {FisherKind::expected, FisherKind::empirical, FisherKind::meat}) {
       for (double fraction : {1.0, 0.5}) {
+        if (kind == FisherKind::meat && fraction < 1) continue;  // the sandwich uses every row
         const FisherSample sample{fraction, 3};
         const ref::Sums naive = ref::naive_sums(s, *model, theta, kind, sample);
         std::vector<double> want = product(naive.fisher, v);  // per observation of the sample
@@ -95,7 +96,7 @@ TEST_CASE("Fisher-vector products: kinds without a product are refused, an empty
   const auto model = make_model("binomial", "logit");
   Shard s = ref::random_shard(0, 3, 1, false, false);
   FisherOperator op;
-  CHECK_THROWS_WITH(op.prepare(s, *model, std::vector<double>(3, 0.0), FisherKind::meat, {}, 1),
+  CHECK_THROWS_WITH(op.prepare(s, *model, std::vector<double>(3, 0.0), FisherKind::diagonal, {}, 1),
                     Catch::Matchers::Contains("expected or empirical"));
   op.prepare(s, *model, std::vector<double>(3, 0.0), FisherKind::expected, {}, 2);
   std::vector<double> out(3, 1.0);

@@ -66,17 +66,19 @@ MemoryNeed fisher_memory_need(std::int64_t p, int threads, std::int64_t block_ro
 
 namespace {
 /// The Fisher part of \p job's fit with \p d columns (intercept included).
-MemoryNeed fit_need(const FitJob& job, std::int64_t d) {
+MemoryNeed fit_need(const FitJob& job, std::int64_t d, bool sparse = false) {
   // Multinomial: K - 1 outputs when --classes is given, else counted as one (a lower bound).
   const std::int64_t outputs = job.glm.classes > 2 ? job.glm.classes - 1 : 1;
   const std::int64_t p = d * outputs;
   const bool matrix_free =
-      job.glm.fit.method == Method::ngd && resolved_solver(job.glm.fit, p) == LinearSolver::cg;
-  return fisher_memory_need(p, job.threads, job.glm.fit.block_rows, job.glm.inference, matrix_free);
+      job.glm.fit.method == Method::ngd && resolved_solver(job.glm.fit, p, sparse) == LinearSolver::cg;
+  // Inference forms the P x P covariance only up to the threshold (or --se-columns all).
+  const bool full_se = job.glm.inference && forms_full_covariance(p, job.glm.se_columns == "all");
+  return fisher_memory_need(p, job.threads, job.glm.fit.block_rows, full_se, matrix_free);
 }
 }  // namespace
 
-MemoryNeed fisher_memory_need(const FitJob& job, std::int64_t d) { return fit_need(job, d); }
+MemoryNeed fisher_memory_need(const FitJob& job, std::int64_t d, bool sparse) { return fit_need(job, d, sparse); }
 
 MemoryNeed read_memory_need(const FitJob& job, int rank, int ranks) {
   MemoryNeed n;

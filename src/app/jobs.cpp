@@ -283,7 +283,7 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
   const std::unique_ptr<OutputLock> out_lock = claim_output_directory(job, comm);
   const auto read_start = std::chrono::steady_clock::now();
   Shard shard = load_shard(job.read, comm);
-  if (admit) admit_memory(fisher_memory_need(job, shard.n_cols), "for the Fisher", comm);
+  if (admit) admit_memory(fisher_memory_need(job, shard.n_cols, shard.sparse), "for the Fisher", comm);
   const double read_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start).count();
   {  // each rank's rows and peak memory after reading; the read's speed (root's clock)
     const std::string rows_list = per_rank(comm, static_cast<double>(shard.n_rows), 0);
@@ -314,6 +314,9 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
           << (fo.method == Method::ngd    ? to_string(fo.fisher)
               : fo.method == Method::diag ? "diagonal of expected"
                                           : "none")
+          << (fo.method == Method::ngd
+                  ? ", solver " + solver_choice_text(fo, s.n_cols * model.n_outputs(), s.sparse)
+                  : std::string())
           << ", step " << to_string(fo.step) << '\n';
   };
   // Warm start, checkpoint and resume: the fingerprint ties a checkpoint to this data and

@@ -80,9 +80,10 @@ inline void row_scatter(const Shard& s, std::int64_t i, const double* z, int m, 
 
 void FisherOperator::prepare(const Shard& s, const Model& model, std::span<const double> theta, FisherKind kind,
                              const FisherSample& sample, int threads) {
-  if (kind != FisherKind::expected && kind != FisherKind::empirical)
+  if (kind != FisherKind::expected && kind != FisherKind::empirical && kind != FisherKind::meat)
     throw Error(std::string("--solver cg forms Fisher-vector products of the expected or empirical Fisher, not ") +
                 to_string(kind));
+  const bool meat = kind == FisherKind::meat;  // (w dnll)^2: the sandwich's middle
   m_ = model.n_outputs();
   scalar_ = m_ == 1;
   const bool expected = kind == FisherKind::expected;
@@ -118,11 +119,11 @@ void FisherOperator::prepare(const Shard& s, const Model& model, std::span<const
         if (!selector.take(s.first_row + row)) continue;  // stays 0
         const double w = s.weight.empty() ? 1.0 : s.weight[static_cast<std::size_t>(row)];
         if (scalar_) {
-          c_[static_cast<std::size_t>(row)] = expected ? w * fw[static_cast<std::size_t>(i)]
-                                                       : w * dnll[static_cast<std::size_t>(i)] * dnll[static_cast<std::size_t>(i)];
+          const double dn = dnll[static_cast<std::size_t>(i)];
+          c_[static_cast<std::size_t>(row)] = expected ? w * fw[static_cast<std::size_t>(i)] : (meat ? w * w : w) * dn * dn;
         } else {
           double* g = c_.data() + row * m * r;
-          const double sw = std::sqrt(w);
+          const double sw = meat ? w : std::sqrt(w);
           if (expected)
             for (int k = 0; k < m * r; ++k) g[k] = sw * fw[static_cast<std::size_t>(i * m * r + k)];
           else

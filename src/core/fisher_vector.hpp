@@ -8,6 +8,7 @@
 /// m x m curvature of its linear predictors (m = 1 for a GLM):
 ///   expected:  C_i = w_i fisher_i     (the model's factor M_i: C_i = w_i M_i M_i^T)
 ///   empirical: C_i = w_i dnll_i dnll_i^T
+///   meat:      C_i = w_i^2 dnll_i dnll_i^T   (the HC0 sandwich's middle, for inference)
 /// and 0 for rows outside the Fisher subsample. prepare() evaluates the model once per
 /// point and keeps C_i (a scalar per row, or the factor); apply() then costs two passes
 /// over the row's stored entries: u = X_i V (m dot products), z = C_i u, out += x_i (x) z.
@@ -26,7 +27,7 @@ namespace natgrad {
 class FisherOperator {
  public:
   /// Evaluates the per-row curvature at \p theta (d * m values, class-major). \p kind:
-  /// expected or empirical (throws natgrad::Error otherwise). Rows not in \p sample get 0.
+  /// expected, empirical or meat (throws natgrad::Error otherwise). Rows not in \p sample get 0.
   void prepare(const Shard& shard, const Model& model, std::span<const double> theta, FisherKind kind,
                const FisherSample& sample, int threads);
   /// out = sum_i (x_i (x) I_m) C_i (x_i (x) I_m)^T v: the unnormalised Fisher of this

@@ -18,10 +18,21 @@ const char* to_string(StopRule s) { return choice_name(kStopRules, s); }
 StopRule stop_rule_from_string(const std::string& s) { return parse_choice(kStopRules, "stop", s); }
 const char* to_string(LinearSolver s) { return choice_name(kSolvers, s); }
 LinearSolver linear_solver_from_string(const std::string& s) { return parse_choice(kSolvers, "solver", s); }
-LinearSolver resolved_solver(const FitOptions& o, std::int64_t n_params) {
+LinearSolver resolved_solver(const FitOptions& o, std::int64_t n_params, bool sparse) {
   if (o.solver != LinearSolver::automatic) return o.solver;
   const bool products = o.fisher == FisherKind::expected || o.fisher == FisherKind::empirical;
-  return n_params <= kCholeskyAutoMax || !products ? LinearSolver::cholesky : LinearSolver::cg;
+  const std::int64_t limit = sparse ? kSparseCholeskyAutoMax : kCholeskyAutoMax;
+  return n_params <= limit || !products ? LinearSolver::cholesky : LinearSolver::cg;
+}
+std::string solver_choice_text(const FitOptions& o, std::int64_t n_params, bool sparse) {
+  const LinearSolver s = resolved_solver(o, n_params, sparse);
+  std::string t = to_string(s);
+  if (o.solver != LinearSolver::automatic) return t;
+  const std::int64_t limit = sparse ? kSparseCholeskyAutoMax : kCholeskyAutoMax;
+  const bool products = o.fisher == FisherKind::expected || o.fisher == FisherKind::empirical;
+  if (!products && n_params > limit) return t + " (auto: --fisher " + to_string(o.fisher) + " has no Fisher-vector products)";
+  return t + " (auto: " + std::to_string(n_params) + " parameters " + (n_params <= limit ? "<= " : "> ") +
+         std::to_string(limit) + ", " + (sparse ? "sparse" : "dense") + " rows)";
 }
 const char* to_string(Method m) { return choice_name(kMethods, m); }
 const char* to_string(StepRule s) { return choice_name(kStepRules, s); }

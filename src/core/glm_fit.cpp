@@ -39,7 +39,12 @@ const OptionTable<GlmOptions>& glm_option_table() {
        switch_option<O>("penalize-intercept", &O::penalize_intercept, "apply --l2 to the intercept too",
                         kOptionResult),
        switch_option<O>("no-inference", &O::inference, "skip standard errors, deviances and AIC/BIC",
-                        kOptionRecorded, /*inverted=*/true)},
+                        kOptionRecorded, /*inverted=*/true),
+       text_option<O>("se-columns", &O::se_columns, "",
+                      "standard errors beyond 4096 parameters, where the P x P covariance is not formed by "
+                      "default: a comma-separated list of column names or 0-based parameter indices (one "
+                      "conjugate-gradient solve each), or 'all' (the full covariance at any P)",
+                      kOptionRecorded)},
       nest<O>(fit_option_table(), [](auto& o) -> auto& { return o.fit; }),
   });
   return table;
@@ -191,6 +196,42 @@ bool separated(const Shard& s, const Model& m, const FitResult& r, const FitOpti
   return std::isfinite(f1) && f1 <= f0 * (1 + 1e-12);
 }
 
+/// The parameters --se-columns names: a design column's name gives its parameter of every
+/// output (class-major: j + d k); a token of digits is a 0-based parameter index. Sorted,
+/// without repeats. Throws CollectiveError for an unknown name or an index out of range.
+std::vector<std::int64_t> se_parameters(const std::string& list, const std::vector<std::string>& names, int outputs) {
+  const auto d = static_cast<std::int64_t>(names.size());
+  std::vector<std::int64_t> out;
+  std::size_t a = 0;
+  while (a <= list.size()) {
+    std::size_t b = list.find(',', a);
+    if (b == std::string::npos) b = list.size();
+    std::string t = list.substr(a, b - a);
+    while (!t.empty() && t.front() == ' ') t.erase(t.begin());
+    while (!t.empty() && t.back() == ' ') t.pop_back();
+    a = b + 1;
+    if (t.empty()) continue;
+    const auto it = std::find(names.begin(), names.end(), t);
+    if (it != names.end()) {
+      for (int k = 0; k < outputs; ++k) out.push_back((it - names.begin()) + d * k);
+      continue;
+    }
+    if (std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; }) && t.size() < 18) {
+      const std::int64_t j = std::stoll(t);
+      if (j < d * outputs) {
+        out.push_back(j);
+        continue;
+      }
+      throw CollectiveError("--se-columns: parameter index " + t + " is out of range (the model has " +
+                            std::to_string(d * outputs) + " parameters, 0-based)");
+    }
+    throw CollectiveError("--se-columns: '" + t + "' is not a column of the design (nor a 0-based parameter index)");
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 }  // namespace
 
 GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm, const GlmHooks& hooks) {
@@ -223,10 +264,16 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
   // check and no IRLS start (it starts from zero); said in the log.
   const std::int64_t n_params = shard.n_cols * model.n_outputs();
   const bool gram = n_params <= kCholeskyAutoMax ||
-                    (fit_in.method == Method::ngd && resolved_solver(fit_in, n_params) == LinearSolver::cholesky);
+                    (fit_in.method == Method::ngd &&
+                     resolved_solver(fit_in, n_params, shard.sparse) == LinearSolver::cholesky);
   if (!gram && options.drop_collinear)
     throw CollectiveError("--drop-collinear needs the p x p Gram matrix, which a fit of " + std::to_string(n_params) +
                           " parameters without --solver cholesky does not form; use --l2 instead, or --solver cholesky");
+  if (!gram && fit_in.l2 == 0 && n_params > shard.n_global)
+    throw CollectiveError(std::to_string(n_params) + " parameters and " + std::to_string(shard.n_global) +
+                          " rows: with more parameters than rows the maximum-likelihood estimate is not unique (and "
+                          "does not exist for a classifier, whose data are then separable); add a ridge penalty, "
+                          "e.g. --l2 1");
   if (!gram && comm.is_root() && hooks.observer.log)
     hooks.observer.log("no collinearity check and no IRLS start for " + std::to_string(n_params) +
                        " parameters (they need the p x p Gram matrix): starting from zero; linearly dependent "
@@ -276,6 +323,11 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
                             "coefficient scales inversely)");
   }
 
+  // --se-columns: checked before the fit, so that a wrong name costs no fit.
+  std::vector<std::int64_t> se_params;
+  if (!options.se_columns.empty() && options.se_columns != "all")
+    se_params = se_parameters(options.se_columns, shard.names, model.n_outputs());
+
   FitOptions& fo = out.fit_options;
   fo = fit_in;
   out.intercept = !shard.names.empty() && shard.names[0] == "(Intercept)";
@@ -307,6 +359,8 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
     // The fit's last evaluation was the exact expected Fisher at the estimate: reuse it.
     io.fisher_from_fit = res.fisher_kind == FisherKind::expected && !res.fisher_sampled;
     if (io.fisher_from_fit) io.fit_fisher = std::move(res.fisher);
+    io.all_std_errors = options.se_columns == "all";
+    io.se_parameters = se_params;
     out.inference = infer(shard, model, res.theta, comm, io);
   }
   return out;

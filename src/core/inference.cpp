@@ -10,6 +10,7 @@
 
 #include "natgrad/core/error.hpp"
 #include "core/kernels.hpp"
+#include "core/solver_parts.hpp"
 #include "natgrad/core/linalg.hpp"
 #include "natgrad/core/memory.hpp"
 #include "natgrad/core/solver.hpp"
@@ -18,8 +19,6 @@ namespace natgrad {
 
 namespace {
 
-/// The most parameters for which infer() forms standard errors (8 P^2 doubles: 24 GiB).
-constexpr std::int64_t kMaxStdErrorParams = 20000;
 
 /// Collective: normalised sums of \p kind at theta (valid on root). A failed allocation
 /// of any rank's workspace stops every rank here with one message; root's normalised
@@ -128,11 +127,114 @@ double null_deviance(const Shard& s, const Model& m, const InferenceOptions& o, 
   return dev[0];
 }
 
+/// Root: the statistic and p-value of parameter \p j from its standard error.
+void fill_statistic(Inference& r, std::span<const double> theta, std::size_t j) {
+  r.statistic[j] = theta[j] / r.std_errors[j];
+  const double a = std::abs(r.statistic[j]);
+  if (r.t_statistic && r.df_residual > 0)
+    r.p_values[j] = 2 * boost::math::cdf(boost::math::complement(boost::math::students_t(r.df_residual), a));
+  else
+    r.p_values[j] = std::erfc(a / std::sqrt(2.0));
+}
+
+/// Collective. Standard errors of the parameters o.se_parameters without the P x P
+/// covariance: for each j, x = A^-1 e_j by Jacobi-preconditioned conjugate gradient on
+/// Fisher-vector products, A = sum_i w_i fisher_i x x^T + l2 (penalised diagonal); then
+/// se_j = sqrt(x_j dispersion) and the HC0 robust se_j = sqrt(x^T B x) with B the
+/// sandwich's middle sum_i (w_i dnll_i)^2 x x^T (one more product). Root drives the
+/// products; the others serve them (FisherProducts).
+void listed_std_errors(Inference& r, const Shard& s, const Model& m, std::span<const double> theta, double wsum,
+                       std::int64_t P, const InferenceOptions& o, const Communicator& comm) {
+  const auto np = static_cast<std::size_t>(P);
+  std::string unused;
+  const Normalized D = global(s, m, theta, FisherKind::diagonal, o, comm, unused);  // the preconditioner
+  FitOptions fo;
+  fo.threads = o.threads;
+  FisherProducts fisher(s, m, fo, FisherKind::expected, comm, np), meat(s, m, fo, FisherKind::meat, comm, np);
+  fisher.at(theta);
+  meat.at(theta);
+  if (!comm.is_root()) {
+    fisher.serve();
+    meat.serve();
+    return;
+  }
+  r.std_errors.assign(np, NAN);
+  r.robust_std_errors.assign(np, NAN);
+  r.statistic.assign(np, NAN);
+  r.p_values.assign(np, NAN);
+  auto penalised = [&](std::size_t j) { return o.l2 > 0 && (o.penalized.empty() || o.penalized[j] != 0); };
+  std::vector<double> diag(np);
+  for (std::size_t j = 0; j < np; ++j) {
+    diag[j] = D.fisher[j] * wsum + (penalised(j) ? o.l2 : 0.0);
+    if (!(diag[j] > 0) || !std::isfinite(diag[j])) diag[j] = 1.0;
+  }
+  auto apply = [&](const std::vector<double>& v, std::vector<double>& out) {
+    fisher.product(v, out);
+    for (std::size_t j = 0; j < np; ++j)
+      if (penalised(j)) out[j] += o.l2 * v[j];
+  };
+  constexpr double kRelTol = 1e-10;  // preconditioned residual, relative: se to about 1e-10
+  const int max_iter = static_cast<int>(std::min<std::int64_t>(std::max<std::int64_t>(P, 50), 2000));
+  std::vector<std::vector<double>> xs;
+  std::vector<std::size_t> cols;
+  std::vector<double> x(np), rr(np), z(np), d(np), q(np);
+  int unconverged = 0;
+  for (const std::int64_t jj : o.se_parameters) {
+    const auto j = static_cast<std::size_t>(jj);
+    std::fill(x.begin(), x.end(), 0.0);
+    std::fill(rr.begin(), rr.end(), 0.0);
+    rr[j] = 1.0;
+    for (std::size_t i = 0; i < np; ++i) d[i] = z[i] = rr[i] / diag[i];
+    double rz = rr[j] * z[j];
+    const double goal = kRelTol * kRelTol * rz;
+    int it = 0;
+    for (; it < max_iter && rz > goal; ++it) {
+      apply(d, q);
+      double dq = 0;
+      for (std::size_t i = 0; i < np; ++i) dq += d[i] * q[i];
+      if (!(dq > 0)) break;
+      const double alpha = rz / dq;
+      double rz_new = 0;
+      for (std::size_t i = 0; i < np; ++i) {
+        x[i] += alpha * d[i];
+        rr[i] -= alpha * q[i];
+        z[i] = rr[i] / diag[i];
+        rz_new += rr[i] * z[i];
+      }
+      const double beta = rz_new / rz;
+      rz = rz_new;
+      for (std::size_t i = 0; i < np; ++i) d[i] = z[i] + beta * d[i];
+    }
+    if (rz > goal || !(x[j] > 0)) {
+      ++unconverged;
+      continue;
+    }
+    r.std_errors[j] = std::sqrt(x[j] * r.dispersion);
+    fill_statistic(r, theta, j);
+    xs.push_back(x);
+    cols.push_back(j);
+  }
+  fisher.release();
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    meat.product(xs[k], q);
+    double b = 0;
+    for (std::size_t i = 0; i < np; ++i) b += xs[k][i] * q[i];
+    r.robust_std_errors[cols[k]] = std::sqrt(std::max(b, 0.0));
+  }
+  meat.release();
+  r.note = "standard errors of " + std::to_string(o.se_parameters.size()) + " listed parameter(s) (--se-columns) by "
+           "conjugate gradient; the P x P covariance of all " + std::to_string(P) + " is not formed";
+  if (unconverged > 0)
+    r.note += "; " + std::to_string(unconverged) + " did not converge (singular Fisher: add --l2) and are NA";
+}
+
 /// Root: covariance, standard errors, statistics and p-values into \p r (below).
 void root_covariance(Inference& r, const Normalized& F, const Normalized& B, std::span<const double> theta,
                      double wsum, std::int64_t P, const InferenceOptions& o);
 
 }  // namespace
+
+bool forms_full_covariance(std::int64_t P, bool all) { return all || P <= kCholeskyAutoMax; }
 
 Inference infer(const Shard& s, const Model& m, std::span<const double> theta, const Communicator& comm,
                 const InferenceOptions& o) {
@@ -142,13 +244,15 @@ Inference infer(const Shard& s, const Model& m, std::span<const double> theta, c
 
   // Standard errors need P x P matrices on root (the Fisher and the sandwich's middle,
   // packed and whole, F^-1, two products, the covariance: about 8 P^2 doubles). Beyond
-  // kMaxStdErrorParams parameters, or more than root's available memory, they are not
-  // formed: the rest of the inference does not need them. Decided on root, for all.
+  // kCholeskyAutoMax parameters (unless all_std_errors), or more than root's available
+  // memory, they are not formed: the rest of the inference does not need them, and listed
+  // ones come from conjugate-gradient solves. Decided on root, for all.
   const double need_gib = 8.0 * static_cast<double>(P) * static_cast<double>(P) * 8 / 1073741824.0;
+  const bool over = !o.all_std_errors && P > o.full_covariance_max;
   std::int64_t skip_se = 0;
   if (comm.is_root()) {
-    const MemoryAvailable av = P > kMaxStdErrorParams ? MemoryAvailable{} : memory_available();
-    skip_se = P > kMaxStdErrorParams || (av.shared >= 0 && need_gib * 1073741824.0 > static_cast<double>(av.shared)) ||
+    const MemoryAvailable av = over ? MemoryAvailable{} : memory_available();
+    skip_se = over || (av.shared >= 0 && need_gib * 1073741824.0 > static_cast<double>(av.shared)) ||
                       (av.process >= 0 && need_gib * 1073741824.0 > static_cast<double>(av.process))
                   ? 1
                   : 0;
@@ -195,14 +299,17 @@ Inference infer(const Shard& s, const Model& m, std::span<const double> theta, c
   r.aic = -2 * r.log_likelihood + 2 * k;
   r.bic = -2 * r.log_likelihood + std::log(r.nobs) * k;
   if (skip_se) {
+    if (!o.se_parameters.empty()) {
+      listed_std_errors(r, s, m, theta, wsum, P, o, comm);
+      return r;
+    }
     if (!comm.is_root()) return r;
     char gib[32];
     std::snprintf(gib, sizeof gib, "%.3g", need_gib);
     r.note = "standard errors need the P x P Fisher and its inverse (about " + std::string(gib) +
              " GiB on the root rank): not formed for P = " + std::to_string(P) + " parameters (" +
-             (P > kMaxStdErrorParams ? "limit " + std::to_string(kMaxStdErrorParams)
-                                     : std::string("more than the memory available")) +
-             "); fit fewer columns to get them (docs/design.md, 'Sparse shards')";
+             (over ? "above " + std::to_string(o.full_covariance_max) : std::string("more than the memory available")) +
+             "); --se-columns NAMES computes chosen ones by conjugate gradient, --se-columns all forms them all";
     return r;
   }
   // Root's covariance and sandwich: a failure to allocate its matrices (or an earlier one

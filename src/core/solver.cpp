@@ -174,8 +174,9 @@ class Solver {
   Solver(const Shard& shard, const Model& model, const FitOptions& o, const Communicator& comm,
          const FitObserver& obs, std::int64_t p)
       : o_(o), comm_(comm), obs_(obs), np_(static_cast<std::size_t>(p)),
-        products_(matrix_free(o, p) ? std::make_unique<FisherProducts>(shard, model, o, o.fisher, comm, np_) : nullptr),
-        direction_(make_direction(o, p, products_.get())),
+        products_(matrix_free(o, p, shard.sparse) ? std::make_unique<FisherProducts>(shard, model, o, o.fisher, comm, np_)
+                                                  : nullptr),
+        direction_(make_direction(o, p, products_.get(), shard.sparse)),
         rule_(make_step_rule(o)), stop_test_(o), passes_(shard, model, o, direction_->fisher_kind(), comm),
         channel_(np_) {
     res_.theta = o.theta0.empty() ? std::vector<double>(np_, 0.0) : o.theta0;

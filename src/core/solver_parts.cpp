@@ -222,14 +222,15 @@ DirectionOutcome CgDirection::compute(const Normalized& nz, double damping, int 
   return out;
 }
 
-bool matrix_free(const FitOptions& o, std::int64_t n_params) {
-  return o.method == Method::ngd && resolved_solver(o, n_params) == LinearSolver::cg;
+bool matrix_free(const FitOptions& o, std::int64_t n_params, bool sparse) {
+  return o.method == Method::ngd && resolved_solver(o, n_params, sparse) == LinearSolver::cg;
 }
 
-std::unique_ptr<Direction> make_direction(const FitOptions& o, std::int64_t n_params, FisherProducts* products) {
+std::unique_ptr<Direction> make_direction(const FitOptions& o, std::int64_t n_params, FisherProducts* products,
+                                          bool sparse) {
   switch (o.method) {
     case Method::ngd:
-      if (matrix_free(o, n_params)) {
+      if (matrix_free(o, n_params, sparse)) {
         if (products == nullptr) throw Error("--solver cg needs the Fisher-vector products (internal)");
         return std::make_unique<CgDirection>(*products, o);
       }

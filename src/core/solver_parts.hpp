@@ -169,9 +169,10 @@ class CgDirection final : public Direction {
 /// The direction of FitOptions::method (and solver, resolved for \p n_params parameters);
 /// \p products must be given when that is --solver cg.
 std::unique_ptr<Direction> make_direction(const FitOptions& o, std::int64_t n_params = 0,
-                                          FisherProducts* products = nullptr);
-/// Whether the direction of \p o for \p n_params parameters is matrix-free (needs FisherProducts).
-bool matrix_free(const FitOptions& o, std::int64_t n_params);
+                                          FisherProducts* products = nullptr, bool sparse = false);
+/// Whether the direction of \p o for \p n_params parameters of dense or CSR (\p sparse)
+/// rows is matrix-free (needs FisherProducts).
+bool matrix_free(const FitOptions& o, std::int64_t n_params, bool sparse = false);
 
 // ---------------------------------------------------------------------------------------
 // Step-length rules

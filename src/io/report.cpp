@@ -111,7 +111,9 @@ std::string summary_text(const FitReport& r) {
       continue;
     }
     char line[200];
-    if (has_se)
+    if (has_se && !std::isfinite(se[j]))  // --se-columns: only the listed ones have one
+      std::snprintf(line, sizeof line, "%14.6g\n", est[j]);
+    else if (has_se)
       std::snprintf(line, sizeof line, "%14.6g %12.6g %9.3f %10s %12.6g %s\n", est[j], se[j], st[j],
                     pval(pv[j]).c_str(), rse[j], stars(pv[j]).c_str());
     else

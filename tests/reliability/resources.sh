@@ -86,7 +86,7 @@ need_message() {
 # Memory admission.
 
 begin_check "a generator whose Fisher exceeds the machine is refused before reading, with both numbers"
-run toobig fit --data gen:logit:rows=50,cols=200000 --out "$W/toobig"
+run toobig fit --data gen:logit:rows=50,cols=200000 --solver cholesky --out "$W/toobig"
 [ "$RC" -eq 1 ] || fail "exit $RC, expected 1 ($(tail_of "$ALL"))"
 need_message "not enough memory" "GiB" "available" "limit:" "fewer --threads" "--fisher-sample does not reduce memory" \
   "--memory-check off"
@@ -96,7 +96,7 @@ need_message "not enough memory" "GiB" "available" "limit:" "fewer --threads" "-
 end_check
 
 begin_check "the same fit at the issue's size (cols=40000, Fisher 12.8 GB) is refused at once"
-run issue fit --data gen:logit:rows=50,cols=40000 --out "$W/issue"
+run issue fit --data gen:logit:rows=50,cols=40000 --solver cholesky --out "$W/issue"
 [ "$RC" -eq 1 ] || fail "exit $RC, expected 1 ($(tail_of "$ALL"))"
 need_message "not enough memory for this fit"
 end_check
@@ -105,7 +105,7 @@ end_check
 # an address-space limit of 1.5 GB (an MPI rank starts with about 0.5 GB of address space).
 begin_check "ulimit -v: refused with the process's limit named, before any p x p buffer"
 RUN_AS=(bash -c 'ulimit -v 1500000 && exec "$@"' ulimit)
-run ulimit fit --data gen:logit:rows=400,cols=8000 --threads 1 --out "$W/ulimit"
+run ulimit fit --data gen:logit:rows=400,cols=8000 --threads 1 --solver cholesky --out "$W/ulimit"
 RUN_AS=()
 [ "$RC" -eq 1 ] || fail "exit $RC, expected 1 ($(tail_of "$ALL"))"
 need_message "not enough memory" "available to the process (limit: ulimit -v, RLIMIT_AS)" "rank 0 needs about"
@@ -113,7 +113,7 @@ end_check
 
 begin_check "ulimit -v with --memory-check off: the failed allocation ends collectively, with its size"
 RUN_AS=(bash -c 'ulimit -v 1500000 && exec "$@"' ulimit)
-run ulimit_off fit --data gen:logit:rows=400,cols=12000 --threads 1 --memory-check off --out "$W/ulimit_off"
+run ulimit_off fit --data gen:logit:rows=400,cols=12000 --threads 1 --solver cholesky --memory-check off --out "$W/ulimit_off"
 RUN_AS=()
 [ "$RC" -eq 1 ] || fail "exit $RC, expected 1 ($(tail_of "$ALL"))"
 need_message "out of memory" "12000 parameters" "GiB"
@@ -185,7 +185,7 @@ elif ! mkdir "$cg_dir" 2>/dev/null || ! echo 400000000 >"$cg_dir/$cg_limit_file"
 else
   begin_check "memory cgroup of 400 MB: refused before reading, the cgroup's limit named"
   RUN_AS=(bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg_dir")
-  run cgroup fit --data gen:logit:rows=400,cols=8000 --threads 1 --out "$W/cgroup"
+  run cgroup fit --data gen:logit:rows=400,cols=8000 --threads 1 --solver cholesky --out "$W/cgroup"
   RUN_AS=()
   [ "$RC" -eq 1 ] || fail "exit $RC, expected 1 ($(tail_of "$ALL"))"
   need_message "not enough memory" "cgroup" "natgrad-test-$$ $cg_limit_file" "need about"

@@ -27,7 +27,7 @@ MemoryNeed fisher_memory_need(std::int64_t p, int threads, std::int64_t block_ro
                               bool matrix_free = false);
 /// Local. The same for \p job's fit of \p d columns (intercept included): its outputs,
 /// threads, block rows, inference and solver (--solver auto resolved for the parameters).
-MemoryNeed fisher_memory_need(const FitJob& job, std::int64_t d);
+MemoryNeed fisher_memory_need(const FitJob& job, std::int64_t d, bool sparse = false);
 
 /// Local. What is known before reading: for a generator spec, the rank's rows and the
 /// Fisher of its columns; for a CSV, NPY or HDF5 file, the Fisher of the columns its

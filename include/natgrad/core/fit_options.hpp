@@ -82,10 +82,20 @@ struct FitOptions {
   void validate() const;
 };
 
-/// Parameter counts up to this use --solver cholesky under --solver auto, larger ones cg.
+/// --solver auto: dense rows use cholesky up to this many parameters (the p x p Fisher is
+/// then at most 128 MiB and its factorisation about 2e10 flops), cg above.
 inline constexpr std::int64_t kCholeskyAutoMax = 4096;
-/// The solver \p o asks for, with automatic resolved for \p n_params parameters.
-LinearSolver resolved_solver(const FitOptions& o, std::int64_t n_params);
+/// --solver auto: sparse (CSR) rows use cholesky up to this many parameters, cg above:
+/// a product costs 2 nnz flops against p^2 per row for the Fisher of dense rows, so the
+/// matrix-free solve wins much earlier on sparse data.
+inline constexpr std::int64_t kSparseCholeskyAutoMax = 1024;
+/// The solver \p o asks for, with automatic resolved for \p n_params parameters of dense
+/// (\p sparse false) or CSR rows. Only the expected and empirical Fisher have products:
+/// automatic stays cholesky for the others.
+LinearSolver resolved_solver(const FitOptions& o, std::int64_t n_params, bool sparse = false);
+/// One phrase for the header line: the solver and, under auto, why, e.g. "cg (auto: 20000
+/// parameters > 1024, sparse rows)".
+std::string solver_choice_text(const FitOptions& o, std::int64_t n_params, bool sparse);
 
 /// The command-line options that set FitOptions members (declared once, here).
 const OptionTable<FitOptions>& fit_option_table();

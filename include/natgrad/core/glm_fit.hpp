@@ -43,6 +43,11 @@ struct GlmOptions {
   bool drop_collinear = false;      ///< drop linearly dependent columns (reported as NA) instead of failing
   bool penalize_intercept = false;  ///< apply fit.l2 to the "(Intercept)" column too
   bool inference = true;            ///< standard errors, deviances, AIC/BIC after the fit
+  /// Which standard errors: "" (all of them up to kCholeskyAutoMax parameters, none above),
+  /// "all" (the full P x P covariance at any P), or a comma-separated list of design column
+  /// names or 0-based parameter indices, computed above the threshold by one conjugate-
+  /// gradient solve F x = e_j each (below it every standard error is computed anyway).
+  std::string se_columns;
 
   /// Throws natgrad::Error naming the first bad option: each row's check of
   /// glm_option_table(), then FitOptions::validate and the family/link combination.

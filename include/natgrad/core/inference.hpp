@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "natgrad/core/communicator.hpp"
+#include "natgrad/core/fit_options.hpp"
 #include "natgrad/core/model.hpp"
 #include "natgrad/core/shard.hpp"
 
@@ -30,6 +31,10 @@ struct Inference {
   std::string note;                       ///< e.g. why standard errors are missing
 };
 
+/// Whether infer() forms the P x P covariance (every standard error): up to
+/// kCholeskyAutoMax parameters, or at any P when \p all (--se-columns all).
+bool forms_full_covariance(std::int64_t P, bool all);
+
 struct InferenceOptions {
   int threads = 1;
   std::int64_t block_rows = 256;
@@ -39,6 +44,15 @@ struct InferenceOptions {
   /// at theta as the fit left it (FitResult::fisher, l2 / weight sum already on the
   /// penalised diagonal), and no pass recomputes it.
   bool fisher_from_fit = false;
+  /// Form the full covariance at any P (--se-columns all).
+  bool all_std_errors = false;
+  /// Above the threshold: the parameters whose standard errors (model-based and HC0) are
+  /// computed by conjugate-gradient solves F x = e_j on Fisher-vector products; the other
+  /// entries of Inference's vectors are NaN.
+  std::vector<std::int64_t> se_parameters;
+  /// The most parameters for which the full covariance is formed without all_std_errors
+  /// (kCholeskyAutoMax; tests lower it to check the listed solves against it).
+  std::int64_t full_covariance_max = kCholeskyAutoMax;
   std::vector<double> fit_fisher;
 };
 
