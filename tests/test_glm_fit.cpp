@@ -166,12 +166,13 @@ Shard one_hot_rows(const Communicator& comm) {
 }
 
 /// max_j |d/d theta_j (sum_i nll_i + l2/2 sum_{penalised j} theta_j^2)| / n, computed
-/// naively (binomial logit: sum_i (mu_i - y_i) x_ij) over every rank's rows.
+/// naively (binomial logit, or gaussian identity when \p gaussian: sum_i (mu_i - y_i) x_ij)
+/// over every rank's rows.
 double naive_gradient(const Shard& s, const std::vector<double>& theta, double l2, bool penalize_intercept,
-                      const Communicator& comm) {
+                      const Communicator& comm, bool gaussian = false) {
   std::vector<double> g(static_cast<std::size_t>(s.n_cols), 0.0);
   for (std::int64_t i = 0; i < s.n_rows; ++i) {
-    const double mu = 1 / (1 + std::exp(-s.dot(i, theta.data())));
+    const double eta = s.dot(i, theta.data()), mu = gaussian ? eta : 1 / (1 + std::exp(-eta));
     s.for_each_nonzero(i, [&](std::int64_t j, double v) { g[static_cast<std::size_t>(j)] += (mu - s.y[i]) * v; });
   }
   comm.allreduce_sum(g.data(), g.size());
@@ -250,4 +251,24 @@ TEST_CASE("fit_glm with l2 > 0 still refuses unpenalised columns dependent among
   const GlmFit g = fit_glm(s, o, comm);
   CHECK(g.fit.converged());
   CHECK(g.dropped.empty());
+}
+
+TEST_CASE("fit_glm with l2 > 0: the IRLS start is the ridge step, exact for gaussian on one-hot factors",
+          "[glm_fit][collinear]") {
+  const Communicator comm = Communicator::world();
+  Shard s = one_hot_rows(comm);
+  for (std::int64_t i = 0; i < s.n_rows; ++i)  // y = 2 x + level effects + noise
+    s.y[i] = 2 * s.x[i * s.n_cols + 1] + s.x[i * s.n_cols + 3] - s.x[i * s.n_cols + 7] +
+             rng::normal(13, 5, s.first_row + i, 0);
+  GlmOptions o;
+  o.family = ModelFamily::gaussian;
+  o.fit.l2 = 1;
+  o.fit.tol = 1e-12;
+  const Shard design = s;
+  const GlmFit g = fit_glm(s, o, comm);
+  REQUIRE(g.fit.converged());
+  // The penalised least-squares solution is the start itself (a singular Gram without the
+  // ridge): no iteration, and the penalised normal equations hold there.
+  CHECK(g.fit.iterations == 0);
+  CHECK(naive_gradient(design, g.fit.theta, 1.0, false, comm, /*gaussian=*/true) <= 1e-12);
 }
