@@ -12,6 +12,7 @@ pkgs=(
   catch2 nlohmann-json3-dev libcairo2-dev
   libhdf5-openmpi-dev          # parallel HDF5 input (optional: NATGRAD_HDF5=AUTO)
   clang libclang-rt-14-dev     # libFuzzer targets (fuzz/run_fuzz.sh, ctest -L fuzz)
+  liblinear-tools              # the LIBLINEAR parity test (tests/peers/liblinear_parity.sh)
 )
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

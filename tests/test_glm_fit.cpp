@@ -1,7 +1,8 @@
 // fit_glm (natgrad/core/glm_fit.hpp): the whole GLM pipeline as one library call, at the
 // current rank count: R's answers on real data, linearly dependent columns refused or
 // dropped (the dropped fit equals the fit without the column), a warm start through the
-// prepare hook, separation detected.
+// prepare hook, separation detected; with --l2, one-hot factors keeping every level fitted
+// (only unpenalised columns must be independent).
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <fstream>
@@ -9,6 +10,7 @@
 
 #include "natgrad/core/error.hpp"
 #include "natgrad/core/glm_fit.hpp"
+#include "natgrad/core/rng.hpp"
 #include "natgrad/io/generator.hpp"
 #include "natgrad/io/reader.hpp"
 #include "support/test_support.hpp"
@@ -128,4 +130,145 @@ TEST_CASE("fit_glm reports separation and skips inference", "[glm_fit]") {
   const GlmFit g = fit_glm(s, o, comm);
   CHECK(g.fit.reason == Reason::separation);
   CHECK_FALSE(g.has_inference);
+}
+
+namespace {
+
+/// This rank's rows of a logistic design with two one-hot factors that keep every level
+/// (a: 4 levels, b: 3) after an intercept and a continuous x: (Intercept), x, a1..a4, b1..b3.
+/// The intercept equals a1 + .. + a4 and b1 + b2 + b3, so the design has rank 8 of 9.
+/// Drawn by global row (the same data at any rank count).
+Shard one_hot_rows(const Communicator& comm) {
+  const Shard base = my_rows("gen:logit:rows=1200,cols=1,seed=7", comm);
+  Shard s;
+  s.n_rows = base.n_rows;
+  s.first_row = base.first_row;
+  s.n_global = base.n_global;
+  s.n_cols = 9;
+  s.names = {"(Intercept)", "x", "a1", "a2", "a3", "a4", "b1", "b2", "b3"};
+  s.source = "one-hot rows";
+  s.x.assign(static_cast<std::size_t>(s.n_rows * s.n_cols), 0.0);
+  s.y.resize(static_cast<std::size_t>(s.n_rows));
+  const double effect_a[4] = {-0.8, 0.1, 0.4, 1.2}, effect_b[3] = {0.5, -0.6, 0.0};
+  for (std::int64_t i = 0; i < s.n_rows; ++i) {
+    const std::int64_t g = s.first_row + i;
+    const int a = static_cast<int>(4 * rng::uniform(13, 1, g, 0)), b = static_cast<int>(3 * rng::uniform(13, 2, g, 0));
+    const double x = rng::normal(13, 3, g, 0);
+    double* r = &s.x[static_cast<std::size_t>(i * s.n_cols)];
+    r[0] = 1;
+    r[1] = x;
+    r[2 + a] = 1;
+    r[6 + b] = 1;
+    const double eta = 0.3 + 0.7 * x + effect_a[a] + effect_b[b];
+    s.y[static_cast<std::size_t>(i)] = rng::uniform(13, 4, g, 0) < 1 / (1 + std::exp(-eta)) ? 1.0 : 0.0;
+  }
+  return s;
+}
+
+/// max_j |d/d theta_j (sum_i nll_i + l2/2 sum_{penalised j} theta_j^2)| / n, computed
+/// naively (binomial logit, or gaussian identity when \p gaussian: sum_i (mu_i - y_i) x_ij)
+/// over every rank's rows.
+double naive_gradient(const Shard& s, const std::vector<double>& theta, double l2, bool penalize_intercept,
+                      const Communicator& comm, bool gaussian = false) {
+  std::vector<double> g(static_cast<std::size_t>(s.n_cols), 0.0);
+  for (std::int64_t i = 0; i < s.n_rows; ++i) {
+    const double eta = s.dot(i, theta.data()), mu = gaussian ? eta : 1 / (1 + std::exp(-eta));
+    s.for_each_nonzero(i, [&](std::int64_t j, double v) { g[static_cast<std::size_t>(j)] += (mu - s.y[i]) * v; });
+  }
+  comm.allreduce_sum(g.data(), g.size());
+  double worst = 0;
+  for (std::size_t j = 0; j < g.size(); ++j) {
+    if (j > 0 || penalize_intercept) g[j] += l2 * theta[j];
+    worst = std::max(worst, std::abs(g[j]));
+  }
+  return worst / static_cast<double>(s.n_global);
+}
+
+}  // namespace
+
+TEST_CASE("fit_glm with l2 > 0 fits one-hot factors keeping every level", "[glm_fit][collinear]") {
+  const Communicator comm = Communicator::world();
+  const Shard design = one_hot_rows(comm);
+  GlmOptions o;
+  o.fit.tol = 1e-12;
+  o.fit.max_iter = 200;
+  {
+    Shard s = design;
+    CHECK_THROWS_WITH(fit_glm(s, o, comm), Contains("columns a4, b3 are linearly dependent on earlier columns"));
+  }
+  o.fit.l2 = 1;
+  for (bool penalize_intercept : {false, true}) {
+    INFO("penalize_intercept " << penalize_intercept);
+    o.penalize_intercept = penalize_intercept;
+    o.drop_collinear = false;
+    Shard s = design;
+    o.fit.solver = LinearSolver::cholesky;
+    const GlmFit chol = fit_glm(s, o, comm);
+    REQUIRE(chol.fit.converged());
+    CHECK(chol.dropped.empty());
+    CHECK(chol.columns == design.names);
+    CHECK(naive_gradient(design, chol.fit.theta, 1.0, penalize_intercept, comm) <= 1e-10);
+    // The penalised minimiser splits the intercept among the levels: the levels'
+    // coefficients of each factor sum to 0 (d/d a_k and d/d intercept agree on the rows
+    // of each level, so the penalty's gradients do too: l2 sum_k a_k = the intercept's
+    // penalty gradient, 0 when it is unpenalised, l2 * intercept when it is).
+    const auto& t = chol.fit.theta;
+    const double sum_a = t[2] + t[3] + t[4] + t[5], sum_b = t[6] + t[7] + t[8];
+    CHECK(std::abs(sum_a - (penalize_intercept ? t[0] : 0.0)) <= 1e-8);
+    CHECK(std::abs(sum_b - (penalize_intercept ? t[0] : 0.0)) <= 1e-8);
+    REQUIRE(chol.has_inference);
+    if (comm.is_root()) {
+      REQUIRE(chol.inference.std_errors.size() == design.names.size());
+      for (double se : chol.inference.std_errors) CHECK((std::isfinite(se) && se > 0));
+    }
+    // The same estimate by the matrix-free solver and from the CSR shard.
+    Shard sp = sparsified(design);
+    o.fit.solver = LinearSolver::cg;
+    const GlmFit cg = fit_glm(sp, o, comm);
+    REQUIRE(cg.fit.converged());
+    REQUIRE(cg.fit.theta.size() == t.size());
+    for (std::size_t j = 0; j < t.size(); ++j) CHECK(std::abs(cg.fit.theta[j] - t[j]) <= 1e-6 * (1 + std::abs(t[j])));
+    // --drop-collinear drops nothing: the dependence is among penalised columns only.
+    o.drop_collinear = true;
+    o.fit.solver = LinearSolver::cholesky;
+    Shard d = design;
+    const GlmFit kept = fit_glm(d, o, comm);
+    CHECK(kept.dropped.empty());
+    CHECK(d.n_cols == design.n_cols);
+  }
+}
+
+TEST_CASE("fit_glm with l2 > 0 still refuses unpenalised columns dependent among themselves", "[glm_fit][collinear]") {
+  const Communicator comm = Communicator::world();
+  // No intercept column: the caller's mask leaves x1 and its double x1_twice unpenalised.
+  const Shard base = test::my_rows(parse_generator_spec("gen:logit:rows=800,cols=3,seed=5"), comm, /*intercept=*/false);
+  Shard s = with_copy(base, 0, 2.0, "x1_twice");
+  GlmOptions o;
+  o.fit.l2 = 1;
+  o.fit.penalized = {0, 1, 1, 0};
+  CHECK_THROWS_WITH(fit_glm(s, o, comm), Contains("column x1_twice is linearly dependent on earlier columns"));
+  o.fit.penalized = {0, 1, 1, 1};  // x1_twice penalised: fitted
+  const GlmFit g = fit_glm(s, o, comm);
+  CHECK(g.fit.converged());
+  CHECK(g.dropped.empty());
+}
+
+TEST_CASE("fit_glm with l2 > 0: the IRLS start is the ridge step, exact for gaussian on one-hot factors",
+          "[glm_fit][collinear]") {
+  const Communicator comm = Communicator::world();
+  Shard s = one_hot_rows(comm);
+  for (std::int64_t i = 0; i < s.n_rows; ++i)  // y = 2 x + level effects + noise
+    s.y[i] = 2 * s.x[i * s.n_cols + 1] + s.x[i * s.n_cols + 3] - s.x[i * s.n_cols + 7] +
+             rng::normal(13, 5, s.first_row + i, 0);
+  GlmOptions o;
+  o.family = ModelFamily::gaussian;
+  o.fit.l2 = 1;
+  o.fit.tol = 1e-12;
+  const Shard design = s;
+  const GlmFit g = fit_glm(s, o, comm);
+  REQUIRE(g.fit.converged());
+  // The penalised least-squares solution is the start itself (a singular Gram without the
+  // ridge): no iteration, and the penalised normal equations hold there.
+  CHECK(g.fit.iterations == 0);
+  CHECK(naive_gradient(design, g.fit.theta, 1.0, false, comm, /*gaussian=*/true) <= 1e-12);
 }

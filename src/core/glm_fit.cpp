@@ -232,6 +232,45 @@ std::vector<std::int64_t> se_parameters(const std::string& list, const std::vect
   return out;
 }
 
+/// The design columns the collinearity check looks at: every column without a penalty;
+/// with fit.l2 > 0 only the unpenalised ones, as fit_glm sets the penalty mask: the
+/// intercept unless \p penalize_intercept, else the columns a caller's fit.penalized
+/// leaves out for every output.
+std::vector<std::int64_t> unpenalised_columns(const Shard& s, int outputs, const FitOptions& fit,
+                                              bool penalize_intercept) {
+  std::vector<std::int64_t> out;
+  const bool own_mask = !s.names.empty() && s.names[0] == "(Intercept)" && !penalize_intercept;
+  const auto n_params = static_cast<std::size_t>(s.n_cols * outputs);
+  for (std::int64_t j = 0; j < s.n_cols; ++j) {
+    bool penalised = fit.l2 > 0;
+    if (penalised && own_mask) penalised = j != 0;
+    else if (penalised && fit.penalized.size() == n_params)
+      for (int k = 0; k < outputs; ++k) penalised = penalised && fit.penalized[static_cast<std::size_t>(k * s.n_cols + j)];
+    if (!penalised) out.push_back(j);
+  }
+  return out;
+}
+
+/// Collective: dependent_columns of the system restricted to the columns \p among (sorted),
+/// as indices of the whole design.
+std::vector<std::int64_t> dependent_among(const StartSystem& sys, const std::vector<std::int64_t>& among, double tol,
+                                          const Communicator& comm) {
+  if (std::ssize(among) == sys.p) return dependent_columns(sys, tol, comm);
+  if (among.empty()) return {};
+  StartSystem sub;
+  sub.p = std::ssize(among);
+  if (comm.is_root() && !sys.gram.empty()) {
+    sub.gram.resize(static_cast<std::size_t>(sub.p * sub.p));
+    for (std::int64_t c = 0; c < sub.p; ++c)
+      for (std::int64_t r = 0; r < sub.p; ++r)
+        sub.gram[static_cast<std::size_t>(r + c * sub.p)] =
+            sys.gram[static_cast<std::size_t>(among[static_cast<std::size_t>(r)] + among[static_cast<std::size_t>(c)] * sys.p)];
+  }
+  std::vector<std::int64_t> dep = dependent_columns(sub, tol, comm);
+  for (auto& j : dep) j = among[static_cast<std::size_t>(j)];
+  return dep;
+}
+
 }  // namespace
 
 GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm, const GlmHooks& hooks) {
@@ -278,16 +317,22 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
     hooks.observer.log("no collinearity check and no IRLS start for " + std::to_string(n_params) +
                        " parameters (they need the p x p Gram matrix): starting from zero; linearly dependent "
                        "columns are not detected (--l2 makes the estimate unique)");
+  // With --l2 > 0 the objective is strictly convex in the penalised coefficients: only
+  // the unpenalised columns (the intercept unless --penalize-intercept) must be linearly
+  // independent among themselves. Penalised columns (one-hot factors keeping every level)
+  // are never refused or dropped.
+  const std::vector<std::int64_t> checked =
+      unpenalised_columns(shard, model.n_outputs(), fit_in, options.penalize_intercept);
   StartSystem sys;
   sys.p = shard.n_cols;
   std::vector<std::int64_t> dep;
   if (gram) {
     sys = start_system(shard, model, fit_in, comm, fit_in.sample.active());
-    dep = dependent_columns(sys, sys.sampled ? 100 * kCollinearTol : kCollinearTol, comm);
+    dep = dependent_among(sys, checked, sys.sampled ? 100 * kCollinearTol : kCollinearTol, comm);
   }
   if (gram && sys.sampled && !dep.empty()) {
     sys = start_system(shard, model, fit_in, comm, false);
-    dep = dependent_columns(sys, kCollinearTol, comm);
+    dep = dependent_among(sys, checked, kCollinearTol, comm);
   }
   if (!dep.empty()) {
     std::string list;

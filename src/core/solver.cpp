@@ -584,6 +584,7 @@ bool start_sums(const Shard& shard, const Model& model, const FitOptions& option
       Normalized nz;
       finalize(sums, nz);
       sys.gram = std::move(nz.fisher);
+      sys.weight_sum = nz.weight_sum;
       if (model.n_outputs() == 1) {
         sys.rhs = std::move(nz.grad);
         for (double& v : sys.rhs) v = -v;
@@ -700,6 +701,17 @@ std::vector<double> solve_start(const StartSystem& sys, const std::vector<std::i
         A[static_cast<std::size_t>(r + c * q)] =
             sys.gram[static_cast<std::size_t>(keep[static_cast<std::size_t>(r)] + keep[static_cast<std::size_t>(c)] * sys.p)];
     }
+    // R's first IRLS step of the penalised objective: the ridge l2/W on the penalised
+    // columns' diagonal (the Gram is X^T W0 X / W), in the scaled columns' units
+    // (theta_j = theta'_j s_j: l2 theta_j^2 = l2 s_j^2 theta'_j^2). It makes the system
+    // positive definite when only penalised columns are linearly dependent.
+    if (options.l2 > 0 && sys.weight_sum > 0)
+      for (std::int64_t c = 0; c < q; ++c) {
+        const auto k = static_cast<std::size_t>(keep[static_cast<std::size_t>(c)]);
+        if (!options.penalized.empty() && !options.penalized[static_cast<std::size_t>(c)]) continue;
+        const double s = sys.scale.empty() ? 1.0 : sys.scale[k];
+        A[static_cast<std::size_t>(c + c * q)] += options.l2 * s * s / sys.weight_sum;
+      }
     const DampedSolve ds = damped_cholesky_solve(A, q, b, options.damping, x, factor);
     if (!sys.scale.empty())  // the system of the scaled columns x_j s_j: theta_j = theta'_j s_j
       for (std::int64_t c = 0; c < q; ++c)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end checks of the GLM features through the CLI at one rank count:
 # families on real data (fixtures from R / statsmodels), weights, offsets, multinomial,
-# predict, L2, and the hard cases (separation, collinear and constant columns, a
+# predict, L2 (one-hot factors keeping every level fitted under --l2), and the hard cases
+# (separation, collinear and constant columns, a
 # singular Fisher, a non-finite loss), each with its message and exit status.
 # Usage: run_glm_cli_tests.sh NATGRAD NP WORKDIR [MPIEXEC]
 set -u
@@ -95,6 +96,29 @@ else bad "dropped" "no NA/null"; fi
 awk -F, 'NR == 1 { print $0 ",zero"; next } { print $0 ",0" }' "$W/g.csv" >"$W/zero.csv"
 run zero fit --data "$W/zero.csv" --intercept
 expect zero 1 "column zero is linearly dependent"
+
+# one-hot factors keeping every level (as LIBSVM files do) after an intercept: refused
+# without a penalty; with --l2 only the unpenalised intercept must be independent, so the
+# fit runs, with standard errors, to the same estimate by Cholesky (dense) and CG (CSR)
+awk 'BEGIN { for (i = 1; i <= 600; i++) {
+  a = (7 * i) % 4; b = int(i / 3) % 3; x = sin(i)
+  u = 43758.5453 * sin(12.9898 * i); u -= int(u); if (u < 0) u += 1
+  eta = 0.5 * x + (a - 1.5) * 0.6 + (b == 1 ? -0.7 : 0.3)
+  printf "%d %d:1 %d:1 8:%.17g\n", u < 1 / (1 + exp(-eta)), a + 1, b + 5, x } }' >"$W/onehot.svm"
+run onehot fit --data "$W/onehot.svm" --intercept --out "$W/oh0"
+expect onehot_refused 1 "columns x4, x7 are linearly dependent"
+run onehot_l2 fit --data "$W/onehot.svm" --intercept --l2 1 --solver cholesky --tol 1e-12 --out "$W/oh1"
+expect onehot_l2 0 "Number of iterations"
+run onehot_l2_cg fit --data "$W/onehot.svm" --intercept --l2 1 --solver cg --layout sparse --tol 1e-12 \
+  --drop-collinear --out "$W/oh2"
+expect onehot_l2_cg 0 "Number of iterations"
+begin_check "one-hot with --l2: Cholesky and CG agree, nothing dropped, standard errors"
+need "coefficients differ" coefs_close "$W/oh2/model.json" "$W/oh1/model.json" 1e-6
+need "a column dropped" grep -q '"dropped": \[\]' "$W/oh2/model.json"
+SE=$(json_array "$W/oh1/model.json" std_errors)
+case $SE in *[0-9]*,*) case $SE in *null*) fail "a standard error is null: $SE" ;; esac ;;
+  *) fail "no standard errors: '$SE'" ;; esac
+end_check
 
 # a start where every row has |eta| > 745: the Fisher is exactly zero while the gradient
 # is not (misclassified rows both ways), and no damping makes it usable

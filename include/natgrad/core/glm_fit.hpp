@@ -6,7 +6,9 @@
 ///   fit_glm(shard, options, comm):
 ///     labels checked against the family (the row is named on error)
 ///     -> one pass: the Gram matrix X^T W0 X and R's first IRLS step (StartSystem)
-///     -> linearly dependent columns: an error naming them, or dropped (drop_collinear)
+///     -> linearly dependent columns: an error naming them, or dropped (drop_collinear);
+///        with fit.l2 > 0 only the unpenalised columns (the intercept) must be independent
+///        among themselves: penalised ones are never refused or dropped
 ///     -> penalty mask (the intercept is not penalised unless penalize_intercept)
 ///     -> hooks.prepare (e.g. a warm start or a checkpoint to resume)
 ///     -> R's starting values (start = irls), the natural-gradient fit (solver.hpp)
@@ -87,7 +89,7 @@ struct GlmHooks {
 /// Collective. Fits the GLM of \p options to the union of all ranks' shards, as
 /// `natgrad fit` does. \p shard is changed only when drop_collinear drops columns (in place,
 /// no second copy of X). Throws CollectiveError for bad labels, linearly dependent columns
-/// (without drop_collinear) and bad options; a diverged fit is returned with its reason
+/// (without drop_collinear; with fit.l2 > 0 only unpenalised ones) and bad options; a diverged fit is returned with its reason
 /// (Reason::separation when a classifier's coefficients run away).
 GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm, const GlmHooks& hooks = {});
 

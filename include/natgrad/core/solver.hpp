@@ -112,6 +112,7 @@ struct StartSystem {
   std::int64_t p = 0;          ///< design columns
   std::vector<double> gram;    ///< p x p (root only)
   std::vector<double> rhs;     ///< p (root only; empty without a start)
+  double weight_sum = 0;       ///< W, the sum of the prior weights (root only)
   bool sampled = false;        ///< formed from FitOptions::sample's rows only
   /// Empty, or the power of two each column was multiplied by before gram and rhs were
   /// formed: set when a column's scale put its squares near the ends of the double range
@@ -130,7 +131,10 @@ std::vector<std::int64_t> dependent_columns(const StartSystem& sys, double tol, 
 
 /// Collective. The start: the least-squares solution on the columns not in \p dropped
 /// (sorted), broadcast to every rank; zeros when the system has no right-hand side or the
-/// solution is not finite. Costs no pass over the rows.
+/// solution is not finite. Costs no pass over the rows. With options.l2 > 0 it is the
+/// ridge solution, (gram + l2/W on the penalised diagonal) theta = rhs (options.penalized
+/// indexes the kept columns; empty: all penalised): R's first IRLS step of the penalised
+/// objective, defined also when penalised columns are linearly dependent.
 std::vector<double> solve_start(const StartSystem& sys, const std::vector<std::int64_t>& dropped,
                                 const FitOptions& options, const Communicator& comm);
 
