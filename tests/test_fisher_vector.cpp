@@ -85,7 +85,7 @@ TEST_CASE("Fisher-vector products equal the naive Fisher times the vector, dense
             op.prepare(layouts[layout], *model, theta, kind, sample, threads);
             std::vector<double> got(static_cast<std::size_t>(p), 7.0);  // overwritten
             op.apply(layouts[layout], v, got, threads);
-            CHECK(ref::rel_diff(got, want) <= 1e-12);
+            CHECK(ref::rel_diff(got, want) <= 1e-13);
           }
       }
     }
