@@ -149,6 +149,14 @@ run_tool() {
     export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
     exec /usr/bin/time -v -o "$tag.time" timeout -k 10 "$TIMEOUT" "$@"
   ) >"$tag.log" 2>&1 </dev/null || rc=$?
+  # natgrad prints one line per coefficient: keep the logs small (first 60 and last 20
+  # lines of a long one).
+  local nl
+  nl=$(wc -l <"$tag.log")
+  if [ "$nl" -gt 100 ]; then
+    { head -n 60 "$tag.log"; echo "... ($((nl - 80)) lines left out by run.sh)"; tail -n 20 "$tag.log"; } >"$tag.log.short"
+    mv "$tag.log.short" "$tag.log"
+  fi
   WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0; for (i = 1; i <= n; ++i) s = s * 60 + t[i]; printf "%.2f", s }' "$tag.time" 2>/dev/null)
   RSS=$(awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1024 }' "$tag.time" 2>/dev/null)
   CPU=$(awk -F': ' '/(User|System) time \(seconds\)/ { c += $2 } END { printf "%.2f", c }' "$tag.time" 2>/dev/null)
