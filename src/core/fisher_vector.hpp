@@ -14,6 +14,9 @@
 /// over the row's stored entries: u = X_i V (m dot products), z = C_i u, out += x_i (x) z.
 /// Dense and CSR shards (either index width); OpenMP over contiguous row chunks with
 /// per-thread partial sums added in thread order: deterministic for a fixed thread count.
+/// On a CSR shard with m = 1 each thread keeps v and its partial sum interleaved
+/// ((v_j, out_j) adjacent), so that the random accesses of a column's read and update
+/// share one cache line (see docs/performance.md, section 8).
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -40,8 +43,13 @@ class FisherOperator {
   int m_ = 1;      // linear predictors per row
   int r_ = 1;      // columns of the stored factor per row (multi-output)
   bool scalar_ = true;
+  /// The m = 1 product on a CSR shard (apply's fast path).
+  void apply_sparse_scalar(const Shard& shard, std::span<const double> v, std::span<double> out, int threads);
+
   std::vector<double> c_;                     // scalar: C_i; multi-output: G_i (m x r, row-major), C_i = G G^T
-  std::vector<std::vector<double>> partial_;  // per-thread out
+  // Per thread: sparse m = 1: (v_j, out_j) interleaved, 2 p values; otherwise the partial
+  // sums of threads 1.. (thread 0 adds into out; its vector stays empty).
+  std::vector<std::vector<double>> partial_;
 };
 
 }  // namespace natgrad

@@ -110,7 +110,8 @@ class Workspace {
   // Sparse shards (prepare(..., sparse = true); kernels.cpp, "CSR shards"): eta_, nll_,
   // dnll_, fw_ for `block` rows and grad_ (P = d * outputs) per thread as above; coef_
   // holds a block's per-row Fisher coefficients (outputs x outputs each) and take_ its
-  // Fisher-sample flags. Diagonal: fisher_[t] is thread t's P-vector. Full kinds, two
+  // Fisher-sample flags. Diagonal: fisher_[t] is thread t's P-vector (one output: 2P values,
+  // (grad_j, F_jj) interleaved, and grad_ empty). Full kinds, two
   // strategies: split_ false: per-thread packed triangles (P(P+1)/2; thread 0 adds into
   // the output directly, fisher_[t] for t >= 1), chosen while (threads - 1) triangles fit
   // in detail::sparse_triangle_limit(); split_ true: one triangle (the output), its

@@ -12,6 +12,11 @@
 //       The fused expected-Fisher pass on a CSR shard (K nonzeros per row, column 0 the
 //       intercept, the others Zipf-like) against the dense pass on the same numbers
 //       (densified), and the loss-only passes; prints the times and their ratios.
+//   natgrad_bench fisher-vector [--rows N] [--cols p] [--nnz K] [--threads 1,2] [--reps R] [--csv F]
+//       One CG iteration's product F v (FisherOperator::apply: u = X v, z = C u, X^T z) on
+//       a gen:sparse-logit CSR shard, against a STREAM-like copy (and read) rate measured
+//       in the same run at the same thread count, with the bytes per product counted two
+//       ways (see cmd_fisher_vector); checked against a naive product.
 //   natgrad_bench project   --kernels F --iteration F [--bandwidth GBps] [--latency us] [--csv F]
 //       Fits the cost model T(P) = N d(d+1) / (P R) + T_reduce(P) + d^3/3 / R_chol + ...
 //       to the measurements and projects the time per iteration to 64 nodes.
@@ -41,12 +46,14 @@
 #include "natgrad/core/communicator.hpp"
 #include "natgrad/core/error.hpp"
 #include "natgrad/core/glm.hpp"
+#include "core/fisher_vector.hpp"
 #include "core/kernels.hpp"
 #include "natgrad/core/linalg.hpp"
 #include "natgrad/core/memory.hpp"
 #include "natgrad/plot/plot.hpp"
 #include "natgrad/core/rng.hpp"
 #include "natgrad/core/shard.hpp"
+#include "natgrad/io/generator.hpp"
 
 extern "C" void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
 
@@ -420,6 +427,136 @@ int cmd_sparse_kernels(const Args& a) {
 }
 
 // ------------------------------------------------------------------------------------
+// fisher-vector: the CG product against a memory-bandwidth roofline
+// ------------------------------------------------------------------------------------
+/// STREAM-like rates at \p threads threads over arrays of \p n doubles (each far larger
+/// than the last-level cache): copy b = a (STREAM counts 16 bytes per element) and a
+/// read-only sum (8 bytes per element). Best of \p reps, after a warm-up.
+struct StreamRates {
+  double copy = 0, read = 0;  // bytes per second
+};
+StreamRates stream_rates(std::int64_t n, int threads, int reps) {
+  std::vector<double> a(static_cast<std::size_t>(n)), b(static_cast<std::size_t>(n));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) {
+    a[static_cast<std::size_t>(i)] = 1.0 + static_cast<double>(i % 7);
+    b[static_cast<std::size_t>(i)] = 0.0;
+  }
+  double sink = 0;
+  auto copy = [&] {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) b[static_cast<std::size_t>(i)] = a[static_cast<std::size_t>(i)];
+  };
+  auto read = [&] {  // four independent sums: the add latency does not bound the rate
+    double s = 0;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : s)
+    for (std::int64_t i = 0; i < n / 4; ++i) {
+      const double* q = a.data() + 4 * i;
+      s += (q[0] + q[1]) + (q[2] + q[3]);
+    }
+    sink += s;
+  };
+  const std::vector<Timing> t = time_rounds(reps, {copy, read});
+  if (sink == 42.5) std::printf(" ");  // keep the sums alive
+  return {16.0 * static_cast<double>(n) / t[0].best, 8.0 * static_cast<double>(n / 4 * 4) / t[1].best};
+}
+
+int cmd_fisher_vector(const Args& a) {
+  const auto n = static_cast<std::int64_t>(a.num("rows", 200000));
+  const auto d = static_cast<std::int64_t>(a.num("cols", 1000000));
+  const auto k = static_cast<std::int64_t>(a.num("nnz", 40));
+  const int reps = static_cast<int>(a.num("reps", 10));
+  const auto threads_list = a.ints("threads", {1, 2});
+  const std::string csv = a.str("csv", "");
+  int tmax = 1;
+  for (auto t : threads_list) tmax = std::max(tmax, static_cast<int>(t));
+  const natgrad::GeneratorSpec spec = natgrad::parse_generator_spec(
+      "gen:sparse-logit:rows=" + std::to_string(n) + ",cols=" + std::to_string(d) + ",nnz=" + std::to_string(k));
+  const natgrad::Shard s = natgrad::generate_rows(spec, 0, n, tmax);
+  const natgrad::LogisticModel model;
+  const double nnz = static_cast<double>(s.csr.nnz());
+  const double ib = s.csr.wide ? 8.0 : 4.0;
+  // theta: the generating coefficients' scale, so that the curvatures are those of a fit
+  // in progress; v: a CG direction-like vector.
+  std::vector<double> theta(static_cast<std::size_t>(d)), v(static_cast<std::size_t>(d)),
+      out(static_cast<std::size_t>(d)), ref(static_cast<std::size_t>(d), 0.0);
+  for (std::int64_t j = 0; j < d; ++j) {
+    theta[static_cast<std::size_t>(j)] = 0.3 * natgrad::rng::normal(7, 3, 0, static_cast<std::uint64_t>(j));
+    v[static_cast<std::size_t>(j)] = natgrad::rng::normal(7, 4, 0, static_cast<std::uint64_t>(j));
+  }
+  // The naive product: sum_i mu_i (1 - mu_i) x_i (x_i . v), one thread, row by row.
+  {
+    const auto* rp = s.csr.row_ptr.data();
+    const double* val = s.csr.values.data();
+    for (std::int64_t i = 0; i < n; ++i) {
+      double eta = 0, u = 0;
+      for (std::int64_t q = rp[i]; q < rp[i + 1]; ++q) {
+        eta += val[q] * theta[static_cast<std::size_t>(s.csr.index(q))];
+        u += val[q] * v[static_cast<std::size_t>(s.csr.index(q))];
+      }
+      const double mu = 1 / (1 + std::exp(-eta));
+      const double z = mu * (1 - mu) * u;
+      for (std::int64_t q = rp[i]; q < rp[i + 1]; ++q) ref[static_cast<std::size_t>(s.csr.index(q))] += z * val[q];
+    }
+  }
+  // Bytes per product, two counts:
+  //  access: what the kernel loads and stores, as the issue counts it: values and indices
+  //    twice (u = X_i v, then out += z x_i), per nonzero v[j] read and out[j] read and
+  //    written (random accesses), row pointers and the per-row curvature once; with T > 1
+  //    the T partial sums written and read back into out.
+  //  compulsory: what must cross the memory bus at least: the matrix once (a row's
+  //    entries are still in L1 for the second pass), the row pointers and curvatures,
+  //    v read and out read and written once each (24 p), the partial sums as above.
+  const double p = static_cast<double>(d), rows = static_cast<double>(n);
+  std::printf("natgrad_bench fisher-vector: %lld rows x %lld cols (gen:sparse-logit), %.1f nonzeros per row, "
+              "%s-bit indices, CSR %.1f MiB, vectors %.1f MiB each, %s clock\n",
+              static_cast<long long>(n), static_cast<long long>(d), nnz / rows, s.csr.wide ? "64" : "32",
+              static_cast<double>(s.csr.bytes()) / 1048576.0, 8 * p / 1048576.0, g_cpu_clock ? "CPU" : "wall");
+  std::printf("  threads  copy GB/s  read GB/s  product ms  ns/nnz  access B/nnz  access GB/s  %%copy  "
+              "compulsory B/nnz  compulsory GB/s  %%copy  max rel err\n");
+  std::ofstream o;
+  if (!csv.empty()) {
+    const bool fresh = !std::ifstream(csv).good();
+    o.open(csv, std::ios::app);
+    if (!o) throw Error("cannot write " + csv);
+    if (fresh)
+      o << "rows,cols,nnz,threads,reps,copy_gbps,read_gbps,product_best_s,product_median_s,ns_per_nnz,access_bytes,"
+           "access_gbps,access_pct_copy,compulsory_bytes,compulsory_gbps,compulsory_pct_copy,max_rel_err\n";
+  }
+  // STREAM arrays: 4x the CSR bytes or 64 Mi doubles, whichever is larger (far beyond L3).
+  const std::int64_t sn = std::max<std::int64_t>(std::int64_t{1} << 23, static_cast<std::int64_t>(s.csr.bytes() / 2));
+  for (const auto tl : threads_list) {
+    const int T = static_cast<int>(tl);
+    const StreamRates st = stream_rates(sn, T, reps);
+    natgrad::FisherOperator op;
+    op.prepare(s, model, theta, natgrad::FisherKind::expected, natgrad::FisherSample{}, T);
+    const Timing t = time_it(reps, [&] { op.apply(s, v, out, T); });
+    double worst = 0, scale = 0;
+    for (std::int64_t j = 0; j < d; ++j) {
+      worst = std::max(worst, std::abs(out[static_cast<std::size_t>(j)] - ref[static_cast<std::size_t>(j)]));
+      scale = std::max(scale, std::abs(ref[static_cast<std::size_t>(j)]));
+    }
+    const double partial = T > 1 ? 16.0 * p * T : 0.0;  // T partial sums written, read back
+    const double access = nnz * (2 * (8 + ib) + 24) + rows * 16 + partial;
+    const double compulsory = nnz * (8 + ib) + rows * 16 + 24 * p + partial;
+    const double ag = access / t.best / 1e9, cg = compulsory / t.best / 1e9;
+    const double err = scale > 0 ? worst / scale : worst;
+    std::printf("  %7d  %9.2f  %9.2f  %10.3f  %6.2f  %12.1f  %11.2f  %5.1f  %16.1f  %15.2f  %5.1f  %.1e\n", T,
+                st.copy / 1e9, st.read / 1e9, 1e3 * t.best, 1e9 * t.best / nnz, access / nnz, ag, 100 * ag * 1e9 / st.copy,
+                compulsory / nnz, cg, 100 * cg * 1e9 / st.copy, err);
+    std::fflush(stdout);
+    if (o)
+      o << n << ',' << d << ',' << fmt(nnz / rows, 4) << ',' << T << ',' << reps << ',' << fmt(st.copy / 1e9) << ','
+        << fmt(st.read / 1e9) << ',' << fmt(t.best) << ',' << fmt(t.median) << ',' << fmt(1e9 * t.best / nnz) << ','
+        << fmt(access) << ',' << fmt(ag) << ',' << fmt(100 * ag * 1e9 / st.copy, 4) << ',' << fmt(compulsory) << ','
+        << fmt(cg) << ',' << fmt(100 * cg * 1e9 / st.copy, 4) << ',' << fmt(err, 3) << '\n';
+  }
+  if (!csv.empty()) std::cout << "wrote " << csv << "\n";
+  std::cout << "peak RSS " << fmt(static_cast<double>(natgrad::peak_rss_bytes()) / 1048576.0, 5) << " MiB\n";
+  return 0;
+}
+
+// ------------------------------------------------------------------------------------
 // iteration (MPI)
 // ------------------------------------------------------------------------------------
 int cmd_iteration(const Args& a, const Communicator& comm) {
@@ -705,10 +842,11 @@ int dispatch(int argc, char** argv, const Communicator& comm) {
   if (cmd == "kernels") return comm.is_root() ? cmd_kernels(a) : 0;
   if (cmd == "iteration") return cmd_iteration(a, comm);
   if (cmd == "sparse-kernels") return comm.is_root() ? cmd_sparse_kernels(a) : 0;
+  if (cmd == "fisher-vector") return comm.is_root() ? cmd_fisher_vector(a) : 0;
   if (cmd == "project") return comm.is_root() ? cmd_project(a) : 0;
   if (cmd == "plot") return comm.is_root() ? cmd_plot(a) : 0;
   if (comm.is_root())
-    std::cerr << "usage: natgrad_bench kernels|sparse-kernels|iteration|project|plot [options] (see tests/bench/natgrad_bench.cpp)\n";
+    std::cerr << "usage: natgrad_bench kernels|sparse-kernels|fisher-vector|iteration|project|plot [options] (see tests/bench/natgrad_bench.cpp)\n";
   return 2;
 }
 

@@ -6,8 +6,9 @@
 #
 #   BUILD_DIR         a Release build holding natgrad; '-' leaves natgrad out
 #   DATASET           synth-5k-20k synth-100k-200k movielens insteval (default: all four;
-#                     smoke: 200 x 500), written by prepare.sh into the data directory
-#                     when missing
+#                     smoke: 200 x 500; synth-1m-1m: 1e6 x 1e6, 40 per row, only when
+#                     named, minutes per tool), written by prepare.sh into the data
+#                     directory when missing
 #   --data-dir D      default ${NATGRAD_BENCH_DATA:-$HOME/.cache/natgrad-bench}/wide
 #   --out DIR         results (default tests/bench/results/wide): wide.md (the tables),
 #                     wide.csv (one record per run), machine.txt, logs/
@@ -28,6 +29,9 @@
 #                  (default: --format libsvm --family binomial --solver cg --threads 1 --no-inference)
 #   NATGRAD_RANKS  rank counts to run natgrad at (default "1"; e.g. "1 2": mpirun -n 2
 #                  --bind-to core, 1 thread each: the issue's 2 ranks x 1 thread target)
+#   NATGRAD_TOLS   natgrad --tol values, one run each per rank count (default "default":
+#                  natgrad's own, 1e-8 on the Newton decrement; e.g. "default 1e-5"; a run
+#                  with --tol T is named natgrad-npN-tolT)
 #   LIBLINEAR_EPS  one `liblinear-train -s 0 -e EPS` run per value (default "0.01 0.0001 1e-8":
 #                  LIBLINEAR's default, and tighter ones, to see time against accuracy)
 #   REFERENCE      the tool the time ratios are taken against (default liblinear-e0.0001, the
@@ -76,6 +80,7 @@ done
 [ ${#sets[@]} -gt 0 ] || sets=(synth-5k-20k synth-100k-200k movielens insteval)
 NATGRAD_ARGS=${NATGRAD_ARGS:---format libsvm --family binomial --solver cg --threads 1 --no-inference}
 NATGRAD_RANKS=${NATGRAD_RANKS:-1}
+NATGRAD_TOLS=${NATGRAD_TOLS:-default}
 LIBLINEAR_EPS=${LIBLINEAR_EPS:-0.01 0.0001 1e-8}
 REFERENCE=${REFERENCE:-liblinear-e0.0001}
 SKLEARN_TOL=${SKLEARN_TOL:-1e-8}
@@ -94,6 +99,7 @@ wide_need_python
 wide_have_python || { echo "run.sh: /usr/bin/python3 with numpy, scipy and sklearn is needed to evaluate the objectives" >&2; exit 2; }
 flags=()
 [ "$WIDE_INSTALL" = 1 ] || flags+=(--no-install)
+[ -z "$NATGRAD" ] || flags+=(--natgrad "$NATGRAD")
 bash "$HERE/prepare.sh" --data-dir "$DATA" "${flags[@]}" "${sets[@]}"
 if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 export OMPI_MCA_rmaps_base_oversubscribe=1
@@ -122,7 +128,7 @@ MACHINE=$OUT/machine.txt
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "command: tests/bench/wide/run.sh $ARGS"
   echo "NATGRAD_ARGS=$NATGRAD_ARGS"
-  echo "NATGRAD_RANKS=$NATGRAD_RANKS LIBLINEAR_EPS=$LIBLINEAR_EPS REFERENCE=$REFERENCE SKLEARN_TOL=$SKLEARN_TOL"
+  echo "NATGRAD_RANKS=$NATGRAD_RANKS NATGRAD_TOLS=$NATGRAD_TOLS LIBLINEAR_EPS=$LIBLINEAR_EPS REFERENCE=$REFERENCE SKLEARN_TOL=$SKLEARN_TOL"
 } >"$MACHINE"
 cat "$MACHINE" >&2
 
@@ -143,6 +149,14 @@ run_tool() {
     export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
     exec /usr/bin/time -v -o "$tag.time" timeout -k 10 "$TIMEOUT" "$@"
   ) >"$tag.log" 2>&1 </dev/null || rc=$?
+  # natgrad prints one line per coefficient: keep the logs small (first 60 and last 20
+  # lines of a long one).
+  local nl
+  nl=$(wc -l <"$tag.log")
+  if [ "$nl" -gt 100 ]; then
+    { head -n 60 "$tag.log"; echo "... ($((nl - 80)) lines left out by run.sh)"; tail -n 20 "$tag.log"; } >"$tag.log.short"
+    mv "$tag.log.short" "$tag.log"
+  fi
   WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0; for (i = 1; i <= n; ++i) s = s * 60 + t[i]; printf "%.2f", s }' "$tag.time" 2>/dev/null)
   RSS=$(awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1024 }' "$tag.time" 2>/dev/null)
   CPU=$(awk -F': ' '/(User|System) time \(seconds\)/ { c += $2 } END { printf "%.2f", c }' "$tag.time" 2>/dev/null)
@@ -208,10 +222,13 @@ for ds in "${sets[@]}"; do
   done
   if tool_on natgrad && [ -n "$NATGRAD" ]; then
     for np in $NATGRAD_RANKS; do
-      t=natgrad-np$np dir=$LOGS/$ds.$t.out
+     for tol in $NATGRAD_TOLS; do
+      t=natgrad-np$np tolarg=()
+      [ "$tol" = default ] || { t=$t-tol$tol; tolarg=(--tol "$tol"); }
+      dir=$LOGS/$ds.$t.out
       rm -rf "$dir"
       # shellcheck disable=SC2206
-      cmd=("$NATGRAD" fit --data "$f" --l2 "$L2" $NATGRAD_ARGS --out "$dir")
+      cmd=("$NATGRAD" fit --data "$f" --l2 "$L2" $NATGRAD_ARGS "${tolarg[@]}" --out "$dir")
       [ "$np" = 1 ] || cmd=("${MPIEXEC:-mpirun}" -n "$np" --bind-to core "${cmd[@]}")
       run_tool "$ds" "$t" "${cmd[@]}"
       if [ "$STATUS" = ok ]; then
@@ -219,6 +236,7 @@ for ds in "${sets[@]}"; do
       fi
       record "$ds" "$t" "$(short "${cmd[*]}")" --natgrad "$dir/model.json"
       [ $KEEP = 1 ] || rm -f "$dir/model.json" "$dir/summary.txt"
+     done
     done
   fi
 done
