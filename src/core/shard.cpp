@@ -47,8 +47,9 @@ void add_intercept(Shard& shard) {
   shard.names.insert(shard.names.begin(), "(Intercept)");
 }
 
-Shard densified(const Shard& s) {
-  if (!s.sparse) return s;
+namespace {
+/// \p s without its design matrix (neither x nor csr): the row vectors and metadata.
+Shard rows_without_design(const Shard& s) {
   Shard d;
   d.n_rows = s.n_rows;
   d.n_cols = s.n_cols;
@@ -59,6 +60,13 @@ Shard densified(const Shard& s) {
   d.offset = s.offset;
   d.names = s.names;
   d.source = s.source;
+  return d;
+}
+}  // namespace
+
+Shard densified(const Shard& s) {
+  if (!s.sparse) return s;
+  Shard d = rows_without_design(s);
   d.x.assign(static_cast<std::size_t>(s.n_rows * s.n_cols), 0.0);
   for (std::int64_t i = 0; i < s.n_rows; ++i)
     s.for_each_nonzero(i, [&](std::int64_t j, double v) { d.x[static_cast<std::size_t>(i * s.n_cols + j)] = v; });
@@ -67,16 +75,7 @@ Shard densified(const Shard& s) {
 
 Shard sparsified(const Shard& s) {
   if (s.sparse) return s;
-  Shard d;
-  d.n_rows = s.n_rows;
-  d.n_cols = s.n_cols;
-  d.first_row = s.first_row;
-  d.n_global = s.n_global;
-  d.y = s.y;
-  d.weight = s.weight;
-  d.offset = s.offset;
-  d.names = s.names;
-  d.source = s.source;
+  Shard d = rows_without_design(s);
   d.sparse = true;
   SparseRows& c = d.csr;
   c.wide = SparseRows::needs_wide(s.n_cols);
