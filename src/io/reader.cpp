@@ -420,6 +420,7 @@ std::string reader_detail::shard_out_of_memory(std::int64_t rows, std::int64_t p
 namespace {
 constexpr Choice<ReadOptions::Header> kHeaders[] = {
     {ReadOptions::Header::auto_detect, "auto"}, {ReadOptions::Header::yes, "yes"}, {ReadOptions::Header::no, "no"}};
+constexpr Choice<ReadOptions::Na> kNas[] = {{ReadOptions::Na::omit, "omit"}, {ReadOptions::Na::fail, "fail"}};
 
 Option<ReadOptions> delimiter_option() {
   Option<ReadOptions> o;
@@ -442,6 +443,8 @@ constexpr Choice<ReadOptions::Layout> kLayouts[] = {{ReadOptions::Layout::auto_d
 
 ReadOptions::Layout layout_from_string(const std::string& s) { return parse_choice(kLayouts, "layout", s); }
 const char* to_string(ReadOptions::Layout l) { return choice_name(kLayouts, l); }
+ReadOptions::Na na_from_string(const std::string& s) { return parse_choice(kNas, "na", s); }
+const char* to_string(ReadOptions::Na n) { return choice_name(kNas, n); }
 ReadOptions::Header header_from_string(const std::string& s) { return parse_choice(kHeaders, "header", s); }
 const char* to_string(ReadOptions::Header h) { return choice_name(kHeaders, h); }
 
@@ -483,6 +486,20 @@ const OptionTable<ReadOptions>& read_option_table() {
       choice_option("header", &O::header, "auto", "CSV header line: auto | yes | no", &header_from_string, &to_string,
                     kOptionRecorded),
       switch_option<O>("intercept", &O::intercept, "add an intercept as coefficient 0", F),
+      text_option<O>("formula", &O::formula, "",
+                     "R model formula, e.g. 'y ~ x1 + log(x2) + factor(g) + a:b + offset(log(t))' (CSV with a header; "
+                     "replaces --label-column, --columns and --offset-column; see docs/cli.md)",
+                     F),
+      choice_option("na", &O::na, "omit",
+                    "missing values (empty, NA, NaN) in a used column: omit (drop the row, as R) | fail (stop at the "
+                    "first, naming file, line and column)",
+                    &na_from_string, &to_string, F),
+      text_option<O>("reference", &O::reference, "",
+                     "reference levels of factors, 'column=level,...' (default: the first level in sorted order)", F),
+      text_option<O>("positive", &O::positive, "",
+                     "binomial with a text label: the level counted as success (default: the second in sorted order, "
+                     "as R)",
+                     F),
   };
   return table;
 }

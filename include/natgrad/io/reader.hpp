@@ -29,6 +29,14 @@ struct ReadOptions {
   char delimiter = ',';
   enum class Header { auto_detect, yes, no } header = Header::auto_detect;
   bool intercept = false;  ///< prepend a column of ones
+  /// R model formula (io/formula.hpp; CSV with a header): "y ~ x1 + factor(g)". When set it
+  /// replaces the column roles label/columns/offset (design.hpp builds the rows).
+  std::string formula;
+  /// Missing values (empty, NA, NaN) in a used column: omit drops the row (R's na.omit),
+  /// fail stops at the first one naming file, line and column.
+  enum class Na { omit, fail } na = Na::omit;
+  std::string reference;  ///< "column=level,...": reference levels of factors (formula)
+  std::string positive;   ///< binomial text label: the level counted as success (formula)
   int threads = 1;         ///< OpenMP threads for parsing / generating
 };
 
@@ -40,6 +48,10 @@ constexpr double kSparseDensity = 0.25;
 /// "auto", "dense", "sparse" <-> ReadOptions::Layout; throws natgrad::Error naming --layout.
 ReadOptions::Layout layout_from_string(const std::string& s);
 const char* to_string(ReadOptions::Layout l);
+
+/// "omit", "fail" <-> ReadOptions::Na; throws natgrad::Error naming --na.
+ReadOptions::Na na_from_string(const std::string& s);
+const char* to_string(ReadOptions::Na n);
 
 /// "auto", "yes", "no" <-> ReadOptions::Header; throws natgrad::Error naming --header.
 ReadOptions::Header header_from_string(const std::string& s);
