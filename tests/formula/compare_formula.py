@@ -28,7 +28,8 @@ natgrad's model.json keys read (the first present of each list is used):
     {"lower": [...], "upper": [...]}
   "deviance", "null_deviance", "aic" (null for the quasi families), "df_residual", "dispersion"
   theta: "theta": {"estimate", "std_error"} (or "se"), or "theta": x with "theta_std_error"
-  rows dropped: "design": {"rows_dropped"} | "rows_dropped"; "n_obs"
+  rows dropped: "design": {"rows_dropped"} | "rows_dropped"; "n_obs"; when present,
+    "design": {"missing"} ({"age": 5, ...} or [["age", 5], ...]) against R's per variable
 """
 import copy
 import decimal
@@ -188,6 +189,17 @@ def compare_rows(rep, ref, model):
     if dropped is not None:
         rep.exact("rows dropped", int(dropped), int(ref["rows_dropped"]))
     rep.exact("n_obs", model.get("n_obs"), int(ref["n_obs"]))
+    # Per-variable counts, when natgrad writes them ({"age": 5} or [["age", 5], ...]).
+    miss = design.get("missing")
+    if miss is not None and "missing" in ref:
+        if isinstance(miss, list):
+            try:
+                miss = {str(k): v for k, v in miss}
+            except (TypeError, ValueError):
+                rep.bad("design.missing: neither an object nor [[variable, count], ...]: %s" % json.dumps(miss)[:200])
+                return
+        got = {k: int(v) for k, v in miss.items() if v}
+        rep.exact("missing values per variable (design.missing)", got, ref["missing"])
 
 
 def compare_multinomial(ref, model, rep):
@@ -386,6 +398,8 @@ def natgrad_like(ref):
     m["deviance"] = ref["deviance"]
     m["n_obs"] = int(ref["n_obs"])
     m["design"] = {"rows_read": int(ref["rows_read"]), "rows_dropped": int(ref["rows_dropped"])}
+    if "missing" in ref:
+        m["design"]["missing"] = dict(ref["missing"])
     return m
 
 
@@ -435,6 +449,12 @@ def selftest(fixdir, verbose):
             p = copy.deepcopy(m)
             p["columns"][0], p["columns"][1] = p["columns"][1], p["columns"][0]
             expect(case + " columns swapped", compare_model(ref, p)[1], False)
+        if ref.get("missing"):
+            p = copy.deepcopy(m)
+            p["design"]["missing"] = [[k, v] for k, v in ref["missing"].items()]
+            expect(case + " design.missing as pairs", compare_model(ref, p)[1], True)
+            p["design"]["missing"][0][1] += 1
+            expect(case + " design.missing count off by one", compare_model(ref, p)[1], False)
         p = copy.deepcopy(m)
         del p["std_errors"]
         expect(case + " no std_errors key", compare_model(ref, p)[1], False)
