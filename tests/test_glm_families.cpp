@@ -57,7 +57,7 @@ double nb_log_pmf(double y, double mu, double theta) {
 TEST_CASE("fit_glm gives R's glm.nb, negative.binomial(theta), quasipoisson and quasibinomial fits",
           "[glm_fit][families]") {
   const Communicator comm = Communicator::world();
-  for (const char* name : {"negbin_log_quine", "negbin_log_quine_theta1.5", "quasipoisson_log_quine",
+  for (const char* name : {"negbin_log_quine", "negbin_sqrt_quine", "negbin_log_quine_theta1.5", "quasipoisson_log_quine",
                            "quasibinomial_logit_esoph_weighted"}) {
     INFO(name);
     const auto ref = fixture(name);

@@ -82,44 +82,51 @@ ftext_q <- "Days ~ Eth + Sex + Age + Lrn"
 q_note <- "design in R's treatment coding: EthN, SexM, AgeF1, AgeF2, AgeF3, LrnSL (0/1)"
 
 ## ---- negative binomial, theta estimated (MASS::glm.nb) -------------------------
-nb <- glm.nb(f_q, data = quine, control = glm.control(epsilon = 1e-12, maxit = 100))
-X <- model.matrix(nb)
+X <- model.matrix(f_q, quine)
 y <- quine$Days
 w <- rep(1, nrow(X))
-## Polish the alternation beyond glm.nb's: theta.ml to 1e-15 at the current mean, then
-## the beta fit at that theta (polished), until theta moves by < 1e-14 relative.
-th <- nb$theta
-fit <- nb
-for (k in 1:100) {
-  t0 <- th
-  th <- suppressWarnings(theta.ml(y, fitted(fit), limit = 100, eps = 1e-15))
-  th <- as.numeric(th)
-  refit <- function(start, ctl) glm(f_q, family = negative.binomial(th), data = quine, start = start, control = ctl)
-  fit <- polish(refit(unname(coef(fit)), glm.control(epsilon = 1e-15, maxit = 100)), refit)
-  if (abs(th - t0) < 1e-14 * th) break
-}
-mu <- fitted(fit)
-stopifnot(abs(th_score(th, mu, y, w)) < 1e-10)
-se <- sqrt(diag(summary(fit, dispersion = 1)$cov.scaled))
-ll <- nb_loglik(th, mu, y, w)
 p <- ncol(X)
-theta_se <- 1 / sqrt(th_info(th, mu, y, w))
-## The polished numbers against glm.nb's own (which stop on R's criteria).
-ci_nb <- confint.default(nb)
-cat(sprintf("glm.nb vs polished: coef %.1e  se %.1e  theta %.1e  SE.theta %.1e  2ll %.1e  ci %.1e\n",
-            rel(coef(nb), coef(fit)), rel(sqrt(diag(vcov(nb))), se), rel(nb$theta, th),
-            rel(nb$SE.theta, theta_se), rel(nb$twologlik, 2 * ll),
-            rel(c(ci_nb), c(coef(fit) - qnorm(0.975) * se, coef(fit) + qnorm(0.975) * se))))
-stopifnot(rel(coef(nb), coef(fit)) < 1e-6, rel(nb$theta, th) < 1e-6, rel(nb$twologlik, 2 * ll) < 1e-8,
-          rel(nb$null.deviance, fit$null.deviance) < 1e-6, rel(nb$aic, -2 * ll + 2 * p + 2) < 1e-8)
-write_case("negbin_log_quine", "quine", paste0("glm.nb(", ftext_q, ")"), "negative.binomial", "log", X, y, NULL,
-           fit, se,
-           list(theta = th, theta_std_error = theta_se, theta_estimated = TRUE,
-                log_likelihood = ll, two_log_likelihood = 2 * ll, deviance = fit$deviance,
-                null_deviance = fit$null.deviance, aic = -2 * ll + 2 * p + 2, bic = -2 * ll + log(nrow(X)) * (p + 1),
-                dispersion = 1, df_residual = jint(fit$df.residual)),
-           paste0(q_note, "; glm.nb's alternation polished (theta.ml to 1e-15, beta fit polished) until theta ",
-                  "moved < 1e-14 relative; std_errors with dispersion 1 (summary.negbin); conf_int = confint.default"))
+nb_case <- function(name, link) {
+  nb <- eval(bquote(glm.nb(f_q, data = quine, link = .(as.name(link)),
+                           control = glm.control(epsilon = 1e-12, maxit = 100))))
+  stopifnot(max(abs(model.matrix(nb) - X)) == 0)
+  ## Polish the alternation beyond glm.nb's: theta.ml to 1e-15 at the current mean, then
+  ## the beta fit at that theta (polished), until theta moves by < 1e-14 relative.
+  th <- nb$theta
+  fit <- nb
+  for (k in 1:100) {
+    t0 <- th
+    th <- as.numeric(suppressWarnings(theta.ml(y, fitted(fit), limit = 100, eps = 1e-15)))
+    refit <- function(start, ctl) glm(f_q, family = negative.binomial(th, link = link), data = quine,
+                                      start = start, control = ctl)
+    fit <- polish(refit(unname(coef(fit)), glm.control(epsilon = 1e-15, maxit = 100)), refit)
+    if (abs(th - t0) < 1e-14 * th) break
+  }
+  mu <- fitted(fit)
+  stopifnot(abs(th_score(th, mu, y, w)) < 1e-10)
+  se <- sqrt(diag(summary(fit, dispersion = 1)$cov.scaled))
+  ll <- nb_loglik(th, mu, y, w)
+  theta_se <- 1 / sqrt(th_info(th, mu, y, w))
+  ## The polished numbers against glm.nb's own (which stop on R's criteria).
+  ci_nb <- confint.default(nb)
+  cat(sprintf("%s: glm.nb vs polished: coef %.1e  se %.1e  theta %.1e  SE.theta %.1e  2ll %.1e  ci %.1e\n", name,
+              rel(coef(nb), coef(fit)), rel(sqrt(diag(vcov(nb))), se), rel(nb$theta, th),
+              rel(nb$SE.theta, theta_se), rel(nb$twologlik, 2 * ll),
+              rel(c(ci_nb), c(coef(fit) - qnorm(0.975) * se, coef(fit) + qnorm(0.975) * se))))
+  stopifnot(rel(coef(nb), coef(fit)) < 1e-6, rel(nb$theta, th) < 1e-6, rel(nb$twologlik, 2 * ll) < 1e-8,
+            rel(nb$null.deviance, fit$null.deviance) < 1e-6, rel(nb$aic, -2 * ll + 2 * p + 2) < 1e-8)
+  write_case(name, "quine", paste0("glm.nb(", ftext_q, if (link == "log") "" else paste0(", link = ", link), ")"),
+             "negative.binomial", link, X, y, NULL,
+             fit, se,
+             list(theta = th, theta_std_error = theta_se, theta_estimated = TRUE,
+                  log_likelihood = ll, two_log_likelihood = 2 * ll, deviance = fit$deviance,
+                  null_deviance = fit$null.deviance, aic = -2 * ll + 2 * p + 2, bic = -2 * ll + log(nrow(X)) * (p + 1),
+                  dispersion = 1, df_residual = jint(fit$df.residual)),
+             paste0(q_note, "; glm.nb's alternation polished (theta.ml to 1e-15, beta fit polished) until theta ",
+                    "moved < 1e-14 relative; std_errors with dispersion 1 (summary.negbin); conf_int = confint.default"))
+}
+nb_case("negbin_log_quine", "log")
+nb_case("negbin_sqrt_quine", "sqrt")
 
 ## ---- negative binomial, theta fixed: glm(family = negative.binomial(1.5)) --------
 th_fixed <- 1.5
