@@ -98,7 +98,8 @@ TEST_CASE("options: families and links accept R's spellings, case-insensitively"
   CHECK(link_from_string("Logit") == LinkFunction::logit);
   CHECK(link_from_string("") == LinkFunction::canonical);
   CHECK_THROWS_WITH(family_from_string("gama"),
-                    Contains("unknown --family 'gama' (expected: binomial, poisson, gaussian, gamma, multinomial)"));
+                    Contains("unknown --family 'gama' (expected: binomial, poisson, gaussian, gamma, multinomial, "
+                             "quasibinomial, quasipoisson, negative.binomial)"));
   FitJob job;
   apply_options(fit_job_table(), {{"data", "x.csv"}, {"family", "Gamma"}, {"link", "LOG"}}, job);
   CHECK(job.glm.family == ModelFamily::gamma);

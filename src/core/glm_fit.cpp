@@ -1,6 +1,11 @@
 #include "natgrad/core/glm_fit.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <array>
+#include <boost/math/special_functions/digamma.hpp>
+#include <boost/math/special_functions/trigamma.hpp>
 #include <cmath>
 #include <sstream>
 
@@ -21,12 +26,15 @@ const OptionTable<GlmOptions>& glm_option_table() {
   using O = GlmOptions;
   static const OptionTable<O> table = join<O>({
       {choice_option("family", &O::family, "binomial",
-                     "binomial | poisson | gaussian | gamma | multinomial (labels 0..K-1, class 0 the reference); "
-                     "R's spellings such as Gamma are accepted",
+                     "binomial | poisson | gaussian | gamma | multinomial (labels 0..K-1, class 0 the reference) | "
+                     "quasibinomial | quasipoisson (dispersion estimated, no likelihood) | negative.binomial "
+                     "(MASS::glm.nb; theta estimated unless --theta); R's spellings such as Gamma are accepted, "
+                     "negbin = negative.binomial",
                      &family_option, &to_string, kOptionResult),
        choice_option("link", &O::link, "",
                      "link function (default: the family's canonical one; binomial: logit | probit | cloglog; "
-                     "poisson: log; gaussian: identity | log; gamma: inverse | log; multinomial: softmax)",
+                     "quasibinomial as binomial; poisson, quasipoisson: log; gaussian: identity | log; gamma: inverse | log; "
+                     "negative.binomial: log | sqrt | identity; multinomial: softmax)",
                      &link_option, &to_string, kOptionResult),
        number_option<O, int>("classes", &O::classes, "0",
                              "multinomial: number of classes K (default: 1 + the largest label)", kOptionResult,
@@ -44,7 +52,16 @@ const OptionTable<GlmOptions>& glm_option_table() {
                       "standard errors beyond 4096 parameters, where the P x P covariance is not formed by "
                       "default: a comma-separated list of column names or 0-based parameter indices (one "
                       "conjugate-gradient solve each), or 'all' (the full covariance at any P)",
-                      kOptionRecorded)},
+                      kOptionRecorded),
+       number_option<O, double>("theta", &O::theta, "0",
+                                "negative.binomial: fix theta (V = mu + mu^2/theta; MASS's negative.binomial(theta) "
+                                "in glm()); 0 = estimate it by maximum likelihood as MASS::glm.nb",
+                                kOptionResult,
+                                [](double t) { return t >= 0 && std::isfinite(t) ? std::string() : "must be >= 0 (0: estimated)"; }),
+       number_option<O, double>("conf-level", &O::conf_level, "0.95",
+                                "level of the Wald confidence intervals estimate +- z SE (R's confint.default)",
+                                kOptionRecorded,
+                                [](double c) { return c > 0 && c < 1 ? std::string() : "must be in (0, 1)"; })},
       nest<O>(fit_option_table(), [](auto& o) -> auto& { return o.fit; }),
   });
   return table;
@@ -55,6 +72,8 @@ void GlmOptions::validate() const {
     if (o.check && !find_option(fit_option_table(), o.name)) o.check(*this);  // the fit's rows: below
   fit.validate();
   make_model(family, link, 2);  // the link is available for the family
+  if (theta != 0 && family != ModelFamily::negative_binomial)
+    throw Error("--theta is for --family negative.binomial (it is " + std::string(to_string(family)) + ")");
 }
 
 namespace {
@@ -271,6 +290,92 @@ std::vector<std::int64_t> dependent_among(const StartSystem& sys, const std::vec
   return dep;
 }
 
+// ---------------------------------------------------------------- negative binomial: theta
+
+/// Collective: K sums over every rank's rows with a positive weight, f(y, w, eta, acc)
+/// adding into acc (per-thread accumulators summed in thread order, then reduced to root
+/// and broadcast, so that every rank holds the same numbers: one collective round).
+template <std::size_t K, class F>
+std::array<double, K> global_row_sums(const Shard& s, std::span<const double> beta, int threads,
+                                      const Communicator& comm, F f) {
+  const int nt = std::max(threads, 1);
+  std::vector<std::array<double, K>> acc(static_cast<std::size_t>(nt));
+  for (auto& a : acc) a.fill(0.0);
+#pragma omp parallel num_threads(nt)
+  {
+    auto& a = acc[static_cast<std::size_t>(omp_get_thread_num())];
+#pragma omp for schedule(static)
+    for (std::int64_t i = 0; i < s.n_rows; ++i) {
+      const double w = s.weight.empty() ? 1.0 : s.weight[static_cast<std::size_t>(i)];
+      if (!(w > 0)) continue;
+      const double eta = s.dot(i, beta.data()) + (s.offset.empty() ? 0.0 : s.offset[static_cast<std::size_t>(i)]);
+      f(s.y[static_cast<std::size_t>(i)], w, eta, a);
+    }
+  }
+  std::array<double, K> out{};
+  for (const auto& a : acc)
+    for (std::size_t k = 0; k < K; ++k) out[k] += a[k];
+  comm.reduce_sum(out.data(), K);
+  comm.broadcast(out.data(), K);
+  return out;
+}
+
+/// What theta_ml found: theta, the information -d score / d theta there, Newton steps.
+struct ThetaMl {
+  double theta = NAN, info = NAN;
+  int iterations = 0;
+  bool converged = false;
+};
+
+/// Collective. MASS's theta.ml at the means of the coefficients \p beta (model \p m's link):
+/// the moment start n / sum w (y/mu - 1)^2 (n = sum w), then Newton on the score
+///   sum w [digamma(theta + y) - digamma(theta) + log theta + 1 - log(theta + mu) - (y + theta)/(mu + theta)]
+/// with the information
+///   sum w [-trigamma(theta + y) + trigamma(theta) - 1/theta + 2/(mu + theta) - (y + theta)/(mu + theta)^2],
+/// until the step is below 1e-12 theta (MASS stops at an absolute 1.2e-4); the information
+/// at the final theta. One collective round per step.
+ThetaMl theta_ml(const Shard& s, const Model& m, std::span<const double> beta, int threads, const Communicator& comm) {
+  using boost::math::digamma;
+  using boost::math::trigamma;
+  const auto mom = global_row_sums<2>(s, beta, threads, comm, [&](double y, double w, double eta, auto& a) {
+    const double r = y / m.mean(eta) - 1;
+    a[0] += w;
+    a[1] += w * r * r;
+  });
+  ThetaMl t;
+  double th = mom[0] / mom[1];
+  auto score_info = [&](double theta) {
+    return global_row_sums<2>(s, beta, threads, comm, [&](double y, double w, double eta, auto& a) {
+      const double mu = m.mean(eta), mt = mu + theta, yt = y + theta;
+      a[0] += w * (digamma(yt) - digamma(theta) + std::log(theta) + 1 - std::log(mt) - yt / mt);
+      a[1] += w * (-trigamma(yt) + trigamma(theta) - 1 / theta + 2 / mt - yt / (mt * mt));
+    });
+  };
+  constexpr int kLimit = 100;
+  for (int it = 1; it <= kLimit && std::isfinite(th); ++it) {
+    th = std::abs(th);
+    const auto si = score_info(th);
+    const double del = si[0] / si[1];
+    th += del;
+    t.iterations = it;
+    if (std::abs(del) <= 1e-12 * std::abs(th)) {
+      t.converged = true;
+      break;
+    }
+  }
+  t.theta = th;
+  if (std::isfinite(th) && th > 0) t.info = score_info(th)[1];
+  return t;
+}
+
+/// Collective: the log-likelihood of every rank's rows at \p beta under \p m.
+double global_loglik(const Shard& s, const Model& m, std::span<const double> beta, int threads,
+                     const Communicator& comm) {
+  return global_row_sums<1>(s, beta, threads, comm, [&](double y, double w, double eta, auto& a) {
+    a[0] += m.loglik(&eta, y, w, 1.0);
+  })[0];
+}
+
 }  // namespace
 
 GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm, const GlmHooks& hooks) {
@@ -280,7 +385,19 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
                     ? (options.classes > 0 ? options.classes : count_classes(shard, comm))
                     : 0;
   out.model = make_model(options.family, options.link, out.classes);
-  const Model& model = *out.model;
+  // Negative binomial: theta fixed (--theta), or estimated as glm.nb does, from the fit of
+  // the Poisson limit (theta = infinity) with the same link.
+  const bool negbin = options.family == ModelFamily::negative_binomial;
+  const bool estimate_theta = negbin && options.theta == 0;
+  Link nb_link = Link::log;
+  if (negbin) {
+    nb_link = dynamic_cast<const NegativeBinomialModel&>(*out.model).link();
+    out.model = std::make_shared<NegativeBinomialModel>(nb_link, estimate_theta ? INFINITY : options.theta);
+    out.theta = options.theta;
+    out.theta_estimated = estimate_theta;
+  }
+  const std::shared_ptr<const Model> first_model = out.model;  // keeps `model` alive when theta moves
+  const Model& model = *first_model;
   check_labels(shard, model, comm);
   if (options.family == ModelFamily::multinomial) {
     out.classes = model.n_classes();  // at least 2, also when every label is 0
@@ -381,6 +498,9 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
     for (int k = 0; k < model.n_outputs(); ++k) fo.penalized[static_cast<std::size_t>(k * shard.n_cols)] = 0;
   }
   if (hooks.prepare) hooks.prepare(shard, model, fo);
+  if (estimate_theta && fo.resume)
+    throw CollectiveError("--resume is not available for negative.binomial with theta estimated (the checkpoint "
+                          "holds the coefficients of one inner fit, not theta): refit, or fix theta with --theta");
   if (fo.resume) fo.theta0.clear();
   if (gram && !fo.resume && fo.theta0.empty() && options.start == StartRule::irls && model.n_outputs() == 1)
     fo.theta0 = solve_start(sys, options.drop_collinear ? dep : std::vector<std::int64_t>{}, fo, comm);
@@ -391,6 +511,71 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
   if ((res.converged() || res.reason == Reason::max_iterations || res.reason == Reason::line_search_failed) &&
       separated(shard, model, res, fo, comm))
     res.reason = Reason::separation;
+
+  // glm.nb's alternation: theta by maximum likelihood at the current means, then the
+  // coefficients at that theta from the previous ones, until theta moves by <= 1e-10
+  // relative, the log-likelihood by <= 1e-10 relative (of max(1, |loglik|)) and the
+  // coefficients' fit has converged (its own --tol) at that theta.
+  std::string theta_note;
+  if (estimate_theta && (res.converged() || res.reason == Reason::max_iterations)) {
+    constexpr int kMaxOuter = 100;
+    constexpr double kThetaTol = 1e-10, kLoglikTol = 1e-10;
+    double th_prev = NAN, ll_prev = NAN;
+    bool done = false;
+    int outer = 0;
+    FitOptions fo_k = fo;
+    fo_k.resume.reset();
+    for (outer = 1; outer <= kMaxOuter && !done; ++outer) {
+      const ThetaMl t = theta_ml(shard, *out.model, res.theta, fo.threads, comm);
+      if (!(std::isfinite(t.theta) && t.theta > 0 && t.theta < 1e15))
+        throw CollectiveError(
+            "negative.binomial: the maximum-likelihood theta does not exist or is not finite (theta.ml reached " +
+            std::to_string(t.theta) +
+            "): the counts are not overdispersed relative to the Poisson; fit --family poisson, or fix --theta");
+      if (!t.converged) theta_note = "theta.ml: Newton's iteration limit reached";
+      auto model_k = std::make_shared<const NegativeBinomialModel>(nb_link, t.theta);
+      fo_k.theta0 = res.theta;
+      FitResult r = fit(shard, *model_k, fo_k, comm, hooks.observer);
+      const double ll = global_loglik(shard, *model_k, r.theta, fo.threads, comm);
+      done = r.converged() && std::abs(t.theta - th_prev) <= kThetaTol * t.theta &&
+             std::abs(ll - ll_prev) <= kLoglikTol * std::max(1.0, std::abs(ll));
+      // One history and iteration count across the inner fits.
+      const int offset = res.iterations;
+      for (auto h : r.history) {
+        if (h.iter == 0) continue;
+        h.iter += offset;
+        res.history.push_back(h);
+      }
+      r.history = std::move(res.history);
+      r.iterations += offset;
+      r.seconds += res.seconds;
+      r.fisher_products += res.fisher_products;
+      res = std::move(r);
+      out.model = model_k;
+      out.theta = t.theta;
+      th_prev = t.theta;
+      ll_prev = ll;
+      if (!res.converged() && res.reason != Reason::max_iterations) break;  // the inner fit failed
+    }
+    out.theta_iterations = outer - 1;
+    if (!done && res.converged()) {
+      res.reason = Reason::max_iterations;
+      theta_note = "theta and the coefficients did not converge in " + std::to_string(kMaxOuter) + " alternations";
+    }
+    if (comm.is_root() && hooks.observer.log)
+      hooks.observer.log("negative.binomial: theta " + std::to_string(out.theta) + " after " +
+                         std::to_string(out.theta_iterations) + " alternations with the coefficients");
+  }
+  if (estimate_theta && std::isfinite(out.theta)) {
+    // The standard error of theta: 1 / sqrt(information) at the final theta and means.
+    const auto& nbm = dynamic_cast<const NegativeBinomialModel&>(*out.model);
+    const double info = global_row_sums<1>(shard, res.theta, fo.threads, comm, [&](double y, double w, double eta, auto& a) {
+      using boost::math::trigamma;
+      const double th = nbm.theta(), mt = nbm.mean(eta) + th, yt = y + th;
+      a[0] += w * (-trigamma(yt) + trigamma(th) - 1 / th + 2 / mt - yt / (mt * mt));
+    })[0];
+    out.theta_std_error = info > 0 ? 1 / std::sqrt(info) : NAN;
+  }
 
   out.has_inference = options.inference && res.reason != Reason::non_finite && res.reason != Reason::interrupted &&
                       res.reason != Reason::separation && res.reason != Reason::singular_fisher &&
@@ -406,7 +591,19 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
     if (io.fisher_from_fit) io.fit_fisher = std::move(res.fisher);
     io.all_std_errors = options.se_columns == "all";
     io.se_parameters = se_params;
-    out.inference = infer(shard, model, res.theta, comm, io);
+    io.conf_level = options.conf_level;
+    out.inference = infer(shard, *out.model, res.theta, comm, io);
+    Inference& inf = out.inference;
+    if (negbin) {
+      inf.theta = out.theta;
+      inf.theta_std_error = out.theta_std_error;
+      inf.theta_estimated = estimate_theta;
+      if (estimate_theta) {  // theta counts as a parameter (glm.nb's AIC, logLik.negbin's df)
+        inf.aic += 2;
+        inf.bic += std::log(inf.nobs);
+      }
+      if (!theta_note.empty()) inf.note += (inf.note.empty() ? "" : "; ") + theta_note;
+    }
   }
   return out;
 }

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <boost/math/distributions/normal.hpp>
 #include <boost/math/distributions/students_t.hpp>
 #include <cmath>
 #include <cstdio>
@@ -293,14 +294,16 @@ Inference infer(const Shard& s, const Model& m, std::span<const double> theta, c
                                       a[0] += m.loglik(eta, y, w, phi_ll);
                                     });
   comm.allreduce_sum(ll.data(), 1);
-  r.log_likelihood = ll[0];
+  r.log_likelihood = m.has_likelihood() ? ll[0] : NAN;  // quasi families: R's NA
   r.null_deviance = null_deviance(s, m, o, comm, intercept, label_sums, wsum);
   const double k = static_cast<double>(P) + (m.estimates_dispersion() ? 1.0 : 0.0);
   r.aic = -2 * r.log_likelihood + 2 * k;
   r.bic = -2 * r.log_likelihood + std::log(r.nobs) * k;
+  r.conf_level = o.conf_level;
   if (skip_se) {
     if (!o.se_parameters.empty()) {
       listed_std_errors(r, s, m, theta, wsum, P, o, comm);
+      if (comm.is_root()) wald_intervals(r, theta, o.conf_level);
       return r;
     }
     if (!comm.is_root()) return r;
@@ -327,7 +330,24 @@ Inference infer(const Shard& s, const Model& m, std::span<const double> theta, c
     }
   }
   comm.check(err.empty(), err);
+  if (comm.is_root()) wald_intervals(r, theta, o.conf_level);
   return r;
+}
+
+void wald_intervals(Inference& r, std::span<const double> theta, double level) {
+  r.conf_level = level;
+  r.conf_lower.clear();
+  r.conf_upper.clear();
+  if (r.std_errors.empty()) return;
+  if (!(level > 0 && level < 1)) throw Error("the confidence level must be in (0, 1)");
+  const double z = boost::math::quantile(boost::math::complement(boost::math::normal(), (1 - level) / 2));
+  r.conf_lower.assign(r.std_errors.size(), NAN);
+  r.conf_upper.assign(r.std_errors.size(), NAN);
+  for (std::size_t j = 0; j < r.std_errors.size() && j < theta.size(); ++j) {
+    if (!std::isfinite(r.std_errors[j])) continue;
+    r.conf_lower[j] = theta[j] - z * r.std_errors[j];
+    r.conf_upper[j] = theta[j] + z * r.std_errors[j];
+  }
 }
 
 namespace {

@@ -312,6 +312,7 @@ double linkinv(Link l, double eta) {
     case Link::log: return std::exp(std::min(eta, 700.0));
     case Link::identity: return eta;
     case Link::inverse: return 1.0 / eta;
+    case Link::sqrt: return eta * eta;
   }
   return NAN;
 }
@@ -324,6 +325,7 @@ double linkfun(Link l, double mu) {
     case Link::log: return std::log(mu);
     case Link::identity: return mu;
     case Link::inverse: return 1.0 / mu;
+    case Link::sqrt: return std::sqrt(mu);
   }
   return NAN;
 }
@@ -345,6 +347,7 @@ const char* link_name(Link l) {
     case Link::log: return "log";
     case Link::identity: return "identity";
     case Link::inverse: return "inverse";
+    case Link::sqrt: return "sqrt";
   }
   return "?";
 }
@@ -359,9 +362,14 @@ void Model::eval_multi(std::size_t n, const double* eta, const double* y, double
 
 // ---------------------------------------------------------------- Glm
 
-Glm::Glm(Family f, Link l) : family_(f), link_(l) {}
+Glm::Glm(Family f, Link l, bool quasi) : family_(f), link_(l), quasi_(quasi) {
+  if (quasi && f != Family::binomial && f != Family::poisson)
+    throw Error("quasi families are quasibinomial and quasipoisson");
+}
 
-std::string Glm::name() const { return std::string(family_name(family_)) + "/" + link_name(link_); }
+std::string Glm::name() const {
+  return std::string(quasi_ ? "quasi" : "") + family_name(family_) + "/" + link_name(link_);
+}
 
 std::string Glm::check_label(double y) const {
   if (!std::isfinite(y)) return "a finite label";
@@ -423,6 +431,7 @@ double Glm::pearson(const double* eta, double y) const {
 }
 
 double Glm::loglik(const double* eta, double y, double w, double phi) const {
+  if (quasi_) return NAN;  // no likelihood (R: AIC NA)
   if (w <= 0) return 0.0;
   const double mu = mean(*eta);
   switch (family_) {
@@ -461,6 +470,107 @@ double Glm::start_eta(double y) const {
     case Family::gamma: return linkfun(link_, y);
   }
   return 0;
+}
+
+// ---------------------------------------------------------------- Negative binomial
+
+namespace {
+/// One row of the negative binomial: mu, dmu/deta, dmu/deta / mu and log mu; valid = eta in
+/// the link's domain (eta > 0 for sqrt and identity).
+struct NegBinRow {
+  double mu = 0, dmu = 0, dmu_mu = 0, log_mu = 0;
+  bool valid = true;
+};
+NegBinRow negbin_row(Link link, double eta) {
+  NegBinRow r;
+  switch (link) {
+    case Link::sqrt:
+      r.valid = eta > 0;
+      r.mu = eta * eta;
+      r.dmu = 2 * eta;
+      r.dmu_mu = 2 / eta;
+      r.log_mu = 2 * std::log(eta);
+      break;
+    case Link::identity:
+      r.valid = eta > 0;
+      r.mu = eta;
+      r.dmu = 1;
+      r.dmu_mu = 1 / eta;
+      r.log_mu = std::log(eta);
+      break;
+    default: {  // log
+      const double e = std::min(eta, 700.0);
+      r.mu = std::exp(e);
+      r.dmu = r.mu;
+      r.dmu_mu = 1;
+      r.log_mu = e;
+      break;
+    }
+  }
+  return r;
+}
+}  // namespace
+
+NegativeBinomialModel::NegativeBinomialModel(Link l, double theta) : link_(l), theta_(theta) {
+  if (l != Link::log && l != Link::sqrt && l != Link::identity)
+    throw Error(std::string("negative.binomial: link ") + link_name(l) + " is not available (log, sqrt, identity)");
+  if (!(theta > 0)) throw Error("negative.binomial: theta must be positive");
+}
+
+std::string NegativeBinomialModel::name() const { return std::string("negative.binomial/") + link_name(link_); }
+
+std::string NegativeBinomialModel::check_label(double y) const {
+  return std::isfinite(y) && y >= 0 ? "" : "a non-negative count";
+}
+
+void NegativeBinomialModel::eval(std::size_t n, const double* eta, const double* y, double* nll, double* dnll,
+                                 double* fisher) const {
+  const double th = theta_;
+  const bool poisson = std::isinf(th);
+  for (std::size_t i = 0; i < n; ++i) {
+    const NegBinRow r = negbin_row(link_, eta[i]);
+    if (!r.valid) {  // outside the model: the solver backs off
+      if (nll) nll[i] = INFINITY;
+      if (dnll) dnll[i] = 0;
+      if (fisher) fisher[i] = 0;
+      continue;
+    }
+    const double a = poisson ? 1.0 : th / (r.mu + th);  // mu / V(mu)
+    if (nll) nll[i] = (poisson ? r.mu : (y[i] + th) * std::log1p(r.mu / th)) - (y[i] == 0 ? 0.0 : y[i] * r.log_mu);
+    if (dnll) dnll[i] = (r.mu - y[i]) * a * r.dmu_mu;
+    if (fisher) fisher[i] = r.dmu * r.dmu_mu * a;
+  }
+}
+
+double NegativeBinomialModel::mean(double eta) const { return linkinv(link_, eta); }
+
+double NegativeBinomialModel::unit_deviance(const double* eta, double y) const {
+  const double mu = mean(*eta);
+  if (std::isinf(theta_)) return 2 * (xlogy(y, y / mu) - (y - mu));
+  // (y + theta) log((y + theta)/(mu + theta)) = (y + theta) log1p((y - mu)/(mu + theta))
+  return 2 * (xlogy(y, y / mu) - (y + theta_) * std::log1p((y - mu) / (mu + theta_)));
+}
+
+double NegativeBinomialModel::pearson(const double* eta, double y) const {
+  const double mu = mean(*eta);
+  const double v = std::isinf(theta_) ? mu : mu + mu * mu / theta_;
+  return (y - mu) * (y - mu) / v;
+}
+
+double NegativeBinomialModel::loglik(const double* eta, double y, double w, double) const {
+  if (w <= 0) return 0.0;
+  const double mu = mean(*eta), th = theta_;
+  if (std::isinf(th)) return w * (xlogy(y, mu) - mu - std::lgamma(y + 1));
+  return w * (std::lgamma(th + y) - std::lgamma(th) - std::lgamma(y + 1) + th * std::log(th) + xlogy(y, mu) -
+              (th + y) * std::log(th + mu));
+}
+
+std::vector<double> NegativeBinomialModel::null_eta(const std::vector<double>& label_sums, double wsum) const {
+  return {linkfun(link_, label_sums.at(0) / wsum)};  // the weighted mean, at any theta
+}
+
+double NegativeBinomialModel::start_eta(double y) const {
+  return linkfun(link_, std::isinf(theta_) ? y + 0.1 : y + (y == 0 ? 1.0 / 6 : 0.0));
 }
 
 // ---------------------------------------------------------------- Multinomial
@@ -559,18 +669,21 @@ double MultinomialModel::start_eta(double y) const {
 namespace {
 constexpr Choice<ModelFamily> kFamilies[] = {
     {ModelFamily::binomial, "binomial"}, {ModelFamily::poisson, "poisson"},         {ModelFamily::gaussian, "gaussian"},
-    {ModelFamily::gamma, "gamma"},       {ModelFamily::multinomial, "multinomial"}, {ModelFamily::binomial, "logistic"}};
+    {ModelFamily::gamma, "gamma"},       {ModelFamily::multinomial, "multinomial"}, {ModelFamily::quasibinomial, "quasibinomial"},
+    {ModelFamily::quasipoisson, "quasipoisson"}, {ModelFamily::negative_binomial, "negative.binomial"},
+    {ModelFamily::binomial, "logistic"}, {ModelFamily::negative_binomial, "negbin"}};
 constexpr Choice<LinkFunction> kLinks[] = {
     {LinkFunction::logit, "logit"}, {LinkFunction::probit, "probit"},     {LinkFunction::cloglog, "cloglog"},
     {LinkFunction::log, "log"},     {LinkFunction::identity, "identity"}, {LinkFunction::inverse, "inverse"},
-    {LinkFunction::softmax, "softmax"}, {LinkFunction::canonical, ""}};
+    {LinkFunction::softmax, "softmax"}, {LinkFunction::sqrt, "sqrt"}, {LinkFunction::canonical, ""}};
 }  // namespace
 
 ModelFamily family_from_string(const std::string& s) {
   try {
     return parse_choice(kFamilies, "family", s, /*ignore_case=*/true);  // R's "Gamma"
   } catch (const Error&) {
-    throw Error("unknown --family '" + s + "' (expected: binomial, poisson, gaussian, gamma, multinomial)");
+    throw Error("unknown --family '" + s + "' (expected: binomial, poisson, gaussian, gamma, multinomial, quasibinomial, quasipoisson, "
+                "negative.binomial)");
   }
 }
 LinkFunction link_from_string(const std::string& s) {
@@ -591,9 +704,22 @@ std::unique_ptr<Model> make_model(ModelFamily family, LinkFunction link, int cla
       if (link == L::probit) return std::make_unique<Glm>(Family::binomial, Link::probit);
       if (link == L::cloglog) return std::make_unique<Glm>(Family::binomial, Link::cloglog);
       throw bad_link("logit, probit, cloglog");
+    case ModelFamily::quasibinomial:
+      if (link == L::canonical || link == L::logit) return std::make_unique<Glm>(Family::binomial, Link::logit, true);
+      if (link == L::probit) return std::make_unique<Glm>(Family::binomial, Link::probit, true);
+      if (link == L::cloglog) return std::make_unique<Glm>(Family::binomial, Link::cloglog, true);
+      throw bad_link("logit, probit, cloglog");
     case ModelFamily::poisson:
       if (link == L::canonical || link == L::log) return std::make_unique<Glm>(Family::poisson, Link::log);
       throw bad_link("log");
+    case ModelFamily::quasipoisson:
+      if (link == L::canonical || link == L::log) return std::make_unique<Glm>(Family::poisson, Link::log, true);
+      throw bad_link("log");
+    case ModelFamily::negative_binomial:
+      if (link == L::canonical || link == L::log) return std::make_unique<NegativeBinomialModel>(Link::log, 1.0);
+      if (link == L::sqrt) return std::make_unique<NegativeBinomialModel>(Link::sqrt, 1.0);
+      if (link == L::identity) return std::make_unique<NegativeBinomialModel>(Link::identity, 1.0);
+      throw bad_link("log, sqrt, identity");
     case ModelFamily::gaussian:
       if (link == L::canonical || link == L::identity) return std::make_unique<Glm>(Family::gaussian, Link::identity);
       if (link == L::log) return std::make_unique<Glm>(Family::gaussian, Link::log);

@@ -33,6 +33,10 @@ std::string pval(double p) {
   if (p < 2.2e-16) return "< 2e-16";
   return fmt("%.3g", p);
 }
+/// A number with printf format \p f, or "NA" where it is not finite (R's NA).
+std::string fmt_na(const char* f, double v) { return std::isfinite(v) ? fmt(f, v) : std::string("NA"); }
+/// R's confint column heading: the probability as a percentage with 3 significant digits, "2.5 %".
+std::string pct(double p) { return fmt("%.3g", 100 * p) + " %"; }
 std::string stars(double p) {
   if (std::isnan(p)) return "";
   return p < 0.001 ? "***" : p < 0.01 ? "**" : p < 0.05 ? "*" : p < 0.1 ? "." : "";
@@ -122,13 +126,37 @@ std::string summary_text(const FitReport& r) {
   }
   if (inf) {
     if (has_se) o << "---\nSignif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1\n";
+    if (has_se && !inf->conf_lower.empty()) {
+      // R's confint.default, printed as R prints it: the lower and upper probabilities.
+      const double a = (1 - inf->conf_level) / 2;
+      const auto lo = with_dropped(r, inf->conf_lower), hi = with_dropped(r, inf->conf_upper);
+      o << "\nWald confidence intervals (level " << fmt("%.6g", inf->conf_level)
+        << ", estimate -+ normal quantile x Std. Error, as confint.default):\n"
+        << std::string(w, ' ');
+      char line[200];
+      std::snprintf(line, sizeof line, "%14s %14s\n", pct(a).c_str(), pct(1 - a).c_str());
+      o << line;
+      for (std::size_t j = 0; j < names.size(); ++j) {
+        o << names[j] << std::string(w - names[j].size(), ' ');
+        std::snprintf(line, sizeof line, "%14s %14s\n", fmt_na("%.6g", lo[j]).c_str(), fmt_na("%.6g", hi[j]).c_str());
+        o << line;
+      }
+    }
     o << "\n";
-    o << "(Dispersion parameter for " << r.family << " family taken to be " << fmt("%.6g", inf->dispersion)
-      << ")\n\n";
+    const bool negbin = std::isfinite(inf->theta);
+    o << "(Dispersion parameter for "
+      << (negbin ? "Negative Binomial(" + fmt("%.6g", inf->theta) + ")" : r.family) << " family taken to be "
+      << fmt("%.6g", inf->dispersion) << ")\n\n";
     o << fmt("    Null deviance: %.6g", inf->null_deviance) << "  on " << inf->df_null << "  degrees of freedom\n";
     o << fmt("Residual deviance: %.6g", inf->deviance) << "  on " << inf->df_residual << "  degrees of freedom\n";
-    o << fmt("AIC: %.6g", inf->aic) << fmt("   BIC: %.6g", inf->bic) << fmt("   log-likelihood: %.6g", inf->log_likelihood)
-      << "\n";
+    o << "AIC: " << fmt_na("%.6g", inf->aic) << "   BIC: " << fmt_na("%.6g", inf->bic)
+      << "   log-likelihood: " << fmt_na("%.6g", inf->log_likelihood) << "\n";
+    if (negbin) {  // as MASS's summary.negbin
+      o << "\n              Theta:  " << fmt("%.6g", inf->theta) << (inf->theta_estimated ? "" : " (fixed, --theta)")
+        << "\n";
+      if (inf->theta_estimated) o << "          Std. Err.:  " << fmt_na("%.6g", inf->theta_std_error) << "\n";
+      o << " 2 x log-likelihood:  " << fmt("%.4f", 2 * inf->log_likelihood) << "\n";
+    }
     if (!inf->note.empty()) o << "note: " << inf->note << "\n";
   }
   o << "\nNumber of iterations: " << f.iterations << " (" << to_string(f.reason) << ")";
@@ -168,12 +196,29 @@ void write_model_json(std::ostream& os, const FitReport& r) {
     j["robust_std_errors"] = per_param(inf->robust_std_errors);
     j[inf->t_statistic ? "t_values" : "z_values"] = per_param(inf->statistic);
     j["p_values"] = per_param(inf->p_values);
+    // Wald intervals (confint.default): [lower, upper] per parameter, null where there is no
+    // standard error (not formed, not listed in --se-columns, dropped).
+    {
+      const auto lo = per_param(inf->conf_lower), hi = per_param(inf->conf_upper);
+      nlohmann::ordered_json ci = nlohmann::ordered_json::array();
+      for (std::size_t k = 0; k < lo.size(); ++k)
+        ci.push_back(lo[k].is_null() || hi[k].is_null() ? nlohmann::ordered_json(nullptr)
+                                                        : nlohmann::ordered_json::array({lo[k], hi[k]}));
+      j["conf_level"] = inf->conf_level;
+      j["conf_int"] = ci;
+    }
     if (!inf->note.empty()) j["inference_note"] = inf->note;
-    j["log_likelihood"] = inf->log_likelihood;
+    // null where not finite: the quasi families have no likelihood (R's NA).
+    auto number = [](double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr); };
+    j["log_likelihood"] = number(inf->log_likelihood);
     j["deviance"] = inf->deviance;
     j["null_deviance"] = inf->null_deviance;
-    j["aic"] = inf->aic;
-    j["bic"] = inf->bic;
+    j["aic"] = number(inf->aic);
+    j["bic"] = number(inf->bic);
+    if (std::isfinite(inf->theta))  // negative binomial (MASS's summary.negbin: Theta, Std. Err.)
+      j["theta"] = {{"estimate", inf->theta},
+                    {"std_error", number(inf->theta_std_error)},
+                    {"estimated", inf->theta_estimated}};
     j["dispersion"] = inf->dispersion;
     j["df_residual"] = inf->df_residual;
     j["df_null"] = inf->df_null;

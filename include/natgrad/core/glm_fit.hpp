@@ -12,10 +12,16 @@
 ///     -> penalty mask (the intercept is not penalised unless penalize_intercept)
 ///     -> hooks.prepare (e.g. a warm start or a checkpoint to resume)
 ///     -> R's starting values (start = irls), the natural-gradient fit (solver.hpp)
-///     -> separation check (classifiers) -> inference (standard errors, deviances, AIC/BIC)
+///     -> negative_binomial with theta estimated (MASS::glm.nb): the fit above is the Poisson
+///        limit; then theta by maximum likelihood at its mean (Newton on the score, one
+///        all-reduce of two sums per step) and the coefficients refitted at that theta
+///        (warm start), alternately, until both have converged (docs/inference.md)
+///     -> separation check (classifiers) -> inference (standard errors, deviances, AIC/BIC,
+///        Wald intervals)
 ///
 /// Every rank passes its own shard and identical options; every rank returns the same
 /// result (inference on root only, see GlmFit).
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <string>
@@ -50,6 +56,13 @@ struct GlmOptions {
   /// names or 0-based parameter indices, computed above the threshold by one conjugate-
   /// gradient solve F x = e_j each (below it every standard error is computed anyway).
   std::string se_columns;
+  /// negative_binomial: 0 = theta estimated by maximum likelihood, alternating with the
+  /// coefficients as MASS::glm.nb does; > 0 = theta fixed (MASS's negative.binomial(theta)
+  /// in glm()). Must be 0 for the other families.
+  double theta = 0;
+  /// Level of the Wald confidence intervals estimate +- qnorm(1 - (1 - level)/2) SE (R's
+  /// confint.default), in (0, 1).
+  double conf_level = 0.95;
 
   /// Throws natgrad::Error naming the first bad option: each row's check of
   /// glm_option_table(), then FitOptions::validate and the family/link combination.
@@ -72,6 +85,11 @@ struct GlmFit {
   FitResult fit;                          ///< every rank; FitResult::fisher moved into inference
   bool has_inference = false;             ///< same on every rank
   Inference inference;                    ///< root only (valid when has_inference)
+  /// negative_binomial: theta as fitted (every rank; also in inference), its standard error
+  /// 1/sqrt(information) (NaN when fixed), and the outer (theta, coefficients) iterations.
+  double theta = NAN, theta_std_error = NAN;
+  bool theta_estimated = false;
+  int theta_iterations = 0;
 };
 
 /// Optional callbacks of fit_glm.

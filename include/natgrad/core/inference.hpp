@@ -2,6 +2,7 @@
 /// \file inference.hpp
 /// Standard errors and goodness of fit at a fitted coefficient vector, as R's
 /// summary.glm reports them. Collective; results are complete on the root rank.
+#include <cmath>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -23,9 +24,20 @@ struct Inference {
   std::vector<double> statistic;          ///< estimate / std_error (z, or t when estimated dispersion)
   std::vector<double> p_values;           ///< two-sided, normal or Student t(df_residual)
   std::vector<double> covariance;         ///< P x P, scaled by the dispersion
+  /// Wald confidence intervals, R's confint.default: estimate -+ qnorm(1 - (1 - conf_level)/2)
+  /// * std_error (the normal quantile for every family), per parameter; NaN where the
+  /// standard error is.
+  std::vector<double> conf_lower, conf_upper;
+  double conf_level = 0.95;
   bool t_statistic = false;
-  double dispersion = 1;                  ///< Pearson chi^2 / df_residual (gaussian, gamma), else 1
+  double dispersion = 1;                  ///< Pearson chi^2 / df_residual (gaussian, gamma, quasi), else 1
+  /// NaN for the quasi families (no likelihood, R's NA); negative binomial with theta
+  /// estimated: AIC and BIC count theta as a parameter (as MASS's glm.nb and logLik.negbin).
   double log_likelihood = 0, deviance = 0, null_deviance = 0, aic = 0, bic = 0;
+  /// Negative binomial: theta, its standard error 1/sqrt(information) (NaN when fixed by
+  /// --theta) and whether it was estimated; NaN / false for the other families (set by fit_glm).
+  double theta = NAN, theta_std_error = NAN;
+  bool theta_estimated = false;
   double nobs = 0;                        ///< rows with positive weight
   double df_residual = 0, df_null = 0;
   std::string note;                       ///< e.g. why standard errors are missing
@@ -53,8 +65,13 @@ struct InferenceOptions {
   /// The most parameters for which the full covariance is formed without all_std_errors
   /// (kCholeskyAutoMax; tests lower it to check the listed solves against it).
   std::int64_t full_covariance_max = kCholeskyAutoMax;
+  double conf_level = 0.95;  ///< of the Wald intervals (Inference::conf_lower, conf_upper)
   std::vector<double> fit_fisher;
 };
+
+/// Wald intervals estimate -+ qnorm(1 - (1 - level)/2) se into r.conf_lower / conf_upper
+/// (NaN where se is not finite); r.std_errors must be set (none: both left empty).
+void wald_intervals(Inference& r, std::span<const double> theta, double level);
 
 /// Collective. \p theta: the fitted parameters (d * n_outputs, class-major). The shard's
 /// first column is taken as the intercept when named "(Intercept)".

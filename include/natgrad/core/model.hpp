@@ -49,8 +49,11 @@ class Model {
   virtual double pearson(const double* eta, double y) const = 0;
   /// Full log-likelihood of the row with prior weight w at dispersion phi.
   virtual double loglik(const double* eta, double y, double w, double phi) const = 0;
-  /// True for families whose dispersion is estimated (gaussian, gamma).
+  /// True for families whose dispersion is estimated (gaussian, gamma, the quasi families).
   virtual bool estimates_dispersion() const { return false; }
+  /// False for quasi-likelihood families (quasibinomial, quasipoisson): no log-likelihood,
+  /// AIC or BIC (R reports NA).
+  virtual bool has_likelihood() const { return true; }
   /// The dispersion the family's log-likelihood uses (as R's family$aic does), from the
   /// deviance, the count of rows with positive weight and the weight sum.
   virtual double loglik_dispersion(double /*deviance*/, double /*nobs*/, double /*wsum*/) const {
@@ -69,21 +72,26 @@ class Model {
   virtual bool is_classifier() const { return false; }
 };
 
-/// The model families natgrad fits.
-enum class ModelFamily { binomial, poisson, gaussian, gamma, multinomial };
+/// The model families natgrad fits. quasibinomial / quasipoisson: binomial / poisson's
+/// mean, variance and estimates with the dispersion estimated (R's quasi families);
+/// negative_binomial: MASS's negative.binomial(theta) (glm.nb when theta is estimated).
+enum class ModelFamily { binomial, poisson, gaussian, gamma, multinomial, quasibinomial, quasipoisson, negative_binomial };
 /// Link functions; canonical = the family's default (logit, log, identity, inverse, softmax).
-enum class LinkFunction { canonical, logit, probit, cloglog, log, identity, inverse, softmax };
+enum class LinkFunction { canonical, logit, probit, cloglog, log, identity, inverse, softmax, sqrt };
 
-/// Parses a family name, case-insensitively and with R's spellings ("Gamma", "binomial";
-/// "logistic" = binomial). Throws natgrad::Error naming --family and the choices.
+/// Parses a family name, case-insensitively and with R's spellings ("Gamma", "binomial",
+/// "quasibinomial", "quasipoisson", "negative.binomial"; "logistic" = binomial, "negbin" =
+/// negative.binomial). Throws natgrad::Error naming --family and the choices.
 ModelFamily family_from_string(const std::string& s);
 /// Parses a link name, case-insensitively; "" = canonical. Throws natgrad::Error naming --link.
 LinkFunction link_from_string(const std::string& s);
 const char* to_string(ModelFamily f);
 const char* to_string(LinkFunction l);  ///< "" for canonical
 
-/// Builds a model: family binomial (links logit, probit, cloglog), poisson (log),
-/// gaussian (identity, log), gamma (inverse, log), multinomial (needs \p classes >= 2).
+/// Builds a model: family binomial and quasibinomial (links logit, probit, cloglog), poisson
+/// and quasipoisson (log), gaussian (identity, log), gamma (inverse, log), multinomial (needs
+/// \p classes >= 2), negative_binomial (log, sqrt, identity; theta 1 here: only its mean is
+/// meaningful; fit_glm builds NegativeBinomialModel with its theta).
 /// Throws natgrad::Error when the link is not available for the family.
 std::unique_ptr<Model> make_model(ModelFamily family, LinkFunction link, int classes = 0);
 /// The same from names (family_from_string, link_from_string); an empty link picks the
