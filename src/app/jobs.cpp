@@ -30,6 +30,8 @@
 #include "natgrad/app/admission.hpp"
 #include "natgrad/app/options.hpp"
 #include "natgrad/io/checkpoint.hpp"
+#include "io/rformat.hpp"
+#include "natgrad/io/design.hpp"
 #include "natgrad/core/error.hpp"
 #include "natgrad/io/generator.hpp"
 #include "natgrad/io/hdf5.hpp"
@@ -116,6 +118,93 @@ std::unique_ptr<OutputLock> claim_output_directory(const FitJob& job, const Comm
   }
   comm.check(err.empty(), err);
   return lock;
+}
+
+/// R's summary prints the deviance residuals' quantiles; they are exact (every rank's
+/// residuals gathered on root) up to this many rows, and left out above.
+constexpr std::int64_t kResidualQuantileRows = 2000000;
+
+/// Collective. Min, quartiles and max (R's quantile type 7) of the deviance residuals
+/// sign(y - mu) sqrt(w d(y, mu)) of a scalar model at \p theta, on root; empty elsewhere,
+/// for multinomial models and above kResidualQuantileRows rows.
+std::vector<double> deviance_quantiles(const Shard& s, const Model& m, const std::vector<double>& theta,
+                                       const Communicator& comm) {
+  if (m.n_outputs() != 1 || s.n_global > kResidualQuantileRows ||
+      static_cast<std::int64_t>(theta.size()) != s.n_cols)
+    return {};
+  std::string mine(static_cast<std::size_t>(s.n_rows) * sizeof(double), '\0');
+  for (std::int64_t i = 0; i < s.n_rows; ++i) {
+    const double eta = s.dot(i, theta.data()) + (s.offset.empty() ? 0.0 : s.offset[i]);
+    const double w = s.weight.empty() ? 1.0 : s.weight[i];
+    const double mu = m.mean(eta);
+    const double r = (s.y[i] > mu ? 1.0 : s.y[i] < mu ? -1.0 : 0.0) * std::sqrt(std::max(w * m.unit_deviance(&eta, s.y[i]), 0.0));
+    std::memcpy(mine.data() + static_cast<std::size_t>(i) * sizeof(double), &r, sizeof r);
+  }
+  const std::vector<std::string> all = comm.gather(mine);
+  if (!comm.is_root()) return {};
+  std::vector<double> r;
+  r.reserve(static_cast<std::size_t>(s.n_global));
+  for (const auto& part : all)
+    for (std::size_t k = 0; k + sizeof(double) <= part.size(); k += sizeof(double)) {
+      double v;
+      std::memcpy(&v, part.data() + k, sizeof v);
+      r.push_back(v);
+    }
+  return rformat::quantiles5(r);
+}
+
+/// summary.txt's "Response: y; predictors: a, b" for a fit by column options: the label
+/// column's header name where the file has one (else its index), the design's columns.
+std::string response_line(const ReadOptions& ro, const std::vector<std::string>& columns) {
+  std::string label = ro.label_column;
+  const bool index = !label.empty() && std::all_of(label.begin(), label.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (index && !is_generator_spec(ro.path) && input_format(ro) == "csv") {
+    try {
+      const auto header = frame_header(ro);
+      const auto k = static_cast<std::size_t>(std::stoll(label));
+      if (k < header.size()) label = header[k];
+    } catch (const std::exception&) {  // no header: the index stays
+      label = "column " + label;
+    }
+  } else if (index) {
+    label = "column " + label;
+  }
+  std::string line = "Response: " + label + "; predictors: ";
+  std::size_t shown = 0;
+  for (const auto& c : columns) {
+    if (c == "(Intercept)") continue;
+    if (shown == 12) {
+      line += ", ... (" + std::to_string(columns.size()) + " columns in all)";
+      break;
+    }
+    line += (shown++ ? ", " : "") + c;
+  }
+  return line;
+}
+
+/// How the formula's response is coded for the job's family.
+DesignOptions design_options(const FitJob& job) {
+  DesignOptions d;
+  const ModelFamily f = job.glm.family;
+  d.response = f == ModelFamily::multinomial                                        ? ResponseKind::classes
+               : (f == ModelFamily::binomial || f == ModelFamily::quasibinomial) ? ResponseKind::binary
+                                                                                    : ResponseKind::numeric;
+  d.reference = job.read.reference;
+  d.positive = job.read.positive;
+  return d;
+}
+
+/// "" or the log's line on rows dropped for missing values: "12 rows with a missing value
+/// dropped (age: 7, race: 5); 177 rows used".
+std::string missing_note(bool with_formula, const DesignInfo& design, const Shard& shard) {
+  if (!with_formula || design.rows_dropped == 0) return {};
+  std::string by;
+  for (std::size_t k = 0; k < design.missing.size() && k < 12; ++k)
+    by += (k ? ", " : "") + design.missing[k].first + ": " + std::to_string(design.missing[k].second);
+  if (design.missing.size() > 12) by += ", ...";
+  return std::to_string(design.rows_dropped) + " of " + std::to_string(design.rows_read) +
+         " rows have a missing value and were dropped (--na omit; by variable: " + by + "); " +
+         std::to_string(shard.n_global) + " rows used";
 }
 
 }  // namespace
@@ -282,7 +371,21 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
   if (admit) admit_memory(read_memory_need(job, comm.rank(), comm.size()), "for this fit", comm);
   const std::unique_ptr<OutputLock> out_lock = claim_output_directory(job, comm);
   const auto read_start = std::chrono::steady_clock::now();
-  Shard shard = load_shard(job.read, comm);
+  // With --formula the rows are R's model frame and model matrix (design.hpp); else the
+  // column options select them (reader.hpp).
+  DesignInfo design;
+  const bool with_formula = !job.read.formula.empty();
+  Shard shard;
+  if (with_formula) {
+    Design d = load_design(job.read, design_options(job), comm);
+    shard = std::move(d.shard);
+    design = std::move(d.info);
+    // Text classes: K is the number of levels (the first the reference).
+    if (job.glm.family == ModelFamily::multinomial && !design.response_levels.empty() && job.glm.classes == 0)
+      job.glm.classes = static_cast<int>(design.response_levels.size());
+  } else {
+    shard = load_shard(job.read, comm);
+  }
   if (admit) admit_memory(fisher_memory_need(job, shard.n_cols, shard.sparse), "for the Fisher", comm);
   const double read_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start).count();
   {  // each rank's rows and peak memory after reading; the read's speed (root's clock)
@@ -299,6 +402,12 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
         std::snprintf(line, sizeof line, "read: %.3f s", read_s);
       out << line << "; rows per rank: " << rows_list << "; peak RSS per rank (MiB): " << rss_list << '\n';
     }
+  }
+
+  if (comm.is_root()) {
+    if (const std::string note = missing_note(with_formula, design, shard); !note.empty()) out << "note: " << note << '\n';
+    if (with_formula)
+      out << "formula: " << job.read.formula << '\n';
   }
 
   GlmHooks hooks;
@@ -395,9 +504,21 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
       out << "memory: peak RSS per rank (MiB): " << rss_list << "; shard per rank (MiB): " << shard_list << '\n';
   }
 
+  const std::vector<double> dev_quantiles =
+      g.has_inference ? deviance_quantiles(shard, *g.model, res.theta, comm) : std::vector<double>();
   std::string write_err;
   if (comm.is_root()) try {
     FitReport rep;
+    rep.deviance_quantiles = dev_quantiles;
+    if (with_formula) {
+      rep.model_line = "Formula: " + job.read.formula;
+      rep.rows_dropped = design.rows_dropped;
+      rep.design_json = design_json(design);
+      if (g.classes > 1 && design.response_levels.size() == static_cast<std::size_t>(g.classes))
+        rep.class_labels = design.response_levels;
+    } else {
+      rep.model_line = response_line(job.read, g.all_columns);
+    }
     rep.model_name = g.model->name();
     rep.family = to_string(job.glm.family);
     rep.link = rep.model_name.substr(rep.model_name.find('/') + 1);

@@ -575,7 +575,8 @@ std::string input_format(const ReadOptions& opts) {
 
 TableShape peek_shape(const ReadOptions& opts) {
   try {
-    if (is_generator_spec(opts.path)) return {};
+    // A formula's columns (factor levels, interactions) are known only after the read.
+    if (is_generator_spec(opts.path) || !opts.formula.empty()) return {};
     const std::string format = input_format(opts);
     if (format == "csv") return reader_detail::peek_csv(opts);
     if (format == "npy") return reader_detail::peek_npy(opts);

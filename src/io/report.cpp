@@ -7,15 +7,19 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/rformat.hpp"
 #include "natgrad/io/output.hpp"
 
 namespace natgrad {
 
-std::vector<std::string> parameter_names(const std::vector<std::string>& columns, int classes) {
+std::vector<std::string> parameter_names(const std::vector<std::string>& columns, int classes,
+                                         const std::vector<std::string>& labels) {
   if (classes < 2) return columns;
+  const bool by_level = labels.size() == static_cast<std::size_t>(classes);
   std::vector<std::string> n;
   for (int k = 1; k < classes; ++k)
-    for (const auto& c : columns) n.push_back(c + ":class" + std::to_string(k));
+    for (const auto& c : columns)
+      n.push_back(c + ":" + (by_level ? labels[static_cast<std::size_t>(k)] : "class" + std::to_string(k)));
   return n;
 }
 
@@ -25,21 +29,6 @@ std::string fmt(const char* f, double v) {
   char b[64];
   std::snprintf(b, sizeof b, f, v);
   return b;
-}
-
-/// R's format.pval: "< 2e-16" below machine precision, else 3 significant digits.
-std::string pval(double p) {
-  if (std::isnan(p)) return "NA";
-  if (p < 2.2e-16) return "< 2e-16";
-  return fmt("%.3g", p);
-}
-/// A number with printf format \p f, or "NA" where it is not finite (R's NA).
-std::string fmt_na(const char* f, double v) { return std::isfinite(v) ? fmt(f, v) : std::string("NA"); }
-/// R's confint column heading: the probability as a percentage with 3 significant digits, "2.5 %".
-std::string pct(double p) { return fmt("%.3g", 100 * p) + " %"; }
-std::string stars(double p) {
-  if (std::isnan(p)) return "";
-  return p < 0.001 ? "***" : p < 0.01 ? "**" : p < 0.05 ? "*" : p < 0.1 ? "." : "";
 }
 
 /// Full parameter list with dropped columns as NaN (R's NA), in the original order.
@@ -76,15 +65,30 @@ std::string nonconvergence_note(const FitResult& f) {
 }
 
 std::string summary_text(const FitReport& r) {
+  // R's print.summary.glm, line for line where R has the line (numbers formatted by R's
+  // rules, io/rformat.hpp); natgrad's additions (robust errors, intervals, BIC, the
+  // solver's iterations) follow R's block.
+  namespace rf = rformat;
   std::ostringstream o;
   const FitResult& f = *r.fit;
   const Inference* inf = r.inference;
   if (const std::string note = nonconvergence_note(f); !note.empty()) o << note << "\n\n";
   if (!r.command.empty()) o << "Call:\n" << r.command << "\n\n";
+  if (!r.model_line.empty()) o << r.model_line << "\n\n";
   o << "Family: " << r.family << ", link: " << r.link;
-  if (r.classes > 1) o << " (" << r.classes << " classes, class 0 the reference)";
+  if (r.classes > 1)
+    o << " (" << r.classes << " classes, "
+      << (r.class_labels.size() == static_cast<std::size_t>(r.classes) ? "'" + r.class_labels[0] + "'"
+                                                                         : std::string("class 0"))
+      << " the reference)";
   o << "\n\n";
-  const auto names = parameter_names(r.all_columns, r.classes);
+  if (r.deviance_quantiles.size() == 5) {
+    o << "Deviance Residuals: \n";
+    for (const auto& l : rf::named_vector({"Min", "1Q", "Median", "3Q", "Max"}, rf::zapsmall(r.deviance_quantiles, 5), 4))
+      o << l << "\n";
+    o << "\n";
+  }
+  const auto names = parameter_names(r.all_columns, r.classes, r.class_labels);
   const auto est = with_dropped(r, f.theta);
   std::vector<double> se, rse, st, pv;
   // Standard errors are absent when the P x P Fisher was not formed (inf->note says why).
@@ -95,73 +99,87 @@ std::string summary_text(const FitReport& r) {
     st = with_dropped(r, inf->statistic);
     pv = with_dropped(r, inf->p_values);
   }
-  std::size_t w = 12;
-  for (const auto& n : names) w = std::max(w, n.size() + 1);
-  const char* stat = inf && inf->t_statistic ? "t value" : "z value";
-  const char* pn = inf && inf->t_statistic ? "Pr(>|t|)" : "Pr(>|z|)";
-  o << "Coefficients:\n" << std::string(w, ' ');
-  char head[160];
-  if (has_se)
-    std::snprintf(head, sizeof head, "%14s %12s %9s %10s %12s\n", "Estimate", "Std. Error", stat, pn, "Robust SE");
+  const std::size_t n_na = static_cast<std::size_t>(std::count_if(est.begin(), est.end(), [](double v) { return std::isnan(v); }));
+  if (n_na > 0)
+    o << "Coefficients: (" << n_na << " not defined because of singularities)\n";
   else
-    std::snprintf(head, sizeof head, "%14s\n", "Estimate");
-  o << head;
-  for (std::size_t j = 0; j < names.size(); ++j) {
-    o << names[j] << std::string(w - names[j].size(), ' ');
-    if (std::isnan(est[j])) {
-      char na[32];
-      std::snprintf(na, sizeof na, "%14s", "NA");
-      o << na << "   (dropped: linearly dependent on earlier columns)\n";
-      continue;
-    }
-    char line[200];
-    if (has_se && !std::isfinite(se[j]))  // --se-columns: only the listed ones have one
-      std::snprintf(line, sizeof line, "%14.6g\n", est[j]);
-    else if (has_se)
-      std::snprintf(line, sizeof line, "%14.6g %12.6g %9.3f %10s %12.6g %s\n", est[j], se[j], st[j],
-                    pval(pv[j]).c_str(), rse[j], stars(pv[j]).c_str());
-    else
-      std::snprintf(line, sizeof line, "%14.6g\n", est[j]);
-    o << line;
-  }
+    o << "Coefficients:\n";
+  const bool t = inf && inf->t_statistic;
+  for (const auto& l : rf::coef_table(names, est, se, st, pv, t ? "t value" : "z value", t ? "Pr(>|t|)" : "Pr(>|z|)"))
+    o << l << "\n";
   if (inf) {
-    if (has_se) o << "---\nSignif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1\n";
-    if (has_se && !inf->conf_lower.empty()) {
-      // R's confint.default, printed as R prints it: the lower and upper probabilities.
-      const double a = (1 - inf->conf_level) / 2;
-      const auto lo = with_dropped(r, inf->conf_lower), hi = with_dropped(r, inf->conf_upper);
-      o << "\nWald confidence intervals (level " << fmt("%.6g", inf->conf_level)
-        << ", estimate -+ normal quantile x Std. Error, as confint.default):\n"
-        << std::string(w, ' ');
-      char line[200];
-      std::snprintf(line, sizeof line, "%14s %14s\n", pct(a).c_str(), pct(1 - a).c_str());
-      o << line;
-      for (std::size_t j = 0; j < names.size(); ++j) {
-        o << names[j] << std::string(w - names[j].size(), ' ');
-        std::snprintf(line, sizeof line, "%14s %14s\n", fmt_na("%.6g", lo[j]).c_str(), fmt_na("%.6g", hi[j]).c_str());
-        o << line;
-      }
-    }
-    o << "\n";
     const bool negbin = std::isfinite(inf->theta);
-    o << "(Dispersion parameter for "
-      << (negbin ? "Negative Binomial(" + fmt("%.6g", inf->theta) + ")" : r.family) << " family taken to be "
-      << fmt("%.6g", inf->dispersion) << ")\n\n";
-    o << fmt("    Null deviance: %.6g", inf->null_deviance) << "  on " << inf->df_null << "  degrees of freedom\n";
-    o << fmt("Residual deviance: %.6g", inf->deviance) << "  on " << inf->df_residual << "  degrees of freedom\n";
-    o << "AIC: " << fmt_na("%.6g", inf->aic) << "   BIC: " << fmt_na("%.6g", inf->bic)
-      << "   log-likelihood: " << fmt_na("%.6g", inf->log_likelihood) << "\n";
-    if (negbin) {  // as MASS's summary.negbin
-      o << "\n              Theta:  " << fmt("%.6g", inf->theta) << (inf->theta_estimated ? "" : " (fixed, --theta)")
-        << "\n";
-      if (inf->theta_estimated) o << "          Std. Err.:  " << fmt_na("%.6g", inf->theta_std_error) << "\n";
-      o << " 2 x log-likelihood:  " << fmt("%.4f", 2 * inf->log_likelihood) << "\n";
+    o << "\n(Dispersion parameter for "
+      << (negbin ? "Negative Binomial(" + rf::format({rf::round_to(inf->theta, 4)}, 7)[0] + ")" : r.family)
+      << " family taken to be " << rf::format({inf->dispersion}, 7)[0] << ")\n\n";
+    const auto dev = rf::format({inf->null_deviance, inf->deviance}, 5);
+    const auto df = rf::format({inf->df_null, inf->df_residual}, 7);
+    o << "    Null deviance: " << dev[0] << "  on " << df[0] << "  degrees of freedom\n";
+    o << "Residual deviance: " << dev[1] << "  on " << df[1] << "  degrees of freedom\n";
+    if (r.rows_dropped > 0)
+      o << "  (" << r.rows_dropped << " observation" << (r.rows_dropped > 1 ? "s" : "") << " deleted due to missingness)\n";
+    o << "AIC: " << rf::format({inf->aic}, 5)[0] << "\n";
+    if (negbin) {  // MASS's print.summary.negbin
+      o << "\n";
+      const int dp = inf->theta_estimated && std::isfinite(inf->theta_std_error) && inf->theta_std_error > 0
+                         ? std::max(2 - static_cast<int>(std::floor(std::log10(inf->theta_std_error))), 0)
+                         : 2;
+      auto nsmall = [dp](double v, int round) {
+        std::string s = rf::format({rf::round_to(v, round)}, 7)[0];
+        const std::size_t dot = s.find('.');
+        const int have = dot == std::string::npos ? 0 : static_cast<int>(s.size() - dot - 1);
+        if (have < dp && s.find('e') == std::string::npos) s += (dot == std::string::npos ? "." : "") + std::string(static_cast<std::size_t>(dp - have), '0');
+        return s;
+      };
+      o << "              Theta:  " << nsmall(inf->theta, dp) << (inf->theta_estimated ? "" : " (fixed, --theta)") << "\n";
+      if (inf->theta_estimated) o << "          Std. Err.:  " << nsmall(inf->theta_std_error, dp) << "\n";
+      o << "\n 2 x log-likelihood:  " << nsmall(2 * inf->log_likelihood, 3) << "\n";
     }
-    if (!inf->note.empty()) o << "note: " << inf->note << "\n";
   }
   o << "\nNumber of iterations: " << f.iterations << " (" << to_string(f.reason) << ")";
   if (f.fisher_products > 0) o << ", " << f.fisher_products << " Fisher-vector products (--solver cg)";
   o << "\n";
+  if (inf) {
+    o << "BIC: " << rf::format({inf->bic}, 5)[0] << ", log-likelihood: " << rf::format({inf->log_likelihood}, 7)[0]
+      << "\n";
+    if (has_se) {
+      // natgrad's additions: the HC0 sandwich errors and R's confint.default.
+      std::vector<std::vector<std::string>> cols;
+      std::vector<std::string> heads;
+      cols.push_back(rf::format(rse, 4));
+      heads.push_back("Robust SE");
+      if (!inf->conf_lower.empty()) {
+        const double a = (1 - inf->conf_level) / 2;
+        const auto lo = with_dropped(r, inf->conf_lower), hi = with_dropped(r, inf->conf_upper);
+        std::vector<double> both(lo);
+        both.insert(both.end(), hi.begin(), hi.end());
+        const auto fb = rf::format(both, 7);  // R prints confint() with 7 digits
+        cols.emplace_back(fb.begin(), fb.begin() + static_cast<std::ptrdiff_t>(lo.size()));
+        cols.emplace_back(fb.begin() + static_cast<std::ptrdiff_t>(lo.size()), fb.end());
+        heads.push_back(rf::format({100 * a}, 3)[0] + " %");
+        heads.push_back(rf::format({100 * (1 - a)}, 3)[0] + " %");
+      }
+      std::size_t w = 0;
+      for (const auto& n : names) w = std::max(w, n.size());
+      o << "\nRobust (HC0 sandwich) standard errors"
+        << (inf->conf_lower.empty() ? "" : " and Wald confidence intervals (confint.default)") << ":\n"
+        << std::string(w, ' ');
+      std::vector<std::size_t> cw;
+      for (std::size_t c = 0; c < cols.size(); ++c) {
+        std::size_t x = heads[c].size();
+        for (const auto& s : cols[c]) x = std::max(x, s.size());
+        cw.push_back(x);
+        o << ' ' << std::string(x - heads[c].size(), ' ') << heads[c];
+      }
+      o << "\n";
+      for (std::size_t j = 0; j < names.size(); ++j) {
+        o << names[j] << std::string(w - names[j].size(), ' ');
+        for (std::size_t c = 0; c < cols.size(); ++c) o << ' ' << std::string(cw[c] - cols[c][j].size(), ' ') << cols[c][j];
+        o << "\n";
+      }
+    }
+    if (!inf->note.empty()) o << "note: " << inf->note << "\n";
+  }
   if (!r.dropped.empty()) {
     o << "Dropped (linearly dependent) columns:";
     for (const auto& d : r.dropped) o << ' ' << d;
@@ -184,7 +202,8 @@ void write_model_json(std::ostream& os, const FitReport& r) {
   if (r.classes > 1) j["n_classes"] = r.classes;
   j["intercept"] = r.intercept;
   j["columns"] = r.all_columns;
-  j["names"] = parameter_names(r.all_columns, r.classes);
+  j["names"] = parameter_names(r.all_columns, r.classes, r.class_labels);
+  if (!r.class_labels.empty()) j["class_labels"] = r.class_labels;
   j["coefficients"] = numbers(with_dropped(r, f.theta));
   if (const Inference* inf = r.inference) {
     // Not formed (inf->note says why): null for every parameter, as for a dropped one.
@@ -231,7 +250,7 @@ void write_model_json(std::ostream& os, const FitReport& r) {
                                 inf->covariance.begin() + static_cast<std::ptrdiff_t>((a + 1) * P));
         rows.push_back(numbers(row));
       }
-      j["covariance_names"] = parameter_names(r.columns, r.classes);
+      j["covariance_names"] = parameter_names(r.columns, r.classes, r.class_labels);
       j["covariance"] = rows;
     }
   }
@@ -247,6 +266,7 @@ void write_model_json(std::ostream& os, const FitReport& r) {
   j["grad_norm"] = f.grad_norm;
   j["seconds"] = f.seconds;
   j["run"] = {{"data", r.data}, {"ranks", r.ranks}, {"threads_per_rank", r.threads}};
+  if (!r.design_json.empty()) j["design"] = nlohmann::ordered_json::parse(r.design_json);
   j["options"] = nlohmann::ordered_json::parse(r.options_json);
   os << j.dump(2) << '\n';
 }

@@ -2,6 +2,7 @@
 /// \file report.hpp
 /// What a fit reports: the R-style coefficient table (printed and summary.txt) and
 /// model.json. Local functions, called on the root rank.
+#include <cstdint>
 #include <filesystem>
 #include <ostream>
 #include <string>
@@ -27,10 +28,21 @@ struct FitReport {
   std::string data;
   int ranks = 1, threads = 1;
   bool covariance = false;         ///< include the covariance matrix in model.json
+  /// What the rows were: "Formula: y ~ ..." (a formula fit) or "Response: y; predictors: ..."
+  /// (column options), printed under "Call:" ("" = nothing).
+  std::string model_line;
+  /// R's "Deviance Residuals:" block: min, quartiles and max of the deviance residuals
+  /// (empty: not computed, the block is left out).
+  std::vector<double> deviance_quantiles;
+  std::int64_t rows_dropped = 0;   ///< rows dropped for missing values ("(N observations deleted ...)")
+  std::string design_json;         ///< model.json's "design" object (formula fits), "" = none
+  std::vector<std::string> class_labels;  ///< multinomial text classes (names by level), else empty
 };
 
-/// Parameter names: columns, or "column:classk" for k = 1..K-1 (class-major).
-std::vector<std::string> parameter_names(const std::vector<std::string>& columns, int classes);
+/// Parameter names: columns, or "column:classk" for k = 1..K-1 (class-major); with \p labels
+/// (the K class levels of a text response) "column:LEVEL" for the levels after the first.
+std::vector<std::string> parameter_names(const std::vector<std::string>& columns, int classes,
+                                         const std::vector<std::string>& labels = {});
 
 /// "" for a converged (or interrupted) fit; otherwise one line saying it did not converge
 /// and why: "did not converge: iteration limit N reached (max |gradient| G)", or
