@@ -219,6 +219,11 @@ TEST_CASE("design: errors stop every rank with one message", "[design]") {
     CHECK_THAT(error_of([&] { build_design(frame_for(t, f, comm), f, DesignOptions{}, opts, comm); }),
                Contains("data.csv line 23: 'log(x2)' is -Inf"));
   }
+  {  // fitting needs a response
+    const Formula f = parse_formula("~ x1", t0.header);
+    CHECK_THAT(error_of([&] { build_design(frame_for(t0, f, comm), f, DesignOptions{}, opts, comm); }),
+               Contains("no response"));
+  }
   {  // text in an expression; an unknown reference level
     const Formula f = parse_formula("y ~ log(race)", t0.header);
     CHECK_THAT(error_of([&] { build_design(frame_for(t0, f, comm), f, DesignOptions{}, opts, comm); }),

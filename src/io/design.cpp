@@ -288,6 +288,8 @@ Design build_design(const Frame& frame, const Formula& formula, const DesignOpti
   Shard shard;
   std::vector<detail::TermBlock> blocks;
   try {
+    if (formula.response < 0 && !predict)
+      throw Error("--formula '" + formula.text + "': no response (write response ~ terms)");
     if (kept_global == 0) {
       std::string what;
       for (const auto& [label, count] : info.missing)
