@@ -170,6 +170,15 @@ TEST_CASE("design: a many-level factor is CSR, equal to the dense layout", "[des
   CHECK(sd.x == d.shard.x);
   CHECK(s.shard.y == d.shard.y);
   CHECK(s.shard.first_row == d.shard.first_row);
+  // Threads fill the same rows.
+  ReadOptions threaded;
+  threaded.threads = 2;
+  const Design st = build_design(frame, f, DesignOptions{}, threaded, comm);
+  CHECK(st.shard.csr.row_ptr == s.shard.csr.row_ptr);
+  CHECK(st.shard.csr.index32 == s.shard.csr.index32);
+  CHECK(st.shard.csr.values == s.shard.csr.values);
+  threaded.layout = ReadOptions::Layout::dense;
+  CHECK(build_design(frame, f, DesignOptions{}, threaded, comm).shard.x == d.shard.x);
   // Naive: each row's entries from the table.
   int bad = 0;
   std::int64_t r = 0;
