@@ -22,7 +22,7 @@ std::vector<std::string> expected_fields(const std::string& line) {
 }  // namespace
 
 TEST_CASE("R number formatting: format, format.pval and printCoefmat as R prints them", "[rformat]") {
-  std::ifstream in(std::string(NATGRAD_UNIT_FIXTURES) + "/rformat/cases.txt");
+  std::ifstream in(std::string(NATGRAD_FIXTURES) + "/rformat/cases.txt");
   REQUIRE(in);
   std::string spec, want;
   int cases = 0;

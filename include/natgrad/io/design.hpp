@@ -80,6 +80,21 @@ struct Design {
 /// ..."), a non-finite value of a transform (-Inf from log(0): naming row and variable).
 Design load_design(const ReadOptions& opts, const DesignOptions& options, const Communicator& comm);
 
+/// Collective. Everything load_design does after the read: \p frame holds this rank's rows
+/// of the columns \p formula uses (and opts.weight_column, read as a numeric column),
+/// as read_frame returns them for the request load_design makes (FrameRequest::columns
+/// = formula.columns() then the weight column; as_factor = formula.factor_columns()).
+/// Drops the rows with a missing value in any variable of the formula or in the weight
+/// (R's model.frame + na.omit; per-variable counts in DesignInfo::missing), keeps the
+/// factor levels present in the rows used on any rank (R's drop.unused.levels), applies
+/// the reference levels (options.reference, else opts.reference), codes the response
+/// (options.positive, else opts.positive) and the terms, and builds this rank's rows
+/// (layout as load_design). options.predict: the levels are the frame's (fixed_levels),
+/// none is dropped; a missing response does not drop a row (y is NaN there; y is all 0
+/// when the response column is absent). Throws CollectiveError on every rank.
+Design build_design(const Frame& frame, const Formula& formula, const DesignOptions& options,
+                    const ReadOptions& opts, const Communicator& comm);
+
 /// Collective. predict: the fitted design \p fitted (from model.json) applied to new data:
 /// the same formula and factor levels; the response is read when present.
 Design apply_design(const ReadOptions& opts, const DesignInfo& fitted, const Communicator& comm);
