@@ -124,10 +124,10 @@ end_check
 # is not (misclassified rows both ways), and no damping makes it usable
 printf 'y,x\n0,1\n0,1\n1,1\n1,-1\n0,-1\n1,-1\n' >"$W/mixed.csv"
 printf '{"coefficients": [-6667]}\n' >"$W/far.json"
-run singular fit --data "$W/mixed.csv" --init "$W/far.json"
+run singular fit --no-intercept --data "$W/mixed.csv" --init "$W/far.json"
 expect singular 2 "Fisher singular after raising the damping"
 # a step that lands there is retreated from (this fixed huge rate still fails in the end)
-run retreat fit --data "$W/mixed.csv" --start zero --step fixed --lr 1e4 --max-iter 50
+run retreat fit --no-intercept --data "$W/mixed.csv" --start zero --step fixed --lr 1e4 --max-iter 50
 expect retreat 2 "Fisher singular; halving the step"
 # a log-link step so large that the loss overflows: a fixed step is never shortened
 # silently, so the fit has diverged (a line search would halve its trial instead)
@@ -141,9 +141,9 @@ awk -F, 'NR == 1 { print; next } { $1 = $1 + 1; print }' OFS=, "$W/g.csv" >"$W/p
 run nonfinite fit --data "$W/pos.csv" --intercept --family gamma --link inverse --start zero
 expect nonfinite 2 "loss or gradient not finite"
 # labels invalid for the family
-run badlabel fit --data "$W/g.csv" --family gamma
+run badlabel fit --no-intercept --data "$W/g.csv" --family gamma
 expect badlabel 1 "invalid for gamma/inverse" "a positive value"
-run badlink fit --data "$W/g.csv" --family poisson --link logit
+run badlink fit --no-intercept --data "$W/g.csv" --family poisson --link logit
 expect badlink 1 "--link logit is not available for family poisson"
 
 finish
