@@ -664,7 +664,10 @@ bool match_columns_by_name(ReadOptions& ro, const std::vector<std::string>& mode
     if (c != "(Intercept)") features.push_back(c);
   if (features.empty()) return false;
   bool generic = true;  // x1..xP: the reader's names for unnamed columns
-  for (std::size_t j = 0; j < features.size(); ++j) generic = generic && features[j] == "x" + std::to_string(j + 1);
+  for (std::size_t j = 0; j < features.size() && generic; ++j) {
+    const std::string number = std::to_string(j + 1);
+    generic = features[j].size() == number.size() + 1 && features[j][0] == 'x' && features[j].ends_with(number);
+  }
   if (generic) return false;
   for (const auto& f : features)
     if (f.find(ro.delimiter) != std::string::npos || f.find(',') != std::string::npos || f.empty()) return false;
