@@ -79,7 +79,8 @@ TEST_CASE("residuals: poisson/log with offset and weights, kept mask, NA coeffic
   CHECK(i == 5);
   // the mask must hold as many kept rows as the shard
   CHECK_THROWS_WITH(residual_lines(s, *model, theta, {1, 1}), Contains("kept mask has 2 rows kept, the shard 5"));
-  CHECK_THROWS_WITH(residual_lines(s, *model, {0.4, 0.7}), Contains("2 coefficients for 3 parameters"));
+  const std::vector<double> short_theta{0.4, 0.7};
+  CHECK_THROWS_WITH(residual_lines(s, *model, short_theta), Contains("2 coefficients for 3 parameters"));
 }
 
 TEST_CASE("residuals: working residuals carry the sign of dmu/deta (gamma/inverse, binomial/probit)",

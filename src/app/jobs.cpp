@@ -690,13 +690,14 @@ bool match_columns_by_name(ReadOptions& ro, const std::vector<std::string>& mode
 }
 
 /// |dmu/deta| at \p eta of a scalar model, from its expected-Fisher weight
-/// (dmu/deta)^2 / V(mu) and its Pearson term (y - mu)^2 / V(mu) at y = mu + 1.
+/// (dmu/deta)^2 / V(mu) and its Pearson term (y - mu)^2 / V(mu) at y = mu + 1:
+/// |dmu/deta| = sqrt(fisher V), V = (y - mu)^2 / pearson.
 double abs_mu_eta(const Model& model, double eta) {
   const double mu = model.mean(eta);
   double fisher = 0;
   model.eval(1, &eta, &mu, nullptr, nullptr, &fisher);
-  const double inv_v = model.pearson(&eta, mu + 1);
-  return std::sqrt(fisher / inv_v);
+  const double dy = (mu + 1) - mu;
+  return dy * std::sqrt(fisher / model.pearson(&eta, mu + 1));
 }
 
 }  // namespace

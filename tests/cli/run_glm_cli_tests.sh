@@ -51,11 +51,11 @@ run fitcov fit --data "$FIX/gaussian_identity_mtcars.csv" --label-column y --int
   --covariance --quiet --out "$W/fitcov"
 run predict predict --model "$W/fitcov/model.json" --data "$FIX/gaussian_identity_mtcars.csv" \
   --out "$W/pred.csv" --se
-if [ "$RC" -eq 0 ] && [ "$(head -1 "$W/pred.csv")" = "eta,mu,se_eta" ] && [ "$(wc -l <"$W/pred.csv")" -eq 33 ]; then
-  # gaussian identity: mu = eta, and mean of the residuals y - mu is 0 with an intercept
-  if awk -F, 'NR==FNR { if (FNR > 1) y[FNR] = $1; next } FNR > 1 { if ($1 != $2 || $3 <= 0) bad = 1; s += y[FNR] - $2 }
+if [ "$RC" -eq 0 ] && [ "$(head -1 "$W/pred.csv")" = "eta,mu,se_eta,se_mu" ] && [ "$(wc -l <"$W/pred.csv")" -eq 33 ]; then
+  # gaussian identity: mu = eta, se_mu = se_eta, and mean of the residuals y - mu is 0 with an intercept
+  if awk -F, 'NR==FNR { if (FNR > 1) y[FNR] = $1; next } FNR > 1 { d = $4 - $3; if ($1 != $2 || $3 <= 0 || d > 1e-14 * $3 || -d > 1e-14 * $3) bad = 1; s += y[FNR] - $2 }
               END { if (s < 0) s = -s; exit !(bad == 0 && s < 1e-8) }' "$FIX/gaussian_identity_mtcars.csv" "$W/pred.csv"; then
-    ok "predict: one line per row in order, mu = eta, residuals sum to 0, se > 0"
+    ok "predict: one line per row in order, mu = eta, residuals sum to 0, se_mu = se_eta > 0"
   else bad "predict" "values wrong"; fi
 else bad "predict" "exit $RC or wrong shape: $(head -2 "$W/pred.csv" 2>/dev/null)"; fi
 run predict_mn predict --model "$W/multinomial_wine_scaled/model.json" --data "$FIX/multinomial_wine_scaled.csv" \
