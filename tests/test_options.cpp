@@ -181,3 +181,31 @@ TEST_CASE("options: predict takes the reader's rows and no fit rows", "[options]
   CHECK_THROWS_WITH(apply_options(predict_job_table(), {{"header", "perhaps"}}, job),
                     Contains("--header 'perhaps' is not one of: auto, yes, no"));
 }
+
+TEST_CASE("options: fit has an intercept unless --no-intercept, as R", "[options]") {
+  auto intercept = [](const Given& given) {
+    FitJob job;
+    job.read.intercept = false;  // the table's default must set it
+    Given g = given;
+    g.emplace("data", "x.csv");
+    apply_options(fit_job_table(), g, job);
+    return job.read.intercept;
+  };
+  CHECK(FitJob{}.read.intercept);
+  CHECK(intercept({}));
+  CHECK(intercept({{"intercept", "true"}}));
+  CHECK_FALSE(intercept({{"no-intercept", "true"}}));
+  CHECK_FALSE(intercept({{"intercept", "false"}}));  // a config file's "intercept = false"
+  CHECK(intercept({{"no-intercept", "false"}}));
+  CHECK(fit_error({{"intercept", "true"}, {"no-intercept", "true"}}) ==
+        "--intercept and --no-intercept exclude each other");
+  // recorded once, as "intercept"; predict takes it from the model, not from an option
+  FitJob job;
+  apply_options(fit_job_table(), {{"data", "x.csv"}, {"no-intercept", "true"}}, job);
+  const auto j = nlohmann::json::parse(options_json(fit_job_table(), job, kOptionRecorded));
+  CHECK(j["intercept"] == false);
+  CHECK_FALSE(j.contains("no-intercept"));
+  CHECK(nlohmann::json::parse(options_json(fit_job_table(), job, kOptionFingerprint))["intercept"] == false);
+  const auto p = names(predict_job_table());
+  CHECK(p.count("intercept") + p.count("no-intercept") == 0);
+}

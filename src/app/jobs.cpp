@@ -29,6 +29,7 @@
 
 #include "natgrad/app/admission.hpp"
 #include "natgrad/app/options.hpp"
+#include "natgrad/app/residuals.hpp"
 #include "natgrad/io/checkpoint.hpp"
 #include "io/rformat.hpp"
 #include "natgrad/io/design.hpp"
@@ -205,6 +206,24 @@ std::string missing_note(bool with_formula, const DesignInfo& design, const Shar
   return std::to_string(design.rows_dropped) + " of " + std::to_string(design.rows_read) +
          " rows have a missing value and were dropped (--na omit; by variable: " + by + "); " +
          std::to_string(shard.n_global) + " rows used";
+}
+
+/// The note printed when no --columns or --formula named the predictors: which columns
+/// the fit took (the first 12 of \p names, "(Intercept)" left out).
+std::string predictors_note(const ReadOptions& ro, const std::vector<std::string>& names) {
+  std::vector<std::string> used;
+  for (const auto& n : names)
+    if (n != "(Intercept)") used.push_back(n);
+  std::vector<std::string> roles{"the label"};
+  if (!ro.weight_column.empty() && ro.weight_column != "none") roles.emplace_back("the weight");
+  if (!ro.offset_column.empty() && ro.offset_column != "none") roles.emplace_back("the offset");
+  std::string others = roles[0];
+  for (std::size_t k = 1; k < roles.size(); ++k) others += (k + 1 == roles.size() ? " and " : ", ") + roles[k];
+  std::string list;
+  for (std::size_t j = 0; j < used.size() && j < 12; ++j) list += (j ? ", " : "") + used[j];
+  if (used.size() > 12) list += ", ... (" + std::to_string(used.size()) + " in all)";
+  if (used.empty()) list = "none";
+  return "note: predictors (all columns but " + others + "): " + list + "; name them with --columns or --formula";
 }
 
 }  // namespace
@@ -409,6 +428,8 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
     if (with_formula)
       out << "formula: " << job.read.formula << '\n';
   }
+  if (comm.is_root() && job.read.columns.empty() && job.read.formula.empty() && !is_generator_spec(job.read.path))
+    out << predictors_note(job.read, shard.names) << '\n';
 
   GlmHooks hooks;
   CheckpointSaver saver;  // root: every checkpoint write, from either thread
@@ -563,6 +584,23 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
         static_cast<double>(res.history.size()) * 200 + p * 200 + (job.covariance ? 25 * p * p : 0));
   }
   comm.check(write_err.empty(), write_err);
+  if (!job.residuals.empty()) {
+    if (res.reason == Reason::interrupted) {
+      if (comm.is_root()) out << "note: stopped on a signal: no --residuals written\n";
+    } else {
+      // A formula fit writes every row read, those dropped for a missing value as NA, so
+      // that the file's rows align with the data file's.
+      const std::int64_t first_read = comm.exscan_sum(static_cast<std::int64_t>(design.kept.size()));
+      write_residuals(job.residuals, shard, *g.model, res.theta, comm, design.kept,
+                      with_formula ? first_read : -1);
+      if (comm.is_root())
+        out << "wrote " << job.residuals.string() << ": residuals of " << shard.n_global << " rows"
+            << (with_formula && design.rows_dropped > 0
+                    ? " (and " + std::to_string(design.rows_dropped) + " rows with a missing value as NA)"
+                    : std::string())
+            << "\n";
+    }
+  }
   return res;
 }
 
@@ -699,6 +737,97 @@ std::int64_t sparse_table_features(const ReadOptions& ro, std::int64_t model_col
   return std::max<std::int64_t>(p - 1 + static_cast<std::int64_t>(claimed.size()), 0);
 }
 
+/// Local. The header names of a CSV file (its first non-empty line, quotes removed) when
+/// that line is a header under \p ro.header; empty when it is not, or the file cannot be
+/// read (load_shard then says why).
+std::vector<std::string> csv_header_names(const ReadOptions& ro) {
+  std::ifstream in(ro.path, std::ios::binary);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("\xEF\xBB\xBF")) line.erase(0, 3);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") != std::string::npos) break;
+    line.clear();
+  }
+  if (line.empty()) return {};
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (std::size_t k = 0; k < line.size(); ++k) {
+    const char c = line[k];
+    if (quoted) {
+      if (c == '"' && k + 1 < line.size() && line[k + 1] == '"') fields.back() += '"', ++k;
+      else if (c == '"') quoted = false;
+      else fields.back() += c;
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ro.delimiter) {
+      fields.emplace_back();
+    } else {
+      fields.back() += c;
+    }
+  }
+  bool any_text = false;
+  for (auto& f : fields) {
+    f.erase(0, f.find_first_not_of(" \t"));
+    f.erase(f.find_last_not_of(" \t") + 1);
+    char* end = nullptr;
+    std::strtod(f.c_str(), &end);
+    if (f.empty() || end != f.c_str() + f.size()) any_text = true;
+  }
+  using H = ReadOptions::Header;
+  if (ro.header == H::no || (ro.header == H::auto_detect && !any_text)) return {};
+  return fields;
+}
+
+/// predict by name: for a CSV with a header naming every feature of the model (whose
+/// features have names, not the reader's x1..xP), \p ro selects them by name in the
+/// model's order (other columns ignored); the label is the fit's --label-column when the
+/// header has that name, else none; the weight (not used by predictions) is dropped.
+/// Options given on predict's command line are kept. Returns whether it applied.
+bool match_columns_by_name(ReadOptions& ro, const std::vector<std::string>& model_columns,
+                           const std::set<std::string>& given) {
+  if (given.count("columns") || !ro.formula.empty() || ro.path.empty() || is_generator_spec(ro.path)) return false;
+  std::vector<std::string> features;
+  for (const auto& c : model_columns)
+    if (c != "(Intercept)") features.push_back(c);
+  if (features.empty()) return false;
+  bool generic = true;  // x1..xP: the reader's names for unnamed columns
+  for (std::size_t j = 0; j < features.size() && generic; ++j) {
+    const std::string number = std::to_string(j + 1);
+    generic = features[j].size() == number.size() + 1 && features[j][0] == 'x' && features[j].ends_with(number);
+  }
+  if (generic) return false;
+  for (const auto& f : features)
+    if (f.find(ro.delimiter) != std::string::npos || f.find(',') != std::string::npos || f.empty()) return false;
+  try {
+    if (input_format(ro) != "csv") return false;
+  } catch (const std::exception&) {
+    return false;
+  }
+  const std::vector<std::string> header = csv_header_names(ro);
+  const std::set<std::string> names(header.begin(), header.end());
+  if (names.size() != header.size()) return false;  // repeated names select by index only
+  for (const auto& f : features)
+    if (!names.count(f)) return false;
+  std::string list;
+  for (const auto& f : features) list += (list.empty() ? "" : ",") + f;
+  ro.columns = list;
+  if (!given.count("label-column") && !names.count(ro.label_column)) ro.label_column = "none";
+  if (!given.count("weight-column")) ro.weight_column.clear();
+  return true;
+}
+
+/// |dmu/deta| at \p eta of a scalar model, from its expected-Fisher weight
+/// (dmu/deta)^2 / V(mu) and its Pearson term (y - mu)^2 / V(mu) at y = mu + 1:
+/// |dmu/deta| = sqrt(fisher V), V = (y - mu)^2 / pearson.
+double abs_mu_eta(const Model& model, double eta) {
+  const double mu = model.mean(eta);
+  double fisher = 0;
+  model.eval(1, &eta, &mu, nullptr, nullptr, &fisher);
+  const double dy = (mu + 1) - mu;
+  return dy * std::sqrt(fisher / model.pearson(&eta, mu + 1));
+}
+
 }  // namespace
 
 void run_predict(const PredictJob& job_in, const Communicator& comm, std::ostream& out) {
@@ -707,6 +836,10 @@ void run_predict(const PredictJob& job_in, const Communicator& comm, std::ostrea
   // Every rank reads the (small) model file; failures are agreed on.
   nlohmann::json m;
   std::string err;
+  {  // the fit's --out directory stands for its model.json
+    std::error_code ec;
+    if (std::filesystem::is_directory(job.model, ec)) job.model /= "model.json";
+  }
   try {
     std::ifstream in(job.model);
     if (!in) throw Error(job.model.string() + ": cannot open the model file");
@@ -744,6 +877,7 @@ void run_predict(const PredictJob& job_in, const Communicator& comm, std::ostrea
 
   ReadOptions ro = job.read;
   ro.intercept = m.value("intercept", false);
+  const bool by_name = match_columns_by_name(ro, columns, job.given);
   if (ro.n_features == 0) ro.n_features = sparse_table_features(ro, static_cast<std::int64_t>(columns.size()));
   const Shard s = load_shard(ro, comm);
   if (s.names != columns) {
@@ -754,13 +888,18 @@ void run_predict(const PredictJob& job_in, const Communicator& comm, std::ostrea
     };
     throw CollectiveError(ro.path + ": the data's columns do not match the model's: the model was fitted on (" +
                           list(columns) + "), the data gives (" + list(s.names) +
-                          ") (data without a label column: --label-column none)");
+                          ") (data without a label column: --label-column none; a CSV whose header names every column of the model is matched by name)");
   }
   const std::int64_t d = s.n_cols, K = model->n_outputs();
   std::vector<double> cov;
   if (job.se) {
-    comm.check(m.contains("covariance") && model->n_outputs() == 1,
-               job.model.string() + ": --se needs a scalar GLM fitted with --covariance");
+    comm.check(model->n_outputs() == 1, job.model.string() +
+                                            ": --se is for scalar GLMs; a multinomial model has no single linear "
+                                            "predictor");
+    comm.check(m.contains("covariance") && m["covariance"].is_array(),
+               job.model.string() +
+                   ": no covariance matrix in the model, which --se needs: refit with --covariance (natgrad fit "
+                   "... --covariance --out DIR)");
     for (const auto& row : m["covariance"])
       for (const auto& v : row) cov.push_back(v.is_null() ? NAN : v.get<double>());
   }
@@ -805,7 +944,8 @@ void run_predict(const PredictJob& job_in, const Communicator& comm, std::ostrea
             if (b >= 0) q += va * cov[static_cast<std::size_t>(a) * nf + static_cast<std::size_t>(b)] * vb;
           }
         }
-        body << ',' << std::sqrt(q);
+        const double se_eta = std::sqrt(q);
+        body << ',' << se_eta << ',' << abs_mu_eta(*model, eta[0]) * se_eta;
       }
       body << '\n';
     }
@@ -816,11 +956,12 @@ void run_predict(const PredictJob& job_in, const Communicator& comm, std::ostrea
     for (int c = 0; c < classes; ++c) header += "p" + std::to_string(c) + ",";
     header += "class\n";
   } else {
-    header = job.se ? "eta,mu,se_eta\n" : "eta,mu\n";
+    header = job.se ? "eta,mu,se_eta,se_mu\n" : "eta,mu\n";
   }
   write_collectively(job.out, header, body.str(), comm);
   if (comm.is_root())
-    out << "wrote " << job.out.string() << ": " << s.n_global << " predictions (" << model->name() << ")\n";
+    out << "wrote " << job.out.string() << ": " << s.n_global << " predictions (" << model->name() << ")"
+        << (by_name ? "; columns matched by header name" : "") << '\n';
 }
 
 }  // namespace natgrad

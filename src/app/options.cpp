@@ -30,10 +30,33 @@ Option<T> threads_option(int T::*member) {
 
 }  // namespace
 
+/// The reader's rows for `natgrad fit`: an intercept unless --no-intercept (R's default).
+/// --intercept (kept for old scripts) defaults to true and records the choice; the
+/// --no-intercept row after it has no default, so only when given does it clear the
+/// member (apply_options refuses both given together).
+OptionTable<ReadOptions> fit_read_table() {
+  using R = ReadOptions;
+  OptionTable<R> t;
+  for (Option<R> o : read_option_table()) {
+    if (o.name != "intercept") {
+      t.push_back(std::move(o));
+      continue;
+    }
+    o.default_text = "true";
+    o.help = "fit an intercept as coefficient 0 (the default, as R's glm; kept for old scripts)";
+    t.push_back(std::move(o));
+    Option<R> no = switch_option<R>("no-intercept", &R::intercept,
+                                    "fit without an intercept (R's y ~ x - 1); the default fits one", 0, true);
+    no.default_text.clear();
+    t.push_back(std::move(no));
+  }
+  return t;
+}
+
 const OptionTable<FitJob>& fit_job_table() {
   using J = FitJob;
   static const OptionTable<J> table = join<J>({
-      nest<J>(read_option_table(), [](auto& j) -> auto& { return j.read; }),
+      nest<J>(fit_read_table(), [](auto& j) -> auto& { return j.read; }),
       {text_option<J>("out", &J::out_dir, "", "directory for model.json, history.csv and summary.txt", kRecorded)},
       nest<J>(glm_option_table(), [](auto& j) -> auto& { return j.glm; }),
       {threads_option<J>(&J::threads),
@@ -50,6 +73,10 @@ const OptionTable<FitJob>& fit_job_table() {
        text_option<J>("resume", &J::resume, "",
                       "continue the fit saved in this checkpoint (same data and options; ranks, threads and "
                       "--max-iter may differ); usually the --checkpoint file itself",
+                      kRecorded),
+       text_option<J>("residuals", &J::residuals, "",
+                      "after the fit, write this CSV: one line per data row in order: row,y,mu,eta,deviance,"
+                      "pearson,working,response (R's residuals(fit, type = ...); multinomial: row,y,p0..pK-1)",
                       kRecorded),
        text_option<J>("memory-check", &J::memory_check, "on",
                       "on: before reading the data and before allocating the Fisher, stop every rank with one "
@@ -73,18 +100,23 @@ const OptionTable<PredictJob>& predict_job_table() {
   using J = PredictJob;
   static const OptionTable<J> table = [] {
     OptionTable<J> t{
-        text_option<J>("model", &J::model, "", "model.json written by 'natgrad fit --out'", kOptionRequired),
+        text_option<J>("model", &J::model, "",
+                       "model.json written by 'natgrad fit --out DIR', or DIR itself", kOptionRequired),
         text_option<J>("out", &J::out, "",
-                       "CSV of predictions: eta,mu[,se_eta] (multinomial: eta1..,p0..pK-1,class), one line per row "
+                       "CSV of predictions: eta,mu[,se_eta,se_mu] (multinomial: eta1..,p0..pK-1,class), one line per row "
                        "in order",
                        kOptionRequired),
-        switch_option<J>("se", &J::se, "standard error of the linear predictor (model fitted with --covariance)"),
+        switch_option<J>("se", &J::se,
+                         "standard errors of the linear predictor and of the mean, se_mu = |dmu/deta| se_eta (R's "
+                         "predict.glm se.fit; the model must be fitted with --covariance)"),
         threads_option<J>(&J::threads)};
     // The reader's rows; those not given default to the fit's (model.json "options").
     for (Option<J> o : nest<J>(read_option_table(), [](auto& j) -> auto& { return j.read; })) {
       if (o.name == "intercept") continue;  // the model says whether it has one
       if (o.name == "data") {
-        o.help = "rows to predict (same columns as the fit)";
+        o.help =
+            "rows to predict (the fit's columns in the same order, or a CSV with a header naming them in any "
+            "order)";
       } else {
         o.help += " (default: as in the fit";
         o.help += o.name == "label-column" ? "; 'none' for data without a label)" : ")";

@@ -51,7 +51,7 @@ if "$EXE" generate --data "$SPEC" --out "$DATA/d.h5" >/dev/null 2>&1; then FILES
 read_seconds() {
   local file=$1 np=$2 nt=$3 best="" k t
   for ((k = 0; k <= REPEAT; k++)); do
-    t=$(OMP_NUM_THREADS=$nt "$MPIEXEC" -n "$np" "$EXE" fit --data "$DATA/$file" --max-iter 0 --no-inference \
+    t=$(OMP_NUM_THREADS=$nt "$MPIEXEC" -n "$np" "$EXE" fit --no-intercept --data "$DATA/$file" --max-iter 0 --no-inference \
       --quiet --threads "$nt" 2>&1 | sed -n 's/^read: \([0-9.]*\) s.*/\1/p')
     [ -n "$t" ] || { echo "parse_bench: no 'read:' line for $file at $np x $nt" >&2; exit 1; }
     [ "$k" -eq 0 ] && continue

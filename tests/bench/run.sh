@@ -171,7 +171,7 @@ natgrad_fit() {  # label ranks threads bind data [extra fit options]
   load1=$(cut -d' ' -f1 /proc/loadavg)
   OMP_NUM_THREADS=$th "$MPIRUN" -n "$np" --bind-to "$bind" \
     bash -c 'exec /usr/bin/time -f "%e %M %U %S" -o "$0.time.$OMPI_COMM_WORLD_RANK" "$@"' "$tag" \
-    "$NATGRAD" fit --data "$data" --threads "$th" --tol 1e-8 --out "$tag.out" "$@" >"$tag.log" 2>&1 ||
+    "$NATGRAD" fit --no-intercept --data "$data" --threads "$th" --tol 1e-8 --out "$tag.out" "$@" >"$tag.log" 2>&1 ||
     { log "natgrad fit failed (see $tag.log)"; tail -5 "$tag.log"; return 0; }
   local wall rss rows cols iters gmax fit_s cpu read_s
   wall=$(cat "$tag".time.* | awk '{ if ($1 > m) m = $1 } END { print m }')

@@ -80,13 +80,13 @@ FIXED=(--step fixed --lr 0.5 --tol 0)  # never converges early: every run takes 
 # ---------------------------------------------------------------------------
 begin_check "periodic checkpoints, resume with a higher --max-iter = one uninterrupted fit"
 D=gen:logit:rows=20000,cols=8
-run ref12 fit --data "$D" "${FIXED[@]}" --max-iter 12 --out "$W/ref12" --quiet
+run ref12 fit --no-intercept --data "$D" "${FIXED[@]}" --max-iter 12 --out "$W/ref12" --quiet
 [ "$RC" -eq 0 ] || fail "reference fit: exit $RC ($(tail_of "$ERR"))"
-run part7 fit --data "$D" "${FIXED[@]}" --max-iter 7 --out "$W/part7" --checkpoint "$W/p.json" --checkpoint-every 3
+run part7 fit --no-intercept --data "$D" "${FIXED[@]}" --max-iter 7 --out "$W/part7" --checkpoint "$W/p.json" --checkpoint-every 3
 [ "$RC" -eq 0 ] || fail "checkpointing fit: exit $RC ($(tail_of "$ERR"))"
 [ "$(grep -c '^checkpoint: iteration' "$OUT")" -eq 2 ] || fail "expected checkpoints at iterations 3 and 6: $(grep '^checkpoint' "$OUT" | tr '\n' '|')"
 [ "$(ckpt_iteration "$W/p.json")" = 6 ] || fail "checkpoint iteration $(ckpt_iteration "$W/p.json"), expected 6"
-run resume12 fit --data "$D" "${FIXED[@]}" --max-iter 12 --out "$W/res12" --resume "$W/p.json" --quiet
+run resume12 fit --no-intercept --data "$D" "${FIXED[@]}" --max-iter 12 --out "$W/res12" --resume "$W/p.json" --quiet
 [ "$RC" -eq 0 ] || fail "resumed fit: exit $RC ($(tail_of "$ERR"))"
 grep -q 'resuming from .* at iteration 6' "$OUT" || fail "no 'resuming from ... at iteration 6' line"
 why=$(coefs_close "$W/ref12/model.json" "$W/res12/model.json" 1e-12) || fail "resumed vs uninterrupted: $why"
@@ -102,7 +102,7 @@ end_check
 # ---------------------------------------------------------------------------
 begin_check "SIGUSR1 to mpirun: checkpoint, exit status 3, resume = uninterrupted"
 D=gen:logit:rows=100000,cols=16
-start sig "$NP" fit --data "$D" "${FIXED[@]}" --max-iter 100000 --out "$W/sig" --checkpoint "$W/s.json" --checkpoint-every 1000
+start sig "$NP" fit --no-intercept --data "$D" "${FIXED[@]}" --max-iter 100000 --out "$W/sig" --checkpoint "$W/s.json" --checkpoint-every 1000
 if wait_line "$ALL" "iter    3" 60; then
   kill -USR1 "$BG"
   wait_bg 60
@@ -116,9 +116,9 @@ fi
 K=$(ckpt_iteration "$W/s.json" 2>/dev/null)
 if [ -n "$K" ]; then
   M=$((K + 4))
-  run sigref fit --data "$D" "${FIXED[@]}" --max-iter "$M" --out "$W/sigref" --quiet --no-inference
+  run sigref fit --no-intercept --data "$D" "${FIXED[@]}" --max-iter "$M" --out "$W/sigref" --quiet --no-inference
   [ "$RC" -eq 0 ] || fail "reference: exit $RC"
-  run sigres fit --data "$D" "${FIXED[@]}" --max-iter "$M" --out "$W/sigres" --quiet --no-inference --resume "$W/s.json"
+  run sigres fit --no-intercept --data "$D" "${FIXED[@]}" --max-iter "$M" --out "$W/sigres" --quiet --no-inference --resume "$W/s.json"
   [ "$RC" -eq 0 ] || fail "resume: exit $RC ($(tail_of "$ERR"))"
   why=$(coefs_close "$W/sigref/model.json" "$W/sigres/model.json" 1e-12) || fail "resumed after the signal vs uninterrupted: $why"
 else
@@ -128,7 +128,7 @@ end_check
 
 begin_check "resume at $NP_OTHER rank(s) x 2 threads instead of $NP x 1 agrees to 1e-10"
 if [ -n "${K:-}" ] && [ -f "$W/sigref/model.json" ]; then
-  run_np sigother "$NP_OTHER" fit --data "$D" "${FIXED[@]}" --max-iter "$M" --out "$W/sigother" --quiet --no-inference \
+  run_np sigother "$NP_OTHER" fit --no-intercept --data "$D" "${FIXED[@]}" --max-iter "$M" --out "$W/sigother" --quiet --no-inference \
     --threads 2 --resume "$W/s.json"
   [ "$RC" -eq 0 ] || fail "resume: exit $RC ($(tail_of "$ERR"))"
   why=$(coefs_close "$W/sigref/model.json" "$W/sigother/model.json" 1e-10) || fail "$why"
@@ -140,7 +140,7 @@ end_check
 # ---------------------------------------------------------------------------
 if [ "$NP" -gt 1 ]; then
   begin_check "SIGTERM to rank 1 only: all ranks stop together with status 3"
-  start term "$NP" fit --data "$D" "${FIXED[@]}" --max-iter 100000 --out "$W/term" --checkpoint "$W/t.json"
+  start term "$NP" fit --no-intercept --data "$D" "${FIXED[@]}" --max-iter 100000 --out "$W/term" --checkpoint "$W/t.json"
   if wait_line "$ALL" "iter    2" 60 && pid=$(rank_pid 1); then
     kill -TERM "$pid"
     wait_bg 60
@@ -168,29 +168,29 @@ bad_resume() {
 }
 D=gen:logit:rows=20000,cols=8
 bad_resume "a checkpoint of other options" "'lr' is 0.5 in the checkpoint and 0.25 now" \
-  fit --data "$D" --step fixed --lr 0.25 --tol 0 --max-iter 12 --resume "$W/p.json"
+  fit --no-intercept --data "$D" --step fixed --lr 0.25 --tol 0 --max-iter 12 --resume "$W/p.json"
 # The data's path is not compared (its content is): here the row count differs first.
 bad_resume "a checkpoint of other data" "'n_rows' is 20000 in the checkpoint and 20001 now" \
-  fit --data gen:logit:rows=20001,cols=8 "${FIXED[@]}" --max-iter 12 --resume "$W/p.json"
+  fit --no-intercept --data gen:logit:rows=20001,cols=8 "${FIXED[@]}" --max-iter 12 --resume "$W/p.json"
 printf 'not json\n' >"$W/junk.json"
 bad_resume "a file that is not a checkpoint" "invalid checkpoint" \
-  fit --data "$D" "${FIXED[@]}" --resume "$W/junk.json"
+  fit --no-intercept --data "$D" "${FIXED[@]}" --resume "$W/junk.json"
 bad_resume "a missing checkpoint" "cannot read the checkpoint" \
-  fit --data "$D" "${FIXED[@]}" --resume "$W/none.json"
+  fit --no-intercept --data "$D" "${FIXED[@]}" --resume "$W/none.json"
 # Same path, changed content: the column sums catch it.
 run_np gen-csv 1 generate --data gen:logit:rows=500,cols=3 --out "$W/d.csv"
-run csv-ck fit --data "$W/d.csv" "${FIXED[@]}" --max-iter 3 --checkpoint "$W/c.json" --checkpoint-every 2 --quiet
+run csv-ck fit --no-intercept --data "$W/d.csv" "${FIXED[@]}" --max-iter 3 --checkpoint "$W/c.json" --checkpoint-every 2 --quiet
 awk -F, 'NR == 10 { $2 = $2 + 1 } { print }' OFS=, "$W/d.csv" >"$W/d2.csv" && mv "$W/d2.csv" "$W/d.csv"
 bad_resume "a CSV whose content changed" "the data differ" \
-  fit --data "$W/d.csv" "${FIXED[@]}" --max-iter 5 --resume "$W/c.json"
+  fit --no-intercept --data "$W/d.csv" "${FIXED[@]}" --max-iter 5 --resume "$W/c.json"
 
 # The fingerprint follows the data's content, not its path: an identical copy under
 # another name resumes; two labels swapped in place (same column sums) are refused.
 run_np gen-csv2 1 generate --data gen:logit:rows=500,cols=3,seed=5 --out "$W/e.csv"
-run csv-ck2 fit --data "$W/e.csv" "${FIXED[@]}" --max-iter 3 --checkpoint "$W/e.json" --checkpoint-every 2 --quiet
+run csv-ck2 fit --no-intercept --data "$W/e.csv" "${FIXED[@]}" --max-iter 3 --checkpoint "$W/e.json" --checkpoint-every 2 --quiet
 mkdir -p "$W/elsewhere" && cp "$W/e.csv" "$W/elsewhere/copy of e.csv"
 begin_check "resumes with the same data under another path"
-run copy-resume fit --data "$W/elsewhere/copy of e.csv" "${FIXED[@]}" --max-iter 5 --resume "$W/e.json" --quiet
+run copy-resume fit --no-intercept --data "$W/elsewhere/copy of e.csv" "${FIXED[@]}" --max-iter 5 --resume "$W/e.json" --quiet
 [ "$RC" -eq 0 ] || fail "exit $RC ($(tail_of "$ERR"))"
 grep -q 'resuming from .* at iteration 2' "$OUT" || fail "no 'resuming from ... at iteration 2' line"
 end_check
@@ -206,7 +206,7 @@ cmp -s "$W/l1" "$W/l2" || fail "the label counts changed"
 end_check
 mv "$W/e2.csv" "$W/e.csv"
 bad_resume "data with two labels swapped in place" "the data differ" \
-  fit --data "$W/e.csv" "${FIXED[@]}" --max-iter 5 --resume "$W/e.json"
+  fit --no-intercept --data "$W/e.csv" "${FIXED[@]}" --max-iter 5 --resume "$W/e.json"
 # A checkpoint edited by hand (one coefficient changed) fails its checksum.
 awk '/"theta": \[/ { t = 1; print; next }
   t && !done && match($0, /-?[0-9][0-9.eE+-]*/) {
@@ -217,13 +217,13 @@ begin_check "the edited checkpoint differs from the original in one number"
 [ "$(diff "$W/p.json" "$W/edited.json" | grep -c '^>')" -eq 1 ] || fail "edit did not change exactly one line"
 end_check
 bad_resume "a checkpoint with an edited coefficient" "checksum does not match" \
-  fit --data gen:logit:rows=20000,cols=8 "${FIXED[@]}" --max-iter 12 --resume "$W/edited.json"
+  fit --no-intercept --data gen:logit:rows=20000,cols=8 "${FIXED[@]}" --max-iter 12 --resume "$W/edited.json"
 
 # ---------------------------------------------------------------------------
 # A rank that dies (kill -9, as the out-of-memory killer does) must end the job promptly.
 if [ "$NP" -gt 1 ]; then
   begin_check "kill -9 of rank 1 mid-fit: non-zero exit within 30 s"
-  start kill9 "$NP" fit --data gen:logit:rows=600000,cols=32 --max-iter 1000 --tol 0 --step fixed --out "$W/kill9"
+  start kill9 "$NP" fit --no-intercept --data gen:logit:rows=600000,cols=32 --max-iter 1000 --tol 0 --step fixed --out "$W/kill9"
   if wait_line "$ALL" "iter    1" 120 && pid=$(rank_pid 1); then
     t0=$SECONDS
     kill -KILL "$pid"

@@ -289,7 +289,7 @@ end_check
 # 6. A generated problem (small stand-in for gen:logit:rows=1000000,cols=64).
 
 begin_check "fit gen:logit:rows=20000,cols=16"
-run fit-gen fit --data gen:logit:rows=20000,cols=16 --out "$W/g" --quiet
+run fit-gen fit --no-intercept --data gen:logit:rows=20000,cols=16 --out "$W/g" --quiet
 need_rc0
 if [ -f "$W/g/model.json" ]; then
   grep -q '"converged": *true' "$W/g/model.json" || fail "not converged: $(grep '"reason"' "$W/g/model.json")"
@@ -306,7 +306,7 @@ begin_check "fit gen: same result at any rank count"
 # rank count: compare the loss with a reference taken from a 1-rank run.
 if [ -f "$W/g/model.json" ]; then
   loss=$(json_num "$W/g/model.json" loss)
-  run_np fit-gen-np1 1 fit --data gen:logit:rows=20000,cols=16 --out "$W/g1" --quiet
+  run_np fit-gen-np1 1 fit --no-intercept --data gen:logit:rows=20000,cols=16 --out "$W/g1" --quiet
   if [ -f "$W/g1/model.json" ]; then
     loss1=$(json_num "$W/g1/model.json" loss)
     close_to "$loss" "$loss1" 1e-10 ||
@@ -323,7 +323,7 @@ end_check
 # 7. The seed's settings, one flag each.
 
 begin_check "fit with the seed's settings"
-run fit-seed fit --data gen:mixture:rows=150 --method ngd --fisher empirical-centered --step fixed \
+run fit-seed fit --no-intercept --data gen:mixture:rows=150 --method ngd --fisher empirical-centered --step fixed \
   --lr 1 --max-iter 5 --tol 0 --out "$W/seed"
 need_rc0
 if [ -f "$W/seed/history.csv" ]; then

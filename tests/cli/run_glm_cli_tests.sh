@@ -51,11 +51,11 @@ run fitcov fit --data "$FIX/gaussian_identity_mtcars.csv" --label-column y --int
   --covariance --quiet --out "$W/fitcov"
 run predict predict --model "$W/fitcov/model.json" --data "$FIX/gaussian_identity_mtcars.csv" \
   --out "$W/pred.csv" --se
-if [ "$RC" -eq 0 ] && [ "$(head -1 "$W/pred.csv")" = "eta,mu,se_eta" ] && [ "$(wc -l <"$W/pred.csv")" -eq 33 ]; then
-  # gaussian identity: mu = eta, and mean of the residuals y - mu is 0 with an intercept
-  if awk -F, 'NR==FNR { if (FNR > 1) y[FNR] = $1; next } FNR > 1 { if ($1 != $2 || $3 <= 0) bad = 1; s += y[FNR] - $2 }
+if [ "$RC" -eq 0 ] && [ "$(head -1 "$W/pred.csv")" = "eta,mu,se_eta,se_mu" ] && [ "$(wc -l <"$W/pred.csv")" -eq 33 ]; then
+  # gaussian identity: mu = eta, se_mu = se_eta, and mean of the residuals y - mu is 0 with an intercept
+  if awk -F, 'NR==FNR { if (FNR > 1) y[FNR] = $1; next } FNR > 1 { d = $4 - $3; if ($1 != $2 || $3 <= 0 || d > 1e-14 * $3 || -d > 1e-14 * $3) bad = 1; s += y[FNR] - $2 }
               END { if (s < 0) s = -s; exit !(bad == 0 && s < 1e-8) }' "$FIX/gaussian_identity_mtcars.csv" "$W/pred.csv"; then
-    ok "predict: one line per row in order, mu = eta, residuals sum to 0, se > 0"
+    ok "predict: one line per row in order, mu = eta, residuals sum to 0, se_mu = se_eta > 0"
   else bad "predict" "values wrong"; fi
 else bad "predict" "exit $RC or wrong shape: $(head -2 "$W/pred.csv" 2>/dev/null)"; fi
 run predict_mn predict --model "$W/multinomial_wine_scaled/model.json" --data "$FIX/multinomial_wine_scaled.csv" \
@@ -124,10 +124,10 @@ end_check
 # is not (misclassified rows both ways), and no damping makes it usable
 printf 'y,x\n0,1\n0,1\n1,1\n1,-1\n0,-1\n1,-1\n' >"$W/mixed.csv"
 printf '{"coefficients": [-6667]}\n' >"$W/far.json"
-run singular fit --data "$W/mixed.csv" --init "$W/far.json"
+run singular fit --no-intercept --data "$W/mixed.csv" --init "$W/far.json"
 expect singular 2 "Fisher singular after raising the damping"
 # a step that lands there is retreated from (this fixed huge rate still fails in the end)
-run retreat fit --data "$W/mixed.csv" --start zero --step fixed --lr 1e4 --max-iter 50
+run retreat fit --no-intercept --data "$W/mixed.csv" --start zero --step fixed --lr 1e4 --max-iter 50
 expect retreat 2 "Fisher singular; halving the step"
 # a log-link step so large that the loss overflows: a fixed step is never shortened
 # silently, so the fit has diverged (a line search would halve its trial instead)
@@ -141,9 +141,9 @@ awk -F, 'NR == 1 { print; next } { $1 = $1 + 1; print }' OFS=, "$W/g.csv" >"$W/p
 run nonfinite fit --data "$W/pos.csv" --intercept --family gamma --link inverse --start zero
 expect nonfinite 2 "loss or gradient not finite"
 # labels invalid for the family
-run badlabel fit --data "$W/g.csv" --family gamma
+run badlabel fit --no-intercept --data "$W/g.csv" --family gamma
 expect badlabel 1 "invalid for gamma/inverse" "a positive value"
-run badlink fit --data "$W/g.csv" --family poisson --link logit
+run badlink fit --no-intercept --data "$W/g.csv" --family poisson --link logit
 expect badlink 1 "--link logit is not available for family poisson"
 
 finish

@@ -117,7 +117,7 @@ make_inputs
 
 # A model for the predict cases (and for --init / --resume): binomial on good.csv.
 MODEL=$W/model/model.json
-timeout -k 5 60 "$MPIEXEC" -n "$NP" --oversubscribe "$EXE" fit --data "$C/good.csv" --out "$W/model" \
+timeout -k 5 60 "$MPIEXEC" -n "$NP" --oversubscribe "$EXE" fit --no-intercept --data "$C/good.csv" --out "$W/model" \
   --quiet >"$LOGS/setup-model.out" 2>&1 </dev/null
 if [ ! -f "$MODEL" ]; then
   bad setup "fitting $C/good.csv failed: $(tail_of "$LOGS/setup-model.out")"

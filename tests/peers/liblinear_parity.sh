@@ -3,7 +3,7 @@
 # regression, primal): the same objective to 1e-8 relative and the same coefficients to
 # 1e-5, both evaluated by one evaluator (tests/peers/liblinear_objective.py):
 #   liblinear-train -s 0 -c C -e 1e-10 [-B 1]   vs
-#   natgrad fit --l2 1/C [--intercept --penalize-intercept]   (at NRANKS ranks)
+#   natgrad fit --l2 1/C (--no-intercept | --intercept --penalize-intercept)   (at NRANKS ranks)
 # on generated sparse data (gen:sparse-logit, --solver cg) and on LIBLINEAR's own
 # heart_scale example (Debian's liblinear-tools ships it; --solver auto and cg).
 # Skipped (ctest SKIP_REGULAR_EXPRESSION "liblinear parity skipped") without
@@ -60,7 +60,7 @@ parity() {
 run_np generate 1 generate --data gen:sparse-logit:rows=2000,cols=5000,nnz=20 --out "$W/sparse.svm"
 expect generate 0 "wrote"
 if [ "$RC" -eq 0 ]; then
-  parity sparse_c1 "$W/sparse.svm" 1 "" "--solver cg"
+  parity sparse_c1 "$W/sparse.svm" 1 "" "--solver cg --no-intercept"
   parity sparse_c1_bias "$W/sparse.svm" 1 "-B 1" "--solver cg --intercept --penalize-intercept"
 fi
 
@@ -77,9 +77,9 @@ done
 if [ -z "$HEART" ]; then
   skip heart_scale "LIBLINEAR's heart_scale example not found (dpkg -L liblinear-tools)"
 else
-  parity heart_c1 "$HEART" 1 "" ""
+  parity heart_c1 "$HEART" 1 "" "--no-intercept"
   parity heart_c1_bias "$HEART" 1 "-B 1" "--intercept --penalize-intercept"
-  parity heart_c4_cg "$HEART" 4 "" "--solver cg"
+  parity heart_c4_cg "$HEART" 4 "" "--solver cg --no-intercept"
 fi
 
 finish

@@ -28,7 +28,7 @@ need_message() {
 }
 
 # A fit with 300 parameters, two iterations, inference and the covariance in model.json.
-OOM_DATA=(fit --data gen:logit:rows=1200,cols=300 --threads 1 --max-iter 2 --tol 0 --quiet --covariance)
+OOM_DATA=(fit --no-intercept --data gen:logit:rows=1200,cols=300 --threads 1 --max-iter 2 --tol 0 --quiet --covariance)
 OOM_BYTES=720000  # one 300 x 300 matrix of doubles: the p x p allocations and the shard
 # oom_sweep RANK: the sweep on RANK; fails the current check; sets STAGES (the messages)
 # and SWEPT (how many allocations were made to fail).

@@ -45,7 +45,7 @@ fi
 if [ -z "$RO" ]; then
   skip "an unwritable --out is refused before any data is read" "running as root, and setpriv cannot drop to nobody"
 else
-  run readonly fit --data "$W/no-such-data.csv" --out "$RO"
+  run readonly fit --no-intercept --data "$W/no-such-data.csv" --out "$RO"
   [ "$RC" -eq 1 ] || fail "exit status $RC, expected 1"
   need_one_error "$ALL" "--out $RO: cannot write in the output directory" "Permission denied"
   ! grep -q 'no-such-data' "$ALL" || fail "the data were looked at before --out was checked"
@@ -94,7 +94,7 @@ DEAD=$!
 wait "$DEAD"
 printf 'natgrad output lock\nhost: %s\npid: %s\nstarted: 2026-01-01T00:00:00Z\ncommand: natgrad fit (killed)\n' \
   "$(hostname)" "$DEAD" >"$S/.natgrad.lock"
-run stale fit --data gen:logit:rows=500,cols=3 --out "$S" --quiet
+run stale fit --no-intercept --data gen:logit:rows=500,cols=3 --out "$S" --quiet
 [ "$RC" -eq 0 ] || fail "exit status $RC ($(tail_of "$ERR"))"
 [ "$(listing "$S")" = "history.csv model.json summary.txt " ] || fail "directory holds: $(listing "$S")"
 end_check
@@ -113,11 +113,11 @@ if [ "$MOUNTED" -eq 0 ]; then
     "cannot mount a small tmpfs here ($( [ "$(id -u)" -eq 0 ] && tail_of "$LOGS/mount.err" 1 || echo "not root"))"
 else
   begin_check "disk full while writing: the previous set stays whole"
-  run small fit --data gen:logit:rows=500,cols=2 --out "$FULL/o" --quiet
+  run small fit --no-intercept --data gen:logit:rows=500,cols=2 --out "$FULL/o" --quiet
   [ "$RC" -eq 0 ] || fail "first fit: exit $RC ($(tail_of "$ERR"))"
   mkdir -p "$W/before" && cp "$FULL"/o/* "$W/before/"
   # 60 columns with --covariance: model.json alone is about 90 KB.
-  run wide fit --data gen:logit:rows=3000,cols=60 --covariance --out "$FULL/o" --quiet
+  run wide fit --no-intercept --data gen:logit:rows=3000,cols=60 --covariance --out "$FULL/o" --quiet
   [ "$RC" -eq 1 ] || fail "exit status $RC, expected 1"
   need_one_error "$ALL" "$FULL/o/" "No space left on device" "previous outputs in $FULL/o are kept"
   for f in model.json history.csv summary.txt; do
@@ -134,11 +134,11 @@ mkdir -p "$Q"
 DATA="$Q/it's a (data) \$file; [x].csv"
 run_np make-data 1 generate --data gen:logit:rows=400,cols=3,seed=11 --out "$DATA"
 [ "$RC" -eq 0 ] || fail "generate: exit $RC ($(tail_of "$ERR"))"
-run quoted fit --data "$DATA" --columns 'x1,x3' --out "$Q/out one" --quiet
+run quoted fit --no-intercept --data "$DATA" --columns 'x1,x3' --out "$Q/out one" --quiet
 [ "$RC" -eq 0 ] || fail "fit: exit $RC ($(tail_of "$ERR"))"
 CALL=$(sed -n '/^Call:$/{n;p;q}' "$Q/out one/summary.txt")
 case $CALL in
-  "natgrad fit --data '$Q/it'\\''s a (data) \$file; [x].csv' --columns x1,x3 --out '$Q/out one' --quiet") ;;
+  "natgrad fit --no-intercept --data '$Q/it'\\''s a (data) \$file; [x].csv' --columns x1,x3 --out '$Q/out one' --quiet") ;;
   *) fail "Call: line is [$CALL]" ;;
 esac
 cp "$Q/out one/model.json" "$Q/first.json"

@@ -86,7 +86,7 @@ need_message() {
 # Memory admission.
 
 begin_check "a generator whose Fisher exceeds the machine is refused before reading, with both numbers"
-run toobig fit --data gen:logit:rows=50,cols=200000 --solver cholesky --out "$W/toobig"
+run toobig fit --no-intercept --data gen:logit:rows=50,cols=200000 --solver cholesky --out "$W/toobig"
 [ "$RC" -eq 1 ] || fail "exit $RC, expected 1 ($(tail_of "$ALL"))"
 need_message "not enough memory" "GiB" "available" "limit:" "fewer --threads" "--fisher-sample does not reduce memory" \
   "--memory-check off"
@@ -96,7 +96,7 @@ need_message "not enough memory" "GiB" "available" "limit:" "fewer --threads" "-
 end_check
 
 begin_check "the same fit at the issue's size (cols=40000, Fisher 12.8 GB) is refused at once"
-run issue fit --data gen:logit:rows=50,cols=40000 --solver cholesky --out "$W/issue"
+run issue fit --no-intercept --data gen:logit:rows=50,cols=40000 --solver cholesky --out "$W/issue"
 [ "$RC" -eq 1 ] || fail "exit $RC, expected 1 ($(tail_of "$ALL"))"
 need_message "not enough memory for this fit"
 end_check
@@ -105,7 +105,7 @@ end_check
 # an address-space limit of 1.5 GB (an MPI rank starts with about 0.5 GB of address space).
 begin_check "ulimit -v: refused with the process's limit named, before any p x p buffer"
 RUN_AS=(bash -c 'ulimit -v 1500000 && exec "$@"' ulimit)
-run ulimit fit --data gen:logit:rows=400,cols=8000 --threads 1 --solver cholesky --out "$W/ulimit"
+run ulimit fit --no-intercept --data gen:logit:rows=400,cols=8000 --threads 1 --solver cholesky --out "$W/ulimit"
 RUN_AS=()
 [ "$RC" -eq 1 ] || fail "exit $RC, expected 1 ($(tail_of "$ALL"))"
 need_message "not enough memory" "available to the process (limit: ulimit -v, RLIMIT_AS)" "rank 0 needs about"
@@ -113,7 +113,7 @@ end_check
 
 begin_check "ulimit -v with --memory-check off: the failed allocation ends collectively, with its size"
 RUN_AS=(bash -c 'ulimit -v 1500000 && exec "$@"' ulimit)
-run ulimit_off fit --data gen:logit:rows=400,cols=12000 --threads 1 --solver cholesky --memory-check off --out "$W/ulimit_off"
+run ulimit_off fit --no-intercept --data gen:logit:rows=400,cols=12000 --threads 1 --solver cholesky --memory-check off --out "$W/ulimit_off"
 RUN_AS=()
 [ "$RC" -eq 1 ] || fail "exit $RC, expected 1 ($(tail_of "$ALL"))"
 need_message "out of memory" "12000 parameters" "GiB"
@@ -128,7 +128,7 @@ wide_csv() {  # wide_csv FILE COLS: header y,x1..x(COLS-1), then a bad line
 }
 begin_check "a CSV whose header announces 40000 columns: refused before its data lines are parsed"
 wide_csv "$W/wide.csv" 40000
-run widecsv fit --data "$W/wide.csv" --solver cholesky --out "$W/widecsv"
+run widecsv fit --no-intercept --data "$W/wide.csv" --solver cholesky --out "$W/widecsv"
 [ "$RC" -eq 1 ] || fail "exit $RC, expected 1 ($(tail_of "$ALL"))"
 need_message "not enough memory for this fit" "GiB" "--solver cg"
 ! grep -q 'not-a-number\|wide.csv:2' "$ALL" || fail "the data line was parsed before the refusal"
@@ -136,7 +136,7 @@ need_message "not enough memory for this fit" "GiB" "--solver cg"
 end_check
 
 begin_check "the same CSV with --solver cg --no-inference: admitted (no p x p matrix), the bad line reported"
-run widecg fit --data "$W/wide.csv" --solver cg --no-inference --out "$W/widecg"
+run widecg fit --no-intercept --data "$W/wide.csv" --solver cg --no-inference --out "$W/widecg"
 [ "$RC" -eq 1 ] || fail "exit $RC, expected 1 ($(tail_of "$ALL"))"
 need_message "wide.csv:2"
 ! grep -q 'not enough memory' "$ALL" || fail "refused for memory: $(grep -m1 'not enough memory' "$ALL")"
@@ -145,22 +145,22 @@ end_check
 begin_check "an NPY file whose header announces 40000 columns: refused before the read"
 run widegen generate --data gen:logit:rows=3,cols=39999 --out "$W/wide.npy"
 [ "$RC" -eq 0 ] || fail "generate: exit $RC ($(tail_of "$ALL"))"
-run widenpy fit --data "$W/wide.npy" --solver cholesky --out "$W/widenpy"
+run widenpy fit --no-intercept --data "$W/wide.npy" --solver cholesky --out "$W/widenpy"
 [ "$RC" -eq 1 ] || fail "exit $RC, expected 1 ($(tail_of "$ALL"))"
 need_message "not enough memory for this fit" "GiB"
 ! grep -q '^read:' "$OUT" || fail "the data were read before the refusal"
 end_check
 
 begin_check "--memory-check takes on or off"
-run badcheck fit --data gen:logit:rows=100,cols=3 --memory-check maybe
+run badcheck fit --no-intercept --data gen:logit:rows=100,cols=3 --memory-check maybe
 [ "$RC" -eq 1 ] || fail "exit $RC, expected 1"
 need_message "--memory-check must be on or off"
 end_check
 
 begin_check "a fit that fits passes the check (and --memory-check off changes nothing)"
-run fits fit --data gen:logit:rows=2000,cols=5 --out "$W/fits" --quiet
+run fits fit --no-intercept --data gen:logit:rows=2000,cols=5 --out "$W/fits" --quiet
 [ "$RC" -eq 0 ] || fail "exit $RC ($(tail_of "$ALL"))"
-run fits_off fit --data gen:logit:rows=2000,cols=5 --out "$W/fits_off" --quiet --memory-check off
+run fits_off fit --no-intercept --data gen:logit:rows=2000,cols=5 --out "$W/fits_off" --quiet --memory-check off
 [ "$RC" -eq 0 ] || fail "exit $RC with the check off ($(tail_of "$ALL"))"
 [ "$(json_coefs "$W/fits/model.json")" = "$(json_coefs "$W/fits_off/model.json")" ] || fail "coefficients differ"
 end_check
@@ -185,7 +185,7 @@ elif ! mkdir "$cg_dir" 2>/dev/null || ! echo 400000000 >"$cg_dir/$cg_limit_file"
 else
   begin_check "memory cgroup of 400 MB: refused before reading, the cgroup's limit named"
   RUN_AS=(bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg_dir")
-  run cgroup fit --data gen:logit:rows=400,cols=8000 --threads 1 --solver cholesky --out "$W/cgroup"
+  run cgroup fit --no-intercept --data gen:logit:rows=400,cols=8000 --threads 1 --solver cholesky --out "$W/cgroup"
   RUN_AS=()
   [ "$RC" -eq 1 ] || fail "exit $RC, expected 1 ($(tail_of "$ALL"))"
   need_message "not enough memory" "cgroup" "natgrad-test-$$ $cg_limit_file" "need about"
@@ -202,7 +202,7 @@ SLOW=(--step fixed --lr 0.5 --tol 0 --threads 1 --block-rows 1 --no-inference)
 if [ "$NP" -eq 1 ]; then
   begin_check "SIGTERM at 1 rank: the last iteration's checkpoint at once, then exit 3 after the iteration"
   D=gen:logit:rows=15000,cols=900
-  start term1 0 fit --data "$D" "${SLOW[@]}" --max-iter 1000 --out "$W/term1" --checkpoint "$W/t1.json" \
+  start term1 0 fit --no-intercept --data "$D" "${SLOW[@]}" --max-iter 1000 --out "$W/term1" --checkpoint "$W/t1.json" \
     --checkpoint-every 1000
   if wait_line "$OUT" "iter    1" 180; then
     t0=$(date +%s.%N)
@@ -232,7 +232,7 @@ fi
 if [ "$NP" -gt 1 ]; then
   D=gen:logit:rows=30000,cols=900
   begin_check "SIGTERM to mpirun -n 2, iterations longer than the grace: checkpoint in time, status 1, resume = uninterrupted"
-  start termmp 2 fit --data "$D" "${SLOW[@]}" --max-iter 1000 --out "$W/termmp" --checkpoint "$W/tm.json" \
+  start termmp 2 fit --no-intercept --data "$D" "${SLOW[@]}" --max-iter 1000 --out "$W/termmp" --checkpoint "$W/tm.json" \
     --checkpoint-every 1000
   if wait_line "$OUT" "iter    1" 180; then
     t0=$(date +%s.%N)
@@ -250,9 +250,9 @@ if [ "$NP" -gt 1 ]; then
       # Slow iterations (about 2 s, ten times that on a loaded machine): the runs are
       # bounded by the test's own timeout rather than a tight one.
       RUN_TIMEOUT=280
-      run_np tmref 2 fit --data "$D" "${SLOW[@]}" --max-iter "$M" --out "$W/tmref"
+      run_np tmref 2 fit --no-intercept --data "$D" "${SLOW[@]}" --max-iter "$M" --out "$W/tmref"
       [ "$RC" -eq 0 ] || fail "reference: exit $RC ($(tail_of "$ALL"))"
-      run_np tmres 2 fit --data "$D" "${SLOW[@]}" --max-iter "$M" --out "$W/tmres" --resume "$W/tm.json"
+      run_np tmres 2 fit --no-intercept --data "$D" "${SLOW[@]}" --max-iter "$M" --out "$W/tmres" --resume "$W/tm.json"
       [ "$RC" -eq 0 ] || fail "resume: exit $RC ($(tail_of "$ALL"))"
       why=$(coefs_close "$W/tmref/model.json" "$W/tmres/model.json" 1e-12) || fail "resumed vs uninterrupted: $why"
       RUN_TIMEOUT=60
@@ -274,7 +274,7 @@ if [ "$NP" -gt 1 ]; then
   # at once instead of waiting for the SIGKILL.
   begin_check "SIGTERM to mpirun with a 4 s kill grace: the ranks finish the iteration and stop by themselves"
   D=gen:logit:rows=20000,cols=150
-  OMPI_MCA_odls_base_sigkill_timeout=4 start grace 2 fit --data "$D" "${SLOW[@]}" --max-iter 100000 --out "$W/grace" \
+  OMPI_MCA_odls_base_sigkill_timeout=4 start grace 2 fit --no-intercept --data "$D" "${SLOW[@]}" --max-iter 100000 --out "$W/grace" \
     --checkpoint "$W/g.json" --checkpoint-every 100000
   if wait_line "$OUT" "iter    1" 180; then
     kill -TERM "$BG"

@@ -125,7 +125,7 @@ check_fit_job srun
 # each iteration about 0.2 s on the 2-core VM, so the fit runs about 8 s after its first
 # iteration, when the signal is sent.
 DATA2=gen:logit:rows=200000,cols=16,seed=2
-ARGS2="--step fixed --lr 0.5 --tol 0 --max-iter 40 --no-inference --block-rows 1"
+ARGS2="--no-intercept --step fixed --lr 0.5 --tol 0 --max-iter 40 --no-inference --block-rows 1"
 begin_check "fit.sbatch stopped by Slurm's signal: checkpoint, requeue, resume = uninterrupted"
 id=$(DATA=$DATA2 OUT=$W/requeue FIT_ARGS=$ARGS2 CHECKPOINT_EVERY=1000 submit requeue fit.sbatch)
 if [ -z "$id" ]; then

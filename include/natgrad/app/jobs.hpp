@@ -18,7 +18,13 @@ namespace natgrad {
 /// Everything `natgrad fit` does: read, fit_glm, report, write. Its options are
 /// fit_job_table() (options.hpp).
 struct FitJob {
-  ReadOptions read;
+  /// The data and the design. A fit has an intercept unless told --no-intercept (R's
+  /// default): read.intercept starts true here, and fit_job_table() defaults it to true.
+  ReadOptions read = [] {
+    ReadOptions r;
+    r.intercept = true;
+    return r;
+  }();
   GlmOptions glm;
   int threads = 0;                ///< OpenMP threads per rank (0: default_threads())
   std::filesystem::path init;     ///< start from the "coefficients" of this JSON (a model.json)
@@ -36,6 +42,10 @@ struct FitJob {
   /// "on": refuse, before reading and before allocating the Fisher, a fit that does not
   /// fit in the memory this rank and its node can get (admission.hpp); "off": skip.
   std::string memory_check = "on";
+  /// --residuals: after the fit, a CSV with one line per data row (residuals.hpp):
+  /// row, y, fitted mean, linear predictor and R's deviance, Pearson, working and response
+  /// residuals. Empty: none.
+  std::filesystem::path residuals;
 
   /// Throws natgrad::Error: every option's check, then the relations between them.
   void validate() const;
@@ -48,10 +58,10 @@ struct FitJob {
 FitResult run_fit(const FitJob& job, const Communicator& comm, std::ostream& out);
 
 struct PredictJob {
-  std::filesystem::path model;    ///< model.json of a fit
+  std::filesystem::path model;    ///< model.json of a fit, or the fit's --out directory (DIR/model.json)
   ReadOptions read;               ///< the data; label column may be "none"
   std::filesystem::path out;      ///< CSV of predictions
-  bool se = false;                ///< standard errors of the linear predictor
+  bool se = false;                ///< standard errors of eta and of mu (model fitted with --covariance)
   int threads = 0;                ///< 0: default_threads()
   /// Options given on the command line (or config file); reader options not among them
   /// are taken from the model's recorded options (model.json "options").
@@ -59,7 +69,12 @@ struct PredictJob {
 };
 
 /// Collective. Linear predictor, mean (class probabilities and class for multinomial)
-/// and optionally se(eta) for each row, written in row order by all ranks into one file.
+/// and optionally se(eta) and se(mu) = |dmu/deta| se(eta) for each row, written in row
+/// order by all ranks into one file. The data's columns are matched to the model's by
+/// position, or, for a CSV with a header whose names include every named feature of the
+/// model (and no --columns given here), by header name in any order: extra columns are
+/// ignored and the label is the fit's --label-column name when the header has it (else
+/// none).
 void run_predict(const PredictJob& job, const Communicator& comm, std::ostream& out);
 
 struct GenerateJob {

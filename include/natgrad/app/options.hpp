@@ -38,10 +38,18 @@ const OptionTable<PlotJob>& plot_job_table();
 const OptionTable<SelftestJob>& selftest_option_table();
 
 /// Sets \p job from \p given (option name -> text, as typed; switches "true") and, for
-/// every row not given, from its default. Then runs every row's check. Throws
-/// natgrad::Error naming the option.
+/// every row not given, from its default (a row without default_text is left alone), in
+/// table order. Then runs every row's check. Throws natgrad::Error naming the option, and
+/// for a switch pair --X / --no-X both given.
 template <class T>
 void apply_options(const OptionTable<T>& table, const std::map<std::string, std::string>& given, T& job) {
+  // A switch pair (--intercept / --no-intercept): both given true contradict each other.
+  for (const auto& o : table) {
+    const auto yes = given.find(o.name), no = given.find("no-" + o.name);
+    if (yes != given.end() && no != given.end() && yes->second == "true" && no->second == "true" &&
+        find_option(table, "no-" + o.name) != nullptr)
+      throw Error("--" + o.name + " and --no-" + o.name + " exclude each other");
+  }
   for (const auto& o : table) {
     const auto it = given.find(o.name);
     if (it != given.end()) o.parse(job, it->second);

@@ -110,7 +110,7 @@ blas_core() {  # OpenBLAS's core, from natgrad's layout line (natgrad ... ; <BLA
   local d
   d=$(mktemp -d)
   printf '1 1:1\n-1 2:1\n1 1:1 2:1\n-1 2:0.5\n' >"$d/t.svm"
-  OMP_NUM_THREADS=1 timeout 60 "$NATGRAD" fit --data "$d/t.svm" --format libsvm --threads 1 --l2 1 \
+  OMP_NUM_THREADS=1 timeout 60 "$NATGRAD" fit --no-intercept --data "$d/t.svm" --format libsvm --threads 1 --l2 1 \
     --max-iter 0 --no-inference 2>&1 | sed -n 's/^natgrad fit: [^;]*; \([^;]*\);.*/\1/p' | head -1
   rm -rf "$d"
 }
@@ -228,7 +228,7 @@ for ds in "${sets[@]}"; do
       dir=$LOGS/$ds.$t.out
       rm -rf "$dir"
       # shellcheck disable=SC2206
-      cmd=("$NATGRAD" fit --data "$f" --l2 "$L2" $NATGRAD_ARGS "${tolarg[@]}" --out "$dir")
+      cmd=("$NATGRAD" fit --no-intercept --data "$f" --l2 "$L2" $NATGRAD_ARGS "${tolarg[@]}" --out "$dir")
       [ "$np" = 1 ] || cmd=("${MPIEXEC:-mpirun}" -n "$np" --bind-to core "${cmd[@]}")
       run_tool "$ds" "$t" "${cmd[@]}"
       if [ "$STATUS" = ok ]; then
