@@ -877,9 +877,28 @@ void run_predict(const PredictJob& job_in, const Communicator& comm, std::ostrea
 
   ReadOptions ro = job.read;
   ro.intercept = m.value("intercept", false);
-  const bool by_name = match_columns_by_name(ro, columns, job.given);
-  if (ro.n_features == 0) ro.n_features = sparse_table_features(ro, static_cast<std::int64_t>(columns.size()));
-  const Shard s = load_shard(ro, comm);
+  // A formula fit's design (formula, factor levels) is applied to the new data: columns by
+  // name, the same coding; rows with a missing predictor are predicted as NA.
+  const bool with_design = m.contains("design") && m["design"].is_object();
+  bool by_name = false;
+  Shard s;
+  std::vector<char> kept;  // with_design: per row read, whether it is in s
+  if (with_design) {
+    DesignInfo fitted_design;
+    try {
+      fitted_design = design_from_json(m["design"].dump());
+    } catch (const std::exception& e) {
+      throw CollectiveError(job.model.string() + ": \"design\": " + e.what());
+    }
+    ro.formula = fitted_design.formula;
+    Design dd = apply_design(ro, fitted_design, comm);
+    s = std::move(dd.shard);
+    kept = std::move(dd.info.kept);
+  } else {
+    by_name = match_columns_by_name(ro, columns, job.given);
+    if (ro.n_features == 0) ro.n_features = sparse_table_features(ro, static_cast<std::int64_t>(columns.size()));
+    s = load_shard(ro, comm);
+  }
   if (s.names != columns) {
     auto list = [](const std::vector<std::string>& v) {
       std::string l;
@@ -918,7 +937,21 @@ void run_predict(const PredictJob& job_in, const Communicator& comm, std::ostrea
     for (std::size_t a = 0; a < fitted.size(); ++a)
       if (fitted[a] < d) fitted_at[static_cast<std::size_t>(fitted[a])] = static_cast<std::int64_t>(a);
   }
-  for (std::int64_t i = 0; i < s.n_rows; ++i) {
+  const auto class_labels = m.value("class_labels", std::vector<std::string>());
+  const bool labelled = class_labels.size() == static_cast<std::size_t>(classes) && classes > 1;
+  // The NA line of a row dropped for a missing value: as many fields as a predicted row.
+  const std::int64_t n_fields = mn ? K + classes + 1 : (job.se ? 4 : 2);
+  std::string na_line;
+  for (std::int64_t k = 0; k < n_fields; ++k) na_line += k ? ",NA" : "NA";
+  na_line += '\n';
+  const auto n_read = with_design ? static_cast<std::int64_t>(kept.size()) : s.n_rows;
+  std::int64_t i = -1;  // the row of s
+  for (std::int64_t r = 0; r < n_read; ++r) {
+    if (with_design && !kept[static_cast<std::size_t>(r)]) {
+      body << na_line;
+      continue;
+    }
+    ++i;
     x.clear();
     s.for_each_nonzero(i, [&](std::int64_t j, double v) { x.emplace_back(j, v); });
     for (std::int64_t k = 0; k < K; ++k) {
@@ -930,7 +963,11 @@ void run_predict(const PredictJob& job_in, const Communicator& comm, std::ostrea
       mn->probabilities(eta.data(), p.data());
       for (std::int64_t k = 0; k < K; ++k) body << eta[k] << ',';
       for (int c = 0; c < classes; ++c) body << p[c] << ',';
-      body << (std::max_element(p.begin(), p.end()) - p.begin()) << '\n';
+      const auto best = std::max_element(p.begin(), p.end()) - p.begin();
+      if (labelled)
+        body << class_labels[static_cast<std::size_t>(best)] << '\n';
+      else
+        body << best << '\n';
     } else {
       body << eta[0] << ',' << model->mean(eta[0]);
       if (job.se) {
@@ -959,9 +996,14 @@ void run_predict(const PredictJob& job_in, const Communicator& comm, std::ostrea
     header = job.se ? "eta,mu,se_eta,se_mu\n" : "eta,mu\n";
   }
   write_collectively(job.out, header, body.str(), comm);
+  std::int64_t n_na = with_design ? static_cast<std::int64_t>(kept.size()) - s.n_rows : 0;
+  comm.allreduce_sum(&n_na, 1);
   if (comm.is_root())
     out << "wrote " << job.out.string() << ": " << s.n_global << " predictions (" << model->name() << ")"
-        << (by_name ? "; columns matched by header name" : "") << '\n';
+        << (by_name ? "; columns matched by header name" : "")
+        << (with_design ? "; formula " + ro.formula + " applied with the fit's factor levels" : std::string())
+        << (n_na > 0 ? "; " + std::to_string(n_na) + " rows with a missing predictor written as NA" : std::string())
+        << '\n';
 }
 
 }  // namespace natgrad
