@@ -94,6 +94,104 @@ struct FieldRef {
   std::uint32_t escaped = 0;
 };
 
+/// Interned texts, ids by first sight: an open-addressing hash table of ids keyed by the
+/// texts (views into stable storage), so that a lookup with a view into the chunk buffer
+/// copies nothing unless the text is new.
+class Levels {
+ public:
+  static std::uint64_t hash(std::string_view t) {
+    const char* p = t.data();
+    const std::size_t n = t.size();
+    const std::uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
+    if (n <= 8) return mix(h ^ word(p, n));
+    std::uint64_t x = h;
+    std::size_t i = 0;
+    for (; i + 8 < n; i += 8) x = mix(x ^ load8(p + i));
+    return mix(x ^ load8(p + n - 8));
+  }
+  /// a == b, for short texts without a call.
+  static bool same(std::string_view a, std::string_view b) {
+    const std::size_t n = a.size();
+    if (n != b.size()) return false;
+    if (n <= 8) return word(a.data(), n) == word(b.data(), n);
+    for (std::size_t i = 0; i + 8 < n; i += 8)
+      if (load8(a.data() + i) != load8(b.data() + i)) return false;
+    return load8(a.data() + n - 8) == load8(b.data() + n - 8);
+  }
+  std::size_t size() const { return views_.size(); }
+  const std::deque<std::string>& texts() const { return text_; }
+  /// The id of \p t (of hash \p h), or -1.
+  std::int32_t find(std::string_view t, std::uint64_t h) const {
+    if (slots_.empty()) return -1;
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const std::int32_t id = slots_[i];
+      if (id < 0) return -1;
+      const auto k = static_cast<std::size_t>(id);
+      if (hashes_[k] == h && same(views_[k], t)) return id;
+    }
+  }
+  /// Adds \p t (not present), copying its text; returns its id.
+  std::int32_t insert(std::string_view t, std::uint64_t h) {
+    if ((views_.size() + 1) * 2 > slots_.size()) grow();
+    const auto id = static_cast<std::int32_t>(views_.size());
+    text_.emplace_back(t);
+    views_.emplace_back(text_.back());
+    hashes_.push_back(h);
+    place(id);
+    return id;
+  }
+  void clear() { *this = Levels(); }
+
+ private:
+  static std::uint64_t load8(const char* p) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, p, 8);
+    return w;
+  }
+  static std::uint32_t load4(const char* p) {
+    std::uint32_t w = 0;
+    std::memcpy(&w, p, 4);
+    return w;
+  }
+  /// The n <= 8 bytes at p as one word (overlapping loads; n tells the lengths apart).
+  static std::uint64_t word(const char* p, std::size_t n) {
+    if (n >= 4) return (std::uint64_t{load4(p)} << 32) | load4(p + n - 4);
+    if (n == 0) return 0;
+    const auto b = [&](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(p[i])}; };
+    return (b(0) << 16) | (b(n >> 1) << 8) | b(n - 1);
+  }
+  static std::uint64_t mix(std::uint64_t x) {
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 31;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 29);
+  }
+  void place(std::int32_t id) {
+    std::size_t i = hashes_[static_cast<std::size_t>(id)] & mask_;
+    while (slots_[i] >= 0) i = (i + 1) & mask_;
+    slots_[i] = id;
+  }
+  void grow() {
+    const std::size_t n = std::max<std::size_t>(16, slots_.size() * 2);
+    slots_.assign(n, -1);
+    mask_ = n - 1;
+    for (std::size_t k = 0; k < views_.size(); ++k) place(static_cast<std::int32_t>(k));
+  }
+  std::deque<std::string> text_;  ///< stable: a deque does not move its elements
+  std::vector<std::string_view> views_;
+  std::vector<std::uint64_t> hashes_;
+  std::vector<std::int32_t> slots_;
+  std::size_t mask_ = 0;
+};
+
+/// What one thread has seen of a column (its lines of each chunk).
+struct ThreadColumn {
+  bool text = false;        ///< a field that is neither a number nor missing
+  bool incomplete = false;  ///< some number's text was not interned (kNotInterned)
+  bool numbers = false;     ///< a number
+  Levels levels;            ///< the texts, ids by first sight (the codes this thread wrote)
+};
+
 /// One column of the file that is read (requests of the same column share it).
 struct Column {
   std::string name;
@@ -105,132 +203,163 @@ struct Column {
   std::unordered_map<std::string_view, std::int32_t> fixed_text;
   std::unordered_map<double, std::int32_t> fixed_value;
 
-  // This rank's rows.
-  bool text = false;        ///< a field that is not a number (or missing) was seen
-  bool incomplete = false;  ///< some numeric field's text was not interned (kNotInterned)
-  bool numbers = false;     ///< a number was seen
+  // This rank's rows: per thread while reading, then merged (Reader::merge).
+  std::vector<ThreadColumn> part;
+  bool text = false, incomplete = false, numbers = false;  ///< any thread's
   std::vector<double> values;       ///< numbers (NaN: missing or text)
-  std::vector<std::int32_t> codes;  ///< local level ids, -1 missing, kNotInterned
-  std::deque<std::string> level_text;  ///< local levels, by first sight (stable storage)
-  std::unordered_map<std::string_view, std::int32_t> ids;  ///< keys view level_text
-};
-
-/// This rank's first problem in a chunk's column: row (chunk line) and message.
-struct Problem {
-  std::int64_t k = std::numeric_limits<std::int64_t>::max();
-  std::string what;
+  std::vector<std::int32_t> codes;  ///< level ids (per thread, then into levels), -1 missing, kNotInterned
+  Levels levels;                    ///< the rank's texts, ids by first sight over the threads
 };
 
 struct Reader {
   Reader(const ReadOptions& o, std::vector<Column>& c, std::int64_t fields, int t)
-      : opts(o), cols(c), n_fields(fields), threads(t) {}
+      : opts(o), cols(c), n_fields(fields), threads(t) {
+    for (Column& col : cols) col.part.resize(static_cast<std::size_t>(threads));
+  }
 
   const ReadOptions& opts;
   std::vector<Column>& cols;
-  std::vector<std::int32_t> slot_of_field;  ///< per field of a line: column slot or -1
   std::int64_t n_fields = 0;
   int threads = 1;
-  bool record_lines = true;  ///< first pass: rows' lines; re-read: codes of some columns only
+  std::vector<std::int32_t> slot_of_field;  ///< per field of a line: column slot or -1
+  bool record_lines = true;  ///< first pass: values and lines; a second pass: codes of some columns only
   std::vector<char> active;  ///< per column slot: parsed in this pass
   std::int64_t rows = 0;     ///< rows so far
   std::vector<std::int64_t> line;  ///< per row: local line index
+  /// Rows [first, last) hold the codes thread t wrote (its ids), in row order.
+  struct Segment {
+    std::int64_t first, last;
+    int thread;
+  };
+  std::vector<Segment> segments;
   LocalError err;
-  std::vector<FieldRef> refs;  ///< chunk lines x column slots
-  std::vector<Problem> problems;
 
-  /// Parses one chunk; false (err set) at the first bad line or problem.
+  /// Lines per block: a block's fields and text stay in cache while its columns are parsed.
+  static constexpr std::int64_t kBlock = 2048;
+
+  /// A thread's first problem in a chunk: its chunk line and message.
+  struct Problem {
+    std::int64_t k = std::numeric_limits<std::int64_t>::max();
+    std::string what;
+  };
+
+  /// Parses one chunk: each thread takes a contiguous part of its lines and parses them a
+  /// block at a time (fields, then each column), with its own level tables. False (err
+  /// set) at the first bad line or problem.
   bool chunk(const std::string& buf, const std::vector<LineSpan>& spans) {
     const auto n = static_cast<std::int64_t>(spans.size());
+    const auto row0 = static_cast<std::size_t>(rows);
+    const std::size_t want = row0 + static_cast<std::size_t>(n);
+    for (std::size_t c = 0; c < cols.size(); ++c) {
+      if (!active[c]) continue;
+      if (cols[c].codes.size() < want) cols[c].codes.resize(want);
+      if (record_lines) cols[c].values.resize(want);
+    }
+    if (record_lines) line.resize(want);
+    std::vector<Problem> first(static_cast<std::size_t>(threads));
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<FieldRef> refs;
+      // Part t of the lines (and of each column's ThreadColumn): thread t's, unless the
+      // runtime gave fewer threads.
+      for (int t = omp_get_thread_num(); t < threads; t += omp_get_num_threads()) {
+        const std::int64_t k0 = n * t / threads, k1 = n * (t + 1) / threads;
+        for (std::int64_t b0 = k0; b0 < k1; b0 += kBlock) {
+          Problem& p = first[static_cast<std::size_t>(t)];
+          block(buf, spans, b0, std::min(k1, b0 + kBlock), t, row0, refs, p);
+          if (p.k < k1) break;
+        }
+        if (record_lines)
+          for (std::int64_t k = k0; k < k1; ++k)
+            line[row0 + static_cast<std::size_t>(k)] = spans[static_cast<std::size_t>(k)].line;
+      }
+    }
+    Problem p;
+    for (const Problem& q : first)
+      if (q.k < p.k) p = q;  // threads' lines are in order: the lowest thread's problem
+    const std::int64_t good = std::min(p.k, n);
+    for (int t = 0; t < threads; ++t) {
+      const std::int64_t a = n * t / threads, b = std::min(good, n * (t + 1) / threads);
+      if (a < b) segments.push_back({rows + a, rows + b, t});
+    }
+    rows += good;
+    if (good == n) return true;
+    err = {spans[static_cast<std::size_t>(p.k)].line, p.what};
+    return false;
+  }
+
+  /// Chunk lines [b0, b1) on thread \p t: \p p gets the first problem.
+  void block(const std::string& buf, const std::vector<LineSpan>& spans, std::int64_t b0, std::int64_t b1, int t,
+             std::size_t row0, std::vector<FieldRef>& refs, Problem& p) {
+    const std::int64_t n = b1 - b0;
     const std::size_t m = cols.size();
     const char delim = opts.delimiter;
-    refs.resize(static_cast<std::size_t>(n) * m);
-    // (A) the requested fields of each line; the first line with the wrong number of
-    // fields or bad quoting.
-    std::int64_t first_bad = n;
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(min : first_bad)
-    for (std::int64_t k = 0; k < n; ++k) {
-      const LineSpan& s = spans[static_cast<std::size_t>(k)];
+    refs.resize(static_cast<std::size_t>(n) * m);  // column-major: refs[c * n + k]
+    // (A) the requested fields of each line, up to the first line with the wrong number
+    // of fields or bad quoting.
+    std::int64_t good = n;
+    for (std::int64_t k = 0; k < n && good == n; ++k) {
+      const LineSpan& s = spans[static_cast<std::size_t>(b0 + k)];
       const std::string_view lv(buf.data() + s.begin, s.end - s.begin);
-      FieldRef* out = refs.data() + static_cast<std::size_t>(k) * m;
       std::size_t pos = 0;
       Field f;
       for (std::int64_t field = 0;; ++field) {
         if (field >= n_fields) {
-          first_bad = std::min(first_bad, k);
+          good = k;
           break;
         }
         const Next r = next_field(lv, pos, delim, f);
         if (r == Next::unterminated || r == Next::text_after_quote) {
-          first_bad = std::min(first_bad, k);
+          good = k;
           break;
         }
         const std::int32_t slot = slot_of_field[static_cast<std::size_t>(field)];
         if (slot >= 0) {
-          const std::string_view t = f.quoted ? trim(f.text, delim) : f.text;
-          out[slot] = {s.begin + static_cast<std::uint64_t>(t.data() - lv.data()), static_cast<std::uint32_t>(t.size()),
-                       f.escaped ? 1U : 0U};
+          const std::string_view tx = f.quoted ? trim(f.text, delim) : f.text;
+          refs[static_cast<std::size_t>(slot) * static_cast<std::size_t>(n) + static_cast<std::size_t>(k)] = {
+              s.begin + static_cast<std::uint64_t>(tx.data() - lv.data()), static_cast<std::uint32_t>(tx.size()),
+              f.escaped ? 1U : 0U};
         }
         if (r == Next::last) {
-          if (field + 1 != n_fields) first_bad = std::min(first_bad, k);
+          if (field + 1 != n_fields) good = k;
           break;
         }
       }
     }
-    // (B) each column of the lines before the first bad one.
-    const std::int64_t good = first_bad;
-    const auto row0 = static_cast<std::size_t>(rows);
-    problems.assign(m, Problem{});
+    // (B) each column of the lines before the bad one; the first problem (slots are in
+    // file order, so a tie goes to the leftmost column), else the bad line.
+    Problem q;
+    q.k = good;
     for (std::size_t c = 0; c < m; ++c) {
       if (!active[c]) continue;
-      Column& col = cols[c];
-      const std::size_t want = row0 + static_cast<std::size_t>(good);
-      if (col.codes.size() < want) col.codes.resize(want);
-      if (record_lines) col.values.resize(want);
+      Problem pc;
+      parse_column(cols[c], cols[c].part[static_cast<std::size_t>(t)], buf, refs.data() + c * static_cast<std::size_t>(n),
+                   q.k, row0 + static_cast<std::size_t>(b0), pc);
+      if (pc.k < q.k) q = std::move(pc);
     }
-    const int col_threads = static_cast<int>(std::max<std::size_t>(1, std::min<std::size_t>(threads, m)));
-#pragma omp parallel for num_threads(col_threads) schedule(dynamic, 1)
-    for (std::size_t c = 0; c < m; ++c) {
-      if (active[c]) parse_column(c, buf, good, row0, problems[c]);
-    }
-    if (record_lines) {
-      line.resize(row0 + static_cast<std::size_t>(good));
-      for (std::int64_t k = 0; k < good; ++k) line[row0 + static_cast<std::size_t>(k)] = spans[static_cast<std::size_t>(k)].line;
-    }
-    rows += good;
-    // The first problem: a column's (on a line before the first bad one; slots are in file
-    // order, so a tie goes to the leftmost column), else the bad line.
-    std::int64_t at = n;
-    std::string what;
-    for (std::size_t c = 0; c < m; ++c)
-      if (problems[c].k < at) {
-        at = problems[c].k;
-        what = problems[c].what;
-      }
-    if (at == n) {
-      if (good == n) return true;
-      at = good;
-      const LineSpan& s = spans[static_cast<std::size_t>(at)];
+    if (q.k == n) return;
+    if (q.what.empty()) {
+      const LineSpan& s = spans[static_cast<std::size_t>(b0 + q.k)];
       const SplitLine sl = split_line(std::string_view(buf.data() + s.begin, s.end - s.begin), delim);
-      what = !sl.error.empty() ? sl.error
-                               : "expected " + std::to_string(n_fields) + " fields, found " +
-                                     std::to_string(sl.fields.size());
+      q.what = !sl.error.empty() ? sl.error
+                                 : "expected " + std::to_string(n_fields) + " fields, found " +
+                                       std::to_string(sl.fields.size());
     }
-    err = {spans[static_cast<std::size_t>(at)].line, what};
-    return false;
+    p = {b0 + q.k, std::move(q.what)};
   }
 
-  std::string column_words(const Column& col) const {
+  static std::string column_words(const Column& col) {
     return "column " + std::to_string(col.index) + " ('" + shown(col.name) + "')";
   }
 
-  /// Column slot \p c of chunk lines [0, good) into rows row0.. (one thread).
-  void parse_column(std::size_t c, const std::string& buf, std::int64_t good, std::size_t row0, Problem& problem) {
-    Column& col = cols[c];
-    const std::size_t m = cols.size();
+  /// Lines [0, good) of a block (their fields \p fr) of column \p col into rows row0..,
+  /// with thread part \p tc.
+  void parse_column(Column& col, ThreadColumn& tc, const std::string& buf, const FieldRef* fr, std::int64_t good,
+                    std::size_t row0, Problem& problem) const {
     const bool fail = opts.na == ReadOptions::Na::fail;
     std::string scratch;
     for (std::int64_t k = 0; k < good; ++k) {
-      const FieldRef& ref = refs[static_cast<std::size_t>(k) * m + c];
+      const FieldRef& ref = fr[k];
       std::string_view t(buf.data() + ref.begin, ref.size);
       if (ref.escaped) {
         scratch.clear();
@@ -272,32 +401,34 @@ struct Reader {
         col.codes[r] = code;
         continue;
       }
-      if (!col.text) {
+      if (!tc.text) {
         double v = 0.0;
         if (parse_double(t, v)) {
-          col.numbers = true;
+          tc.numbers = true;
           if (record_lines) col.values[r] = v;
-          if (col.incomplete) {
+          if (tc.incomplete) {
             col.codes[r] = kNotInterned;
             continue;
           }
-          const auto it = col.ids.find(t);
-          if (it != col.ids.end()) {
-            col.codes[r] = it->second;
-          } else if (col.ids.size() < kNumericTexts) {
-            col.codes[r] = intern(col, t);
+          const std::uint64_t h = Levels::hash(t);
+          const std::int32_t id = tc.levels.find(t, h);
+          if (id >= 0) {
+            col.codes[r] = id;
+          } else if (tc.levels.size() < kNumericTexts) {
+            col.codes[r] = tc.levels.insert(t, h);
           } else {
-            col.incomplete = true;
+            tc.incomplete = true;
             col.codes[r] = kNotInterned;
           }
           continue;
         }
-        col.text = true;
+        tc.text = true;
       }
       if (record_lines) col.values[r] = std::numeric_limits<double>::quiet_NaN();
-      const auto it = col.ids.find(t);
-      if (it != col.ids.end()) {
-        col.codes[r] = it->second;
+      const std::uint64_t h = Levels::hash(t);
+      const std::int32_t id = tc.levels.find(t, h);
+      if (id >= 0) {
+        col.codes[r] = id;
         continue;
       }
       const std::string bad = utf8_error(t);
@@ -306,27 +437,64 @@ struct Reader {
                           "); a level names a coefficient: save the file as UTF-8"};
         return;
       }
-      col.codes[r] = intern(col, t);
+      col.codes[r] = tc.levels.insert(t, h);
     }
   }
 
-  static std::int32_t intern(Column& col, std::string_view t) {
-    const auto id = static_cast<std::int32_t>(col.level_text.size());
-    col.level_text.emplace_back(t);
-    col.ids.emplace(std::string_view(col.level_text.back()), id);
-    return id;
+  /// Reads this rank's lines, parsing the active columns; "" or a read error (a bad line
+  /// or problem sets err instead). Then merges the threads' parts of the active columns.
+  std::string pass(File& file, std::int64_t body_begin, const Range& mine, std::int64_t& lines) {
+    segments.clear();
+    std::string e;
+    try {
+      e = for_each_line_chunk(file, body_begin, mine, lines,
+                              [&](const std::string& buf, const std::vector<LineSpan>& spans) {
+                                return chunk(buf, spans);
+                              });
+    } catch (const std::bad_alloc&) {
+      e = "out of memory after " + std::to_string(rows) + " rows of this rank";
+    }
+    for (Column& col : cols) col.codes.resize(static_cast<std::size_t>(rows));
+    if (record_lines) {
+      for (Column& col : cols) col.values.resize(static_cast<std::size_t>(rows));
+      line.resize(static_cast<std::size_t>(rows));
+    }
+    merge();
+    return e;
   }
 
-  /// Reads this rank's lines, parsing the active columns; "" or a read error (a bad line
-  /// or problem sets err instead).
-  std::string pass(File& file, std::int64_t body_begin, const Range& mine, std::int64_t& lines) {
-    try {
-      return for_each_line_chunk(file, body_begin, mine, lines,
-                                 [&](const std::string& buf, const std::vector<LineSpan>& spans) {
-                                   return chunk(buf, spans);
-                                 });
-    } catch (const std::bad_alloc&) {
-      return "out of memory after " + std::to_string(rows) + " rows of this rank";
+  /// The threads' parts of each active column into the column: the union of their texts
+  /// (ids by first sight, thread 0 first) and the codes remapped to it (parallel over
+  /// the columns).
+  void merge() {
+    const auto m = static_cast<std::int64_t>(cols.size());
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (std::int64_t ci = 0; ci < m; ++ci) {
+      const auto c = static_cast<std::size_t>(ci);
+      Column& col = cols[c];
+      if (!active[c] || col.fixed) continue;
+      col.levels.clear();
+      col.text = col.incomplete = col.numbers = false;
+      std::vector<std::vector<std::int32_t>> to(col.part.size());
+      for (std::size_t t = 0; t < col.part.size(); ++t) {
+        ThreadColumn& tc = col.part[t];
+        col.text |= tc.text;
+        col.incomplete |= tc.incomplete;
+        col.numbers |= tc.numbers;
+        for (const std::string& s : tc.levels.texts()) {
+          const std::uint64_t h = Levels::hash(s);
+          const std::int32_t id = col.levels.find(s, h);
+          to[t].push_back(id >= 0 ? id : col.levels.insert(s, h));
+        }
+        tc = ThreadColumn{};
+      }
+      for (const Segment& sg : segments) {
+        const std::vector<std::int32_t>& map = to[static_cast<std::size_t>(sg.thread)];
+        for (std::int64_t r = sg.first; r < sg.last; ++r) {
+          std::int32_t& code = col.codes[static_cast<std::size_t>(r)];
+          if (code >= 0) code = map[static_cast<std::size_t>(code)];
+        }
+      }
     }
   }
 };
@@ -511,11 +679,10 @@ Frame read_frame(const ReadOptions& opts, const FrameRequest& request, const Com
     for (std::size_t c = 0; c < cols.size(); ++c)
       if (which[c]) {
         any = true;
-        Column& col = cols[c];
-        col.text = true;
-        col.incomplete = false;
-        col.ids.clear();
-        col.level_text.clear();
+        for (ThreadColumn& tc : cols[c].part) {
+          tc = ThreadColumn{};
+          tc.text = true;  // every field's text is interned
+        }
       }
     if (!any || rd.err.any()) return;
     rd.active = which;
@@ -549,8 +716,8 @@ Frame read_frame(const ReadOptions& opts, const FrameRequest& request, const Com
     if (col.fixed) continue;
     if (col.text) {
       put(mine_msg, kText);
-      put(mine_msg, static_cast<std::uint64_t>(col.level_text.size()));
-      for (const std::string& s : col.level_text) put(mine_msg, s);
+      put(mine_msg, static_cast<std::uint64_t>(col.levels.size()));
+      for (const std::string& s : col.levels.texts()) put(mine_msg, s);
     } else if (col.as_factor) {
       const std::vector<std::string> v = distinct_numbers(col.values);
       put(mine_msg, kNumericFactor);
@@ -627,9 +794,9 @@ Frame read_frame(const ReadOptions& opts, const FrameRequest& request, const Com
     for (std::size_t c = 0; c < cols.size(); ++c) {
       if (!second[c]) continue;
       const bool numbers_here = !cols[c].text || which[c];
-      put(msg, static_cast<std::uint64_t>(numbers_here ? cols[c].level_text.size() : 0));
+      put(msg, static_cast<std::uint64_t>(numbers_here ? cols[c].levels.size() : 0));
       if (numbers_here)
-        for (const std::string& s : cols[c].level_text) put(msg, s);
+        for (const std::string& s : cols[c].levels.texts()) put(msg, s);
     }
     const std::vector<std::string> texts = comm.gather(msg);
     std::string merged2;
@@ -668,9 +835,9 @@ Frame read_frame(const ReadOptions& opts, const FrameRequest& request, const Com
     const auto n = static_cast<std::int64_t>(codes.size());
     if (kind[c] == kText) {
       // Local level id -> index of its text in the sorted merged levels.
-      std::vector<std::int32_t> to(col.level_text.size());
+      std::vector<std::int32_t> to(col.levels.size());
       for (std::size_t j = 0; j < to.size(); ++j)
-        to[j] = static_cast<std::int32_t>(std::lower_bound(levels[c].begin(), levels[c].end(), col.level_text[j]) -
+        to[j] = static_cast<std::int32_t>(std::lower_bound(levels[c].begin(), levels[c].end(), col.levels.texts()[j]) -
                                           levels[c].begin());
 #pragma omp parallel for num_threads(threads) schedule(static)
       for (std::int64_t r = 0; r < n; ++r) {
