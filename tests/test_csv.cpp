@@ -346,6 +346,11 @@ TEST_CASE("csv: missing values in used columns drop the row under --na omit", "[
   const Shard ab = natgrad::read_csv(opts, comm);
   CHECK(ab.n_global == n - 3);
   CHECK(ab.missing == Counts{{"y", 1}, {"a", 2}, {"b", 1}});
+  // Every row dropped: the message says why there are no rows.
+  opts.path = write_file(comm, "csv_all_missing.csv", "y,a\nNA,1\n1,\n0,NaN\n");
+  opts.columns = "";
+  CHECK_THAT(load_error(opts, comm),
+             Contains("no data rows in " + opts.path + ": each of its 3 rows has a missing value"));
 }
 
 TEST_CASE("csv: load_shard adds the intercept column", "[csv]") {
