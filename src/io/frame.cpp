@@ -2,15 +2,18 @@
 // CSV reader's machinery (reader_detail: File, the byte-range split, for_each_line_chunk,
 // fields with RFC 4180 quoting, LocalError / located).
 //
-// Per rank, per chunk of lines: (A) the requested fields of each line are located, in
-// parallel over the lines (views into the chunk, trimmed and unquoted); (B) each requested
-// column is parsed, in parallel over the columns: missing values, numbers, and the texts
-// interned in a hash map keyed by views (a level's text is copied only when it is new).
-// While a column holds only numbers its texts are interned too, up to kNumericTexts
-// distinct ones, so that a column that turns out to be text on another rank needs no
-// second read of this rank's lines (beyond that cap it is read again, for that column).
-// Then one exchange (gather to root, broadcast back) settles the kinds and the levels; a
-// second exchange happens only when a column is text on some rank and numbers on another.
+// Per rank, per chunk of lines: each OpenMP thread takes a contiguous part of the lines
+// and parses it in blocks of kBlock lines: (A) the requested fields of each line (views
+// into the chunk, trimmed and unquoted), then (B) each requested column: missing values,
+// numbers, and texts interned in the thread's own open-addressing table (Levels) keyed by
+// the text (a level's text is copied only when it is new). After the read the threads'
+// tables are merged per column and the codes remapped; nothing depends on the thread
+// count. While a column holds only numbers its texts are interned too, up to
+// kNumericTexts distinct ones, so that a column that turns out to be text elsewhere needs
+// no second read of this rank's lines (beyond that cap it is read again, for that column
+// only). Then one exchange (gather to root, broadcast back) settles the kinds and the
+// levels; a second exchange happens only when a column is text on some rank and all
+// numbers on another.
 #include "natgrad/io/frame.hpp"
 
 #include <omp.h>
