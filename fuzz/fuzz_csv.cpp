@@ -31,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   const CsvPart one = parse_csv_part(opts, 0, 1);
   CsvPart all;  // the parts joined, up to the first bad line
-  std::int64_t lines = 0;
+  std::int64_t lines = 0, dropped = 0;
   bool stopped = false;
   for (int r = 0; r < parts; ++r) {
     CsvPart p = parse_csv_part(opts, r, parts);
@@ -46,6 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     append(all.y, p.y);
     append(all.weight, p.weight);
     append(all.offset, p.offset);
+    dropped += p.rows_dropped;
     if (p.bad.any()) {
       all.bad = p.bad;
       all.bad.local_line += lines;
@@ -61,6 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                        one.bad.what + "' vs line " + std::to_string(all.bad.local_line) + " '" +
                        all.bad.what + "'");
   if (!one.bad.any() && lines != one.lines) natgrad_fuzz::fail("line counts differ");
+  if (dropped != one.rows_dropped) natgrad_fuzz::fail("rows dropped for missing values differ");
   if (!same_bits(one.x, all.x) || !same_bits(one.y, all.y) || !same_bits(one.weight, all.weight) ||
       !same_bits(one.offset, all.offset))
     natgrad_fuzz::fail("rows differ between one part and " + std::to_string(parts));

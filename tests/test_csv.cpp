@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "natgrad/core/communicator.hpp"
@@ -148,7 +149,7 @@ TEST_CASE("csv: explicit header modes", "[csv]") {
   // Header::no on a file with names: the names line is a bad data line, line 1.
   opts.path = write_file(comm, "csv_named_as_data.csv", make_csv(50, {}).text);
   opts.header = ReadOptions::Header::no;
-  CHECK_THAT(read_error(opts, comm), Contains("named_as_data.csv:1: field 1 'y' is not a number"));
+  CHECK_THAT(read_error(opts, comm), Contains("named_as_data.csv:1: column 0: 'y' is not a number; text labels and factors are read with --formula (docs/cli.md)"));
 }
 
 TEST_CASE("csv: large file read in several chunks", "[csv]") {
@@ -275,21 +276,27 @@ TEST_CASE("csv: bad input stops every rank with file and line", "[csv]") {
 
   c = bad_file("not_a_number.csv", {}, {{500, "0,1,abc,3"}});
   CHECK_THAT(read_error(opts, comm),
-             Contains("not_a_number.csv:502: field 3 'abc' is not a number"));
+             Contains("not_a_number.csv:502: column 2 ('b'): 'abc' is not a number"));
 
+  // A missing value (empty, NA, NaN) in a used column: --na fail names it.
+  opts.na = ReadOptions::Na::fail;
   c = bad_file("empty_field.csv", {"", false}, {{20, "0,1,,3"}});
-  CHECK_THAT(read_error(opts, comm), Contains("empty_field.csv:21: field 3 '' is not a number"));
+  CHECK_THAT(read_error(opts, comm),
+             Contains("empty_field.csv:21: column 2: missing value '' (--na fail; --na omit drops the rows"));
+  c = bad_file("na_label.csv", {}, {{700, "NA,1,2,3"}, {900, "0,NaN,2,3"}});
+  CHECK_THAT(read_error(opts, comm), Contains("na_label.csv:702: column 0 ('y'): missing value 'NA'"));
+  opts.na = ReadOptions::Na::omit;
 
   c = bad_file("nan.csv", {"", true, "\n", true, 6}, {{300, "0, nan ,2,3"}});
   CHECK_THAT(read_error(opts, comm), Contains("nan.csv:" + std::to_string(c.line_of[300]) +
-                                              ": field 2 is not finite (nan)"));
+                                              ": column 1 ('a') is not finite (nan)"));
 
   c = bad_file("inf_label.csv", {"", true, "\n", false}, {{1000, "-inf,1,2,3"}});
-  CHECK_THAT(read_error(opts, comm), Contains("inf_label.csv:1002: field 1 is not finite (-inf)"));
+  CHECK_THAT(read_error(opts, comm), Contains("inf_label.csv:1002: column 0 ('y') is not finite (-inf)"));
 
   // Two bad lines on different ranks: every rank reports the first one in the file.
   c = bad_file("two_bad.csv", {}, {{10, "0,1,x,3"}, {990, "0,1"}});
-  CHECK_THAT(read_error(opts, comm), Contains("two_bad.csv:12: field 3 'x' is not a number"));
+  CHECK_THAT(read_error(opts, comm), Contains("two_bad.csv:12: column 2 ('b'): 'x' is not a number"));
 
   opts.path = natgrad::test::tmp_path("csv_does_not_exist.csv");
   CHECK_THAT(read_error(opts, comm),
@@ -300,6 +307,50 @@ TEST_CASE("csv: bad input stops every rank with file and line", "[csv]") {
   // The reader still works after failures (no rank left behind in a collective).
   opts.path = write_file(comm, "csv_after_errors.csv", make_csv(n, {}).text);
   check_test_rows(natgrad::read_csv(opts, comm), comm, n);
+}
+
+TEST_CASE("csv: missing values in used columns drop the row under --na omit", "[csv]") {
+  const Communicator comm = Communicator::world();
+  const std::int64_t n = 1001;
+  // Missing values in rows 5 (label), 500 (a and b), 600 (a), 998 (c, quoted); an NA in
+  // a column without a role (row 300, column c under --columns a,b) is not read.
+  const std::map<std::int64_t, std::string> missing = {
+      {5, "NA,5,-1.75,2"}, {500, "1,,NaN,0"}, {600, "1, NA ,147,-3"}, {998, "0,998,246.5,\"NA\""}};
+  ReadOptions opts;
+  opts.path = write_file(comm, "csv_missing.csv", make_csv(n, {}, missing).text);
+  const Shard s = natgrad::read_csv(opts, comm);
+  // The reference: the file without those rows.
+  std::string kept_text = "y, a ,b,c\n";
+  {
+    const Csv all = make_csv(n, {});
+    std::size_t at = all.text.find('\n') + 1;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::size_t nl = all.text.find('\n', at);
+      if (missing.count(i) == 0) kept_text += all.text.substr(at, nl + 1 - at);
+      at = nl + 1;
+    }
+  }
+  ReadOptions ref_opts;
+  ref_opts.path = write_file(comm, "csv_missing_ref.csv", kept_text);
+  const Shard ref = natgrad::read_csv(ref_opts, comm);
+  CHECK(s.n_global == n - 4);
+  CHECK(s.rows_dropped == 4);
+  using Counts = std::vector<std::pair<std::string, std::int64_t>>;
+  CHECK(s.missing == Counts{{"y", 1}, {"a", 2}, {"b", 1}, {"c", 1}});
+  CHECK(ref.rows_dropped == 0);
+  CHECK(ref.missing.empty());
+  const std::string got = global_rows(s, comm), want = global_rows(ref, comm);
+  CHECK(got == want);
+  // Column c without a role: its NA is not read, row 998 stays.
+  opts.columns = "a,b";
+  const Shard ab = natgrad::read_csv(opts, comm);
+  CHECK(ab.n_global == n - 3);
+  CHECK(ab.missing == Counts{{"y", 1}, {"a", 2}, {"b", 1}});
+  // Every row dropped: the message says why there are no rows.
+  opts.path = write_file(comm, "csv_all_missing.csv", "y,a\nNA,1\n1,\n0,NaN\n");
+  opts.columns = "";
+  CHECK_THAT(load_error(opts, comm),
+             Contains("no data rows in " + opts.path + ": each of its 3 rows has a missing value"));
 }
 
 TEST_CASE("csv: load_shard adds the intercept column", "[csv]") {

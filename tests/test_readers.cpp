@@ -261,7 +261,7 @@ TEST_CASE("csv: columns without a role are not parsed", "[readers]") {
   // The same file with every other column a feature: 'row0' is not a number.
   opts.columns = "";
   CHECK_THAT(load_error(opts, comm),
-             Contains("rd_text_columns.csv:2: field 1 'row0' is not a number"));
+             Contains("rd_text_columns.csv:2: column 0 ('id'): 'row0' is not a number"));
 }
 
 TEST_CASE("csv: column role errors", "[readers]") {
@@ -334,7 +334,7 @@ TEST_CASE("csv: weights must be finite and >= 0, with file and line", "[readers]
   neg.replace(at, text.find('\n', at) - at, "1,-0.5,1,2,3");
   opts.path = write_file(comm, "rd_neg_weight.csv", neg);
   CHECK_THAT(load_error(opts, comm),
-             Contains("rd_neg_weight.csv:992: weight -0.5 (field 2) must be >= 0"));
+             Contains("rd_neg_weight.csv:992: weight -0.5 in column 1 ('w') must be >= 0"));
   // A zero weight is fine; a NaN weight is not finite.
   std::string zero = text;
   zero.replace(at, text.find('\n', at) - at, "1,0,1,2,3");
@@ -344,7 +344,7 @@ TEST_CASE("csv: weights must be finite and >= 0, with file and line", "[readers]
   nan.replace(at, text.find('\n', at) - at, "1,nan,1,2,3");
   opts.path = write_file(comm, "rd_nan_weight.csv", nan);
   CHECK_THAT(load_error(opts, comm),
-             Contains("rd_nan_weight.csv:992: weight nan (field 2) must be finite and >= 0"));
+             Contains("rd_nan_weight.csv:992: weight nan in column 1 ('w') must be finite and >= 0"));
   // Without a weight role, the negative value is an ordinary feature.
   opts.weight_column = "";
   opts.path = write_file(comm, "rd_neg_feature.csv", neg);
@@ -405,7 +405,7 @@ TEST_CASE("csv: quoted fields (RFC 4180)", "[readers]") {
   // A doubled quote makes a field text, not a number.
   bad_opts.path = write_file(comm, "rd_escaped_number.csv", "y,a\n1,\"2\"\"\"\n");
   CHECK_THAT(load_error(bad_opts, comm),
-             Contains("rd_escaped_number.csv:2: field 2 '2\"' is not a number"));
+             Contains("rd_escaped_number.csv:2: column 1 ('a'): '2\"' is not a number"));
 }
 
 // ===========================================================================

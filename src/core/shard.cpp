@@ -60,6 +60,8 @@ Shard rows_without_design(const Shard& s) {
   d.offset = s.offset;
   d.names = s.names;
   d.source = s.source;
+  d.rows_dropped = s.rows_dropped;
+  d.missing = s.missing;
   return d;
 }
 }  // namespace

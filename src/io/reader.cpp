@@ -771,7 +771,11 @@ Shard load_shard(const ReadOptions& opts, const Communicator& comm) {
     else
       shard = read_csv(opts, comm);
   }
-  comm.check(shard.n_global > 0, "no data rows in " + opts.path);
+  comm.check(shard.n_global > 0,
+             "no data rows in " + opts.path +
+                 (shard.rows_dropped > 0 ? ": each of its " + std::to_string(shard.rows_dropped) +
+                                               " rows has a missing value (empty, NA or NaN) in a used column (--na omit)"
+                                         : std::string()));
   apply_layout(shard, opts, comm);
   if (opts.intercept) {
     std::string err;

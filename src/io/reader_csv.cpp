@@ -20,24 +20,11 @@
 
 namespace natgrad {
 
-namespace {
-
-using namespace reader_detail;
-
 // ---------------------------------------------------------------------------
-// Fields (RFC 4180 quoting, one line at a time)
+// Fields (RFC 4180 quoting, one line at a time): reader_detail, shared with frame.cpp
 
-/// One field of a line.
-struct Field {
-  std::string_view text;  ///< without surrounding blanks and quotes; "" not yet collapsed
-  bool quoted = false;
-  bool escaped = false;  ///< holds a doubled quote ""
-};
+namespace reader_detail {
 
-enum class Next { more, last, unterminated, text_after_quote };
-
-/// Reads the field at \p pos of \p line into \p f and moves \p pos past its delimiter.
-/// A field is quoted when its first non-blank character is '"'.
 Next next_field(std::string_view line, std::size_t& pos, char delim, Field& f) {
   const std::size_t n = line.size();
   std::size_t i = pos;
@@ -80,7 +67,6 @@ Next next_field(std::string_view line, std::size_t& pos, char delim, Field& f) {
   return Next::more;
 }
 
-/// The field's text with doubled quotes collapsed.
 std::string field_text(const Field& f) {
   if (!f.escaped) return std::string(f.text);
   std::string s;
@@ -91,16 +77,9 @@ std::string field_text(const Field& f) {
   return s;
 }
 
-/// A field as a number: quoted numbers ("1.5", " 2 ") count.
 bool field_number(const Field& f, char delim, double& v) {
   return !f.escaped && parse_double(f.quoted ? trim(f.text, delim) : f.text, v);
 }
-
-/// The fields of a whole line, or the 1-based field and text of its quoting error.
-struct SplitLine {
-  std::vector<Field> fields;
-  std::string error;
-};
 
 SplitLine split_line(std::string_view line, char delim) {
   SplitLine out;
@@ -119,6 +98,12 @@ SplitLine split_line(std::string_view line, char delim) {
   }
 }
 
+}  // namespace reader_detail
+
+namespace {
+
+using namespace reader_detail;
+
 // ---------------------------------------------------------------------------
 // Data rows
 
@@ -129,7 +114,18 @@ struct Layout {
   std::vector<std::int32_t> role;  ///< per field: feature slot or ColumnRoles::k*
   std::int64_t n_features = 0;
   bool weight = false, offset = false;
+  ReadOptions::Na na = ReadOptions::Na::omit;
+  std::vector<std::string> names;  ///< header names (empty without a header), for messages
 };
+
+/// "column 3 ('w')" (0-based, as --label-column counts), or "column 3" without a header.
+std::string column_words(const Layout& lay, std::size_t j) {
+  std::string s = "column " + std::to_string(j);
+  if (j < lay.names.size()) s += " ('" + shown(lay.names[j]) + "')";
+  return s;
+}
+
+enum class RowStatus : std::uint8_t { ok, missing, bad };
 
 struct RowOut {
   double* x;
@@ -138,35 +134,41 @@ struct RowOut {
   double* o;
 };
 
-/// Parses one data line; false if anything is wrong with it. Fields without a role are
+/// Parses one data line: bad if anything is wrong with it, else missing if a used field
+/// is missing (empty, NA, NaN; its slot is not written). Fields without a role are
 /// counted but not parsed. Touches no shared state, so lines parse in parallel.
-bool parse_row(std::string_view line, const Layout& lay, const RowOut& out) {
+RowStatus parse_row(std::string_view line, const Layout& lay, const RowOut& out) {
   std::size_t pos = 0;
   Field f;
+  bool missing = false;
   for (std::int64_t field = 0;; ++field) {
-    if (field >= lay.n_fields) return false;
+    if (field >= lay.n_fields) return RowStatus::bad;
     const Next r = next_field(line, pos, lay.delim, f);
-    if (r == Next::unterminated || r == Next::text_after_quote) return false;
+    if (r == Next::unterminated || r == Next::text_after_quote) return RowStatus::bad;
     const std::int32_t role = lay.role[static_cast<std::size_t>(field)];
-    if (role != ColumnRoles::kUnused) {
+    if (role != ColumnRoles::kUnused && field_missing(f, lay.delim)) {
+      missing = true;
+    } else if (role != ColumnRoles::kUnused) {
       double v = 0.0;
-      if (!field_number(f, lay.delim, v) || !std::isfinite(v)) return false;
+      if (!field_number(f, lay.delim, v) || !std::isfinite(v)) return RowStatus::bad;
       if (role >= 0)
         out.x[role] = v;
       else if (role == ColumnRoles::kLabel)
         *out.y = v;
       else if (role == ColumnRoles::kWeight) {
-        if (v < 0.0) return false;
+        if (v < 0.0) return RowStatus::bad;
         *out.w = v;
       } else {
         *out.o = v;
       }
     }
-    if (r == Next::last) return field + 1 == lay.n_fields;
+    if (r == Next::last)
+      return field + 1 != lay.n_fields ? RowStatus::bad : missing ? RowStatus::missing : RowStatus::ok;
   }
 }
 
-/// What is wrong with a line parse_row rejected (without file and line).
+/// What is wrong with a line parse_row rejected, or its first missing value under
+/// --na fail (without file and line).
 std::string describe_bad_line(std::string_view line, const Layout& lay) {
   const SplitLine s = split_line(line, lay.delim);
   if (!s.error.empty()) return s.error;
@@ -177,7 +179,13 @@ std::string describe_bad_line(std::string_view line, const Layout& lay) {
     const std::int32_t role = lay.role[j];
     if (role == ColumnRoles::kUnused) continue;
     const Field& f = s.fields[j];
-    const std::string where = "field " + std::to_string(j + 1);
+    const std::string where = column_words(lay, j);
+    if (field_missing(f, lay.delim)) {
+      if (lay.na == ReadOptions::Na::fail)
+        return where + ": missing value '" + shown(field_text(f)) +
+               "' (--na fail; --na omit drops the rows with missing values)";
+      continue;
+    }
     double v = 0.0;
     if (!field_number(f, lay.delim, v)) {
       std::string hint;  // a field holding another usual delimiter: the wrong --delimiter?
@@ -185,14 +193,15 @@ std::string describe_bad_line(std::string_view line, const Layout& lay) {
         if (d != lay.delim && f.text.find(d) != std::string_view::npos && hint.empty() && !f.quoted)
           hint = std::string(" (is the delimiter '") + (d == '\t' ? "\\t" : std::string(1, d)) +
                  "'? see --delimiter)";
-      return where + " '" + shown(field_text(f)) + "' is not a number" + hint;
+      return where + ": '" + shown(field_text(f)) + "' is not a number" + hint +
+             (role == ColumnRoles::kLabel && hint.empty() ? "; text labels and factors are read with --formula (docs/cli.md)" : "");
     }
     if (!std::isfinite(v))
       return role == ColumnRoles::kWeight
-                 ? "weight " + shown(f.text) + " (" + where + ") must be finite and >= 0"
+                 ? "weight " + shown(f.text) + " in " + where + " must be finite and >= 0"
                  : where + " is not finite (" + shown(f.text) + ")";
     if (role == ColumnRoles::kWeight && v < 0.0)
-      return "weight " + shown(f.text) + " (" + where + ") must be >= 0";
+      return "weight " + shown(f.text) + " in " + where + " must be >= 0";
   }
   return "malformed line";  // not reached: parse_row accepts such a line
 }
@@ -209,6 +218,37 @@ struct Body {
   std::int64_t seen_bytes = 0;
   std::vector<double> x, y, w, o;
   LocalError err;
+  std::vector<RowStatus> status;      ///< per line of the chunk
+  std::int64_t rows_dropped = 0;      ///< rows with a missing value (--na omit)
+  std::vector<std::int64_t> missing;  ///< per column: missing values in the dropped rows
+
+  /// Drops the rows [row0, row0 + n) whose status is missing (keeping the order of the
+  /// others) and counts their missing values per column. Returns the rows kept.
+  std::int64_t drop_missing(const std::string& buf, const std::vector<LineSpan>& spans, std::int64_t row0,
+                            std::int64_t n) {
+    const std::int64_t p = lay.n_features;
+    std::int64_t kept = row0;
+    for (std::int64_t k = 0; k < n; ++k) {
+      const auto r = static_cast<std::size_t>(row0 + k);
+      if (status[static_cast<std::size_t>(k)] == RowStatus::missing) {
+        const LineSpan& s = spans[static_cast<std::size_t>(k)];
+        const SplitLine sl = split_line(std::string_view(buf.data() + s.begin, s.end - s.begin), lay.delim);
+        missing.resize(static_cast<std::size_t>(lay.n_fields), 0);
+        for (std::size_t j = 0; j < sl.fields.size(); ++j)
+          if (lay.role[j] != ColumnRoles::kUnused && field_missing(sl.fields[j], lay.delim)) ++missing[j];
+        ++rows_dropped;
+        continue;
+      }
+      const auto to = static_cast<std::size_t>(kept++);
+      if (to == r) continue;
+      std::copy_n(x.begin() + static_cast<std::ptrdiff_t>(r * static_cast<std::size_t>(p)), p,
+                  x.begin() + static_cast<std::ptrdiff_t>(to * static_cast<std::size_t>(p)));
+      y[to] = y[r];
+      if (lay.weight) w[to] = w[r];
+      if (lay.offset) o[to] = o[r];
+    }
+    return kept;
+  }
 
   /// Parses one chunk's lines in parallel; false (with err set) at the first bad line.
   bool parse(const std::string& buf, const std::vector<LineSpan>& spans) {
@@ -233,7 +273,10 @@ struct Body {
     if (lay.weight) w.resize(y.size());
     if (lay.offset) o.resize(y.size());
     std::int64_t first_bad = n;
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(min : first_bad)
+    const bool omit = lay.na == ReadOptions::Na::omit;
+    status.resize(static_cast<std::size_t>(n));
+    int any_missing = 0;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(min : first_bad) reduction(max : any_missing)
     for (std::int64_t k = 0; k < n; ++k) {
       const LineSpan& s = spans[static_cast<std::size_t>(k)];
       const std::string_view line(buf.data() + s.begin, s.end - s.begin);
@@ -241,14 +284,27 @@ struct Body {
       // Weight / offset pointers are null when there is no such role (never written).
       const RowOut out{x.data() + (row0 + k) * p, y.data() + r, lay.weight ? w.data() + r : nullptr,
                        lay.offset ? o.data() + r : nullptr};
-      if (!parse_row(line, lay, out)) first_bad = std::min(first_bad, k);
+      const RowStatus st = parse_row(line, lay, out);
+      status[static_cast<std::size_t>(k)] = st;
+      if (st == RowStatus::bad || (st == RowStatus::missing && !omit)) first_bad = std::min(first_bad, k);
+      if (st == RowStatus::missing) any_missing = 1;
     }
-    if (first_bad == n) return true;
+    // --na omit: drop the rows with missing values before the first bad line.
+    const std::int64_t kept = any_missing && omit ? drop_missing(buf, spans, row0, first_bad) : row0 + first_bad;
+    if (first_bad == n) {
+      if (kept < row0 + n) {
+        y.resize(static_cast<std::size_t>(kept));
+        x.resize(static_cast<std::size_t>(kept * p));
+        if (lay.weight) w.resize(y.size());
+        if (lay.offset) o.resize(y.size());
+      }
+      return true;
+    }
     // Describe the first bad line (serially), and drop it and the rows after it.
     const LineSpan& s = spans[static_cast<std::size_t>(first_bad)];
     err.what = describe_bad_line(std::string_view(buf.data() + s.begin, s.end - s.begin), lay);
     err.local_line = s.line;
-    const auto keep = static_cast<std::size_t>(row0 + first_bad);
+    const auto keep = static_cast<std::size_t>(kept);
     y.resize(keep);
     x.resize(keep * static_cast<std::size_t>(p));
     if (lay.weight) w.resize(keep);
@@ -260,22 +316,15 @@ struct Body {
 // ---------------------------------------------------------------------------
 // The header (or first data line): every rank reads it.
 
-struct HeaderInfo {
-  std::int64_t body_begin = 0;         ///< file offset where data lines start
-  std::int64_t lines_before_body = 0;  ///< file lines before body_begin
-  std::vector<std::string> fields;     ///< the first non-empty line's fields
-  bool is_header = false;
-};
-
 bool looks_like_header(const std::vector<Field>& fields, char delim) {
   double v = 0.0;
   return std::any_of(fields.begin(), fields.end(),
                      [&](const Field& f) { return !field_number(f, delim, v); });
 }
 
-/// Finds the first non-empty line and decides whether it is a header. Returns the
-/// complete error message, or "" on success.
-std::string read_header(File& f, const ReadOptions& opts, HeaderInfo& h) {
+}  // namespace
+
+std::string reader_detail::read_header(File& f, const ReadOptions& opts, HeaderInfo& h) {
   std::string line;
   std::int64_t pos = 0, next = 0, lineno = 0;
   bool found = false;
@@ -303,6 +352,8 @@ std::string read_header(File& f, const ReadOptions& opts, HeaderInfo& h) {
   h.lines_before_body = h.is_header ? lineno : lineno - 1;
   return {};
 }
+
+namespace {
 
 /// "" or a warning naming the header names that occur more than once (a coefficient
 /// name would repeat, and such a name cannot select a column).
@@ -388,6 +439,8 @@ CsvPart parse_csv_part(const ReadOptions& opts, int rank, int size) {
   lay.n_features = static_cast<std::int64_t>(roles.features.size());
   lay.weight = roles.weight >= 0;
   lay.offset = roles.offset >= 0;
+  lay.na = opts.na;
+  if (head.is_header) lay.names = head.fields;
 
   // This rank's bytes of the body; lines belong to the range holding their first byte.
   const Range mine = partition(file.size() - head.body_begin, rank, size);
@@ -410,6 +463,10 @@ CsvPart parse_csv_part(const ReadOptions& opts, int rank, int size) {
   part.weight = std::move(body.w);
   part.offset = std::move(body.o);
   part.names = std::move(roles.names);
+  part.rows_dropped = body.rows_dropped;
+  part.missing = std::move(body.missing);
+  part.missing.resize(static_cast<std::size_t>(lay.n_fields), 0);
+  part.header = std::move(lay.names);
   return part;
 }
 
@@ -448,6 +505,16 @@ Shard read_csv(const ReadOptions& opts, const Communicator& comm) {
     if (v->capacity() > v->size() + v->size() / 8 + 1024) v->shrink_to_fit();
   shard.names = std::move(part.names);
   shard.source = path;
+  // Rows dropped for missing values (--na omit), over all ranks, and per column.
+  shard.rows_dropped = part.rows_dropped;
+  comm.allreduce_sum(&shard.rows_dropped, 1);
+  if (shard.rows_dropped > 0) {
+    comm.allreduce_sum(part.missing.data(), part.missing.size());
+    for (std::size_t j = 0; j < part.missing.size(); ++j)
+      if (part.missing[j] > 0)
+        shard.missing.emplace_back(j < part.header.size() ? part.header[j] : "column " + std::to_string(j),
+                                   part.missing[j]);
+  }
   return shard;
 }
 

@@ -101,6 +101,53 @@ std::string shown(std::string_view s);
 std::string number_text(double v);
 
 // ---------------------------------------------------------------------------
+// CSV fields and header (reader_csv.cpp; shared with read_frame, frame.cpp).
+
+/// One field of a CSV line (RFC 4180 quoting, one line at a time).
+struct Field {
+  std::string_view text;  ///< without surrounding blanks and quotes; "" not yet collapsed
+  bool quoted = false;
+  bool escaped = false;  ///< holds a doubled quote ""
+};
+
+enum class Next { more, last, unterminated, text_after_quote };
+
+/// Reads the field at \p pos of \p line into \p f and moves \p pos past its delimiter.
+/// A field is quoted when its first non-blank character is '"'.
+Next next_field(std::string_view line, std::size_t& pos, char delim, Field& f);
+
+/// The field's text with doubled quotes collapsed.
+std::string field_text(const Field& f);
+
+/// A field as a number: quoted numbers ("1.5", " 2 ") count.
+bool field_number(const Field& f, char delim, double& v);
+
+/// A missing value: the field's text, unquoted and trimmed, is empty, "NA" or "NaN".
+inline bool is_missing_text(std::string_view t) { return t.empty() || t == "NA" || t == "NaN"; }
+inline bool field_missing(const Field& f, char delim) {
+  return !f.escaped && is_missing_text(f.quoted ? trim(f.text, delim) : f.text);
+}
+
+/// The fields of a whole line, or the 1-based field and text of its quoting error.
+struct SplitLine {
+  std::vector<Field> fields;
+  std::string error;
+};
+SplitLine split_line(std::string_view line, char delim);
+
+/// The first non-empty line of a CSV file, and whether it is a header.
+struct HeaderInfo {
+  std::int64_t body_begin = 0;         ///< file offset where data lines start
+  std::int64_t lines_before_body = 0;  ///< file lines before body_begin
+  std::vector<std::string> fields;     ///< the first non-empty line's fields
+  bool is_header = false;
+};
+
+/// Finds the first non-empty line and decides whether it is a header (opts.header).
+/// Returns the complete error message, or "" on success.
+std::string read_header(File& f, const ReadOptions& opts, HeaderInfo& h);
+
+// ---------------------------------------------------------------------------
 // Column roles: which column of the table is the label, weight, offset and features.
 // Every format is seen as a table of n columns (CSV: its fields; NPY: the array's
 // columns; LIBSVM: column 0 the label, column j feature index j).
@@ -203,6 +250,11 @@ struct CsvPart {
   LocalError bad;                      ///< this part's first bad line (local line index)
   std::int64_t n_features = 0;
   std::vector<double> x, y, weight, offset;  ///< rows before the bad line, as in Shard
+  /// Missing values (empty, NA, NaN) under ReadOptions::Na::omit: rows dropped, and per
+  /// column of the file the missing values of those rows.
+  std::int64_t rows_dropped = 0;
+  std::vector<std::int64_t> missing;
+  std::vector<std::string> header;  ///< the header's names (empty without a header line)
   std::vector<std::string> names;
   std::string warning;  ///< e.g. repeated header names (complete text), else ""
 };

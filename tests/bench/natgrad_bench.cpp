@@ -17,6 +17,10 @@
 //       a gen:sparse-logit CSR shard, against a STREAM-like copy (and read) rate measured
 //       in the same run at the same thread count, with the bytes per product counted two
 //       ways (see cmd_fisher_vector); checked against a naive product.
+//   natgrad_bench frame --data F.csv [--columns a,b,...] [--threads T] [--reps R]
+//       Under mpirun: read_frame (io/frame.hpp) of the listed columns (default: every
+//       column of the header), best and median wall time over R reads (max over ranks),
+//       and the kinds and level counts found.
 //   natgrad_bench project   --kernels F --iteration F [--bandwidth GBps] [--latency us] [--csv F]
 //       Fits the cost model T(P) = N d(d+1) / (P R) + T_reduce(P) + d^3/3 / R_chol + ...
 //       to the measurements and projects the time per iteration to 64 nodes.
@@ -53,6 +57,7 @@
 #include "natgrad/plot/plot.hpp"
 #include "natgrad/core/rng.hpp"
 #include "natgrad/core/shard.hpp"
+#include "natgrad/io/frame.hpp"
 #include "natgrad/io/generator.hpp"
 
 extern "C" void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
@@ -836,6 +841,37 @@ int cmd_plot(const Args& a) {
   return 0;
 }
 
+int cmd_frame(const Args& a, const Communicator& comm) {
+  natgrad::ReadOptions o;
+  o.path = a.str("data");
+  if (o.path.empty()) throw Error("frame: --data FILE.csv is required");
+  o.threads = static_cast<int>(a.num("threads", 1));
+  natgrad::FrameRequest req;
+  if (a.has("columns")) {
+    std::stringstream ss(a.str("columns"));
+    std::string item;
+    while (std::getline(ss, item, ',')) req.columns.push_back(item);
+  } else {
+    req.columns = natgrad::frame_header(o);
+  }
+  natgrad::Frame f;
+  const Timing t = time_it(static_cast<int>(a.num("reps", 5)), [&] {
+    comm.barrier();  // the time until the last rank is done
+    f = natgrad::read_frame(o, req, comm);
+    comm.barrier();
+  });
+  if (comm.is_root()) {
+    std::cout << "read_frame " << o.path << ": " << f.n_global << " rows, " << comm.size() << " ranks x "
+              << o.threads << " threads: best " << t.best << " s, median " << t.median << " s\n";
+    for (const natgrad::FrameColumn& c : f.columns)
+      std::cout << "  " << c.name << ": "
+                << (c.kind == natgrad::FrameColumn::Kind::factor ? std::to_string(c.levels.size()) + " levels"
+                                                                  : std::string("numeric"))
+                << "\n";
+  }
+  return 0;
+}
+
 int dispatch(int argc, char** argv, const Communicator& comm) {
   const std::string cmd = argc > 1 ? argv[1] : "";
   const Args a = parse_args(argc, argv, 2);
@@ -844,9 +880,10 @@ int dispatch(int argc, char** argv, const Communicator& comm) {
   if (cmd == "sparse-kernels") return comm.is_root() ? cmd_sparse_kernels(a) : 0;
   if (cmd == "fisher-vector") return comm.is_root() ? cmd_fisher_vector(a) : 0;
   if (cmd == "project") return comm.is_root() ? cmd_project(a) : 0;
+  if (cmd == "frame") return cmd_frame(a, comm);
   if (cmd == "plot") return comm.is_root() ? cmd_plot(a) : 0;
   if (comm.is_root())
-    std::cerr << "usage: natgrad_bench kernels|sparse-kernels|fisher-vector|iteration|project|plot [options] (see tests/bench/natgrad_bench.cpp)\n";
+    std::cerr << "usage: natgrad_bench kernels|sparse-kernels|fisher-vector|iteration|frame|project|plot [options] (see tests/bench/natgrad_bench.cpp)\n";
   return 2;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace natgrad {
@@ -63,6 +64,12 @@ struct Shard {
   std::vector<double> offset;
   std::vector<std::string> names;  ///< one per column
   std::string source;              ///< where the rows came from, for messages
+  /// Rows left out for missing values (ReadOptions::Na::omit; CSV: an empty, NA or NaN
+  /// field in a used column), over all ranks; 0 for the other readers.
+  std::int64_t rows_dropped = 0;
+  /// Per column with missing values in the dropped rows, over all ranks: its header name
+  /// (or "column N", 0-based, without a header) and the count; in column order.
+  std::vector<std::pair<std::string, std::int64_t>> missing;
 
   /// Dense shards only: row i's n_cols values.
   const double* row(std::int64_t i) const { return x.data() + i * n_cols; }

@@ -114,6 +114,9 @@ std::string input_format(const ReadOptions& opts);
 /// only its range (plus the end of its last line). Errors name file and line.
 /// Fields may be quoted (RFC 4180: "a,b" holds a delimiter, "" is a quote), in the
 /// header and in data rows ("1.5" is a number); a quoted field may not span lines.
+/// A used field that is empty, "NA" or "NaN" is missing: under ReadOptions::Na::omit its
+/// row is dropped (counted in Shard::rows_dropped and Shard::missing), under fail the
+/// first one stops every rank naming file, line and column.
 Shard read_csv(const ReadOptions& opts, const Communicator& comm);
 
 /// Collective. NumPy .npy (format 1.0, 2.0 or 3.0): a 2-D C-order array of dtype '<f8'
