@@ -393,7 +393,7 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
   if (negbin) {
     nb_link = dynamic_cast<const NegativeBinomialModel&>(*out.model).link();
     out.model = std::make_shared<NegativeBinomialModel>(nb_link, estimate_theta ? INFINITY : options.theta);
-    out.theta = options.theta;
+    out.theta = estimate_theta ? NAN : options.theta;  // estimated: set by the alternation below
     out.theta_estimated = estimate_theta;
   }
   const std::shared_ptr<const Model> first_model = out.model;  // keeps `model` alive when theta moves
@@ -579,7 +579,8 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
 
   out.has_inference = options.inference && res.reason != Reason::non_finite && res.reason != Reason::interrupted &&
                       res.reason != Reason::separation && res.reason != Reason::singular_fisher &&
-                      res.reason != Reason::loss_diverged;
+                      res.reason != Reason::loss_diverged &&
+                      !(estimate_theta && !std::isfinite(out.theta));  // no theta: the Poisson start failed
   if (out.has_inference) {
     InferenceOptions io;
     io.threads = fo.threads;
