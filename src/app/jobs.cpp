@@ -198,14 +198,16 @@ DesignOptions design_options(const FitJob& job) {
 /// "" or the log's line on rows dropped for missing values: "12 rows with a missing value
 /// dropped (age: 7, race: 5); 177 rows used".
 std::string missing_note(bool with_formula, const DesignInfo& design, const Shard& shard) {
-  if (!with_formula || design.rows_dropped == 0) return {};
+  const std::int64_t dropped = with_formula ? design.rows_dropped : shard.rows_dropped;
+  if (dropped == 0) return {};
+  const auto& missing = with_formula ? design.missing : shard.missing;
   std::string by;
-  for (std::size_t k = 0; k < design.missing.size() && k < 12; ++k)
-    by += (k ? ", " : "") + design.missing[k].first + ": " + std::to_string(design.missing[k].second);
-  if (design.missing.size() > 12) by += ", ...";
-  return std::to_string(design.rows_dropped) + " of " + std::to_string(design.rows_read) +
-         " rows have a missing value and were dropped (--na omit; by variable: " + by + "); " +
-         std::to_string(shard.n_global) + " rows used";
+  for (std::size_t k = 0; k < missing.size() && k < 12; ++k)
+    by += (k ? ", " : "") + missing[k].first + ": " + std::to_string(missing[k].second);
+  if (missing.size() > 12) by += ", ...";
+  return std::to_string(dropped) + " of " + std::to_string(dropped + shard.n_global) +
+         " rows have a missing value and were dropped (--na omit; by " + (with_formula ? "variable" : "column") +
+         ": " + by + "); " + std::to_string(shard.n_global) + " rows used";
 }
 
 /// The note printed when no --columns or --formula named the predictors: which columns
@@ -539,6 +541,7 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
         rep.class_labels = design.response_levels;
     } else {
       rep.model_line = response_line(job.read, g.all_columns);
+      rep.rows_dropped = shard.rows_dropped;
     }
     rep.model_name = g.model->name();
     rep.family = to_string(job.glm.family);
