@@ -404,6 +404,10 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
     // Text classes: K is the number of levels (the first the reference).
     if (job.glm.family == ModelFamily::multinomial && !design.response_levels.empty() && job.glm.classes == 0)
       job.glm.classes = static_cast<int>(design.response_levels.size());
+    // R's glm drops aliased columns (singular.ok = TRUE): a formula fit does too, reporting
+    // them as NA, wherever the p x p Gram that finds them is formed.
+    const std::int64_t outputs = job.glm.family == ModelFamily::multinomial ? std::max(job.glm.classes - 1, 1) : 1;
+    if (shard.n_cols * outputs <= kCholeskyAutoMax) job.glm.drop_collinear = true;
   } else {
     shard = load_shard(job.read, comm);
   }

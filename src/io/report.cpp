@@ -151,11 +151,8 @@ std::string summary_text(const FitReport& r) {
       if (!inf->conf_lower.empty()) {
         const double a = (1 - inf->conf_level) / 2;
         const auto lo = with_dropped(r, inf->conf_lower), hi = with_dropped(r, inf->conf_upper);
-        std::vector<double> both(lo);
-        both.insert(both.end(), hi.begin(), hi.end());
-        const auto fb = rf::format(both, 7);  // R prints confint() with 7 digits
-        cols.emplace_back(fb.begin(), fb.begin() + static_cast<std::ptrdiff_t>(lo.size()));
-        cols.emplace_back(fb.begin() + static_cast<std::ptrdiff_t>(lo.size()), fb.end());
+        cols.push_back(rf::format(lo, 7));  // R prints confint()'s matrix column by column, 7 digits
+        cols.push_back(rf::format(hi, 7));
         heads.push_back(rf::format({100 * a}, 3)[0] + " %");
         heads.push_back(rf::format({100 * (1 - a)}, 3)[0] + " %");
       }
@@ -257,6 +254,7 @@ void write_model_json(std::ostream& os, const FitReport& r) {
   j["dropped"] = r.dropped;
   j["n_params"] = f.theta.size();
   j["n_obs"] = f.n_obs;
+  j["rows_dropped"] = r.rows_dropped;  // rows with a missing value left out (--na omit)
   j["iterations"] = f.iterations;
   j["fisher_products"] = f.fisher_products;
   j["converged"] = f.converged();
