@@ -119,7 +119,12 @@ std::string summary_text(const FitReport& r) {
     if (r.rows_dropped > 0)
       o << "  (" << r.rows_dropped << " observation" << (r.rows_dropped > 1 ? "s" : "") << " deleted due to missingness)\n";
     o << "AIC: " << rf::format({inf->aic}, 5)[0] << "\n";
-    if (negbin) {  // MASS's print.summary.negbin
+  }
+  o << "\nNumber of iterations: " << f.iterations << " (" << to_string(f.reason) << ")";
+  if (f.fisher_products > 0) o << ", " << f.fisher_products << " Fisher-vector products (--solver cg)";
+  o << "\n";
+  if (inf && std::isfinite(inf->theta)) {
+    {  // negative binomial: after the iterations, as MASS's print.summary.negbin
       o << "\n";
       const int dp = inf->theta_estimated && std::isfinite(inf->theta_std_error) && inf->theta_std_error > 0
                          ? std::max(2 - static_cast<int>(std::floor(std::log10(inf->theta_std_error))), 0)
@@ -136,9 +141,6 @@ std::string summary_text(const FitReport& r) {
       o << "\n 2 x log-likelihood:  " << nsmall(2 * inf->log_likelihood, 3) << "\n";
     }
   }
-  o << "\nNumber of iterations: " << f.iterations << " (" << to_string(f.reason) << ")";
-  if (f.fisher_products > 0) o << ", " << f.fisher_products << " Fisher-vector products (--solver cg)";
-  o << "\n";
   if (inf) {
     o << "BIC: " << rf::format({inf->bic}, 5)[0] << ", log-likelihood: " << rf::format({inf->log_likelihood}, 7)[0]
       << "\n";
