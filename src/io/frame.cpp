@@ -33,6 +33,7 @@
 
 #include "natgrad/core/error.hpp"
 #include "natgrad/core/partition.hpp"
+#include "natgrad/io/generator.hpp"
 #include "io/reader_detail.hpp"
 
 namespace natgrad {
@@ -570,6 +571,12 @@ std::vector<std::string> distinct_numbers(const std::vector<double>& values) {
 }  // namespace
 
 std::vector<std::string> frame_header(const ReadOptions& opts) {
+  // A formula names columns: it reads a CSV file with a header line, nothing else.
+  const std::string format = is_generator_spec(opts.path) ? "a generator spec" : input_format(opts);
+  if (format != "csv")
+    throw Error("--formula reads a CSV file with a header line; " + opts.path + " is " +
+                (format == "a generator spec" ? format : "read as " + format) +
+                " (give its columns with --label-column, --columns and --offset-column instead)");
   File file(opts.path);
   HeaderInfo head;
   const std::string err = open_header(file, opts, head);
