@@ -351,12 +351,15 @@ class SignalWatcher {
  private:
   void loop() {
     std::unique_lock lock(m_);
-    while (!done_) {
+    // The flag is looked at once more after done_: a signal raised in the last 20 ms of a
+    // fit (which the solver then ended on) still gets its action, and its log line.
+    for (;;) {
       if (*flag_ != 0) {
         lock.unlock();
         action_();
         return;
       }
+      if (done_) return;
       cv_.wait_for(lock, std::chrono::milliseconds(20));
     }
   }
