@@ -394,12 +394,7 @@ void root_covariance(Inference& r, const Normalized& F, const Normalized& B, std
   for (std::size_t j = 0; j < np; ++j) {
     r.std_errors[j] = std::sqrt(r.covariance[j + j * np]);
     r.robust_std_errors[j] = std::sqrt(S[j + j * np]);
-    r.statistic[j] = theta[j] / r.std_errors[j];
-    const double a = std::abs(r.statistic[j]);
-    if (r.t_statistic && r.df_residual > 0)
-      r.p_values[j] = 2 * boost::math::cdf(boost::math::complement(boost::math::students_t(r.df_residual), a));
-    else
-      r.p_values[j] = std::erfc(a / std::sqrt(2.0));
+    fill_statistic(r, theta, j);
   }
 }
 

@@ -540,6 +540,20 @@ Design build_design(const Frame& frame, const Formula& formula, const DesignOpti
   return design;
 }
 
+namespace {
+/// The columns read_frame reads for formula \p f: the formula's, the weight column, and
+/// factor() columns as factors (load_design and apply_design alike).
+FrameRequest frame_request(const Formula& f, const ReadOptions& opts) {
+  FrameRequest request;
+  request.columns = f.columns();
+  if (!opts.weight_column.empty() &&
+      std::find(request.columns.begin(), request.columns.end(), opts.weight_column) == request.columns.end())
+    request.columns.push_back(opts.weight_column);
+  request.as_factor = f.factor_columns();
+  return request;
+}
+}  // namespace
+
 Design load_design(const ReadOptions& opts, const DesignOptions& options, const Communicator& comm) {
   Formula f;
   std::string error;
@@ -552,12 +566,7 @@ Design load_design(const ReadOptions& opts, const DesignOptions& options, const 
     error = e.what();
   }
   comm.check(error.empty(), error);
-  FrameRequest request;
-  request.columns = f.columns();
-  if (!opts.weight_column.empty() &&
-      std::find(request.columns.begin(), request.columns.end(), opts.weight_column) == request.columns.end())
-    request.columns.push_back(opts.weight_column);
-  request.as_factor = f.factor_columns();
+  FrameRequest request = frame_request(f, opts);
   const Frame frame = read_frame(opts, request, comm);
   return build_design(frame, f, options, opts, comm);
 }
@@ -597,12 +606,7 @@ Design apply_design(const ReadOptions& opts, const DesignInfo& fitted, const Com
     error = e.what();
   }
   comm.check(error.empty(), error);
-  FrameRequest request;
-  request.columns = f.columns();
-  if (!opts.weight_column.empty() &&
-      std::find(request.columns.begin(), request.columns.end(), opts.weight_column) == request.columns.end())
-    request.columns.push_back(opts.weight_column);
-  request.as_factor = f.factor_columns();
+  FrameRequest request = frame_request(f, opts);
   for (const FactorLevels& fl : fitted.factors) request.fixed_levels[fl.column] = fl.levels;
   if (!fitted.response_levels.empty() && f.response >= 0 && f.variables[static_cast<std::size_t>(f.response)].plain_column())
     request.fixed_levels[f.variables[static_cast<std::size_t>(f.response)].expr.name] = fitted.response_levels;
