@@ -1,20 +1,10 @@
 #include "core/simd.hpp"
 
-#include <utility>
+#include "natgrad/core/cpu.hpp"
 
 namespace natgrad::detail {
-namespace {
-bool cpu_has_avx2_fma() {
-#ifdef NATGRAD_X86_KERNELS
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-#else
-  return false;
-#endif
-}
-bool g_enabled = true;
-}  // namespace
 
-bool set_simd_kernels(bool enabled) { return std::exchange(g_enabled, enabled); }
-bool simd_kernels_active() { return g_enabled && cpu_has_avx2_fma(); }
+bool set_simd_kernels(bool enabled) { return set_kernel_isa(enabled ? Isa::avx512 : Isa::generic) != Isa::generic; }
+bool simd_kernels_active() { return kernel_isa() >= Isa::avx2; }
+
 }  // namespace natgrad::detail

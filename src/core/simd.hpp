@@ -11,9 +11,9 @@
 
 namespace natgrad::detail {
 /// Lets tests run the portable versions on a CPU that has AVX2: false selects them, true
-/// (the default) allows the AVX2/FMA versions where the CPU has them. Returns the
-/// previous setting. Not thread-safe: call it between passes.
+/// (the default) allows the best versions the CPU has. Returns whether SIMD versions were
+/// allowed before. Shorthand for set_kernel_isa (natgrad/core/cpu.hpp). Not thread-safe.
 bool set_simd_kernels(bool enabled);
-/// Whether the AVX2/FMA versions are in use.
+/// Whether SIMD versions (AVX2/FMA or better) are in use.
 bool simd_kernels_active();
 }  // namespace natgrad::detail
