@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/simd.hpp"
+#include "kernel_sets.hpp"
 #include "natgrad/core/glm.hpp"
 #include "natgrad/core/inference.hpp"
 #include "natgrad/io/reader.hpp"
@@ -164,15 +165,15 @@ TEST_CASE("logistic nll, dnll and fisher match a long-double reference for |eta|
   for (std::size_t k = 1; k < named; ++k) etas.push_back(-etas[k]);
   for (double e = -800; e <= 800; e += 0.37) etas.push_back(e);
   const std::size_t n = etas.size();
-  REQUIRE(n % 4 != 0);  // the AVX2 evaluation's padded tail is exercised
+  REQUIRE(n % 4 != 0);  // the SIMD evaluations' padded tails (of 4 and of 8 rows) are exercised
   const auto tol = [](long double ref) {
     return 1e-14L * std::max(std::fabs(ref), static_cast<long double>(DBL_MIN));
   };
-  // Both row evaluations: the AVX2/FMA one (4 rows at a time, where the CPU has it; the
-  // row count is not a multiple of 4, so the padded tail is covered) and the portable one.
-  const bool simd = GENERATE(true, false);
-  const bool was = detail::set_simd_kernels(simd);
-  INFO("AVX2 evaluation in use: " << detail::simd_kernels_active());
+  // Every row evaluation this machine runs: the portable one and each SIMD set's (4 or 8
+  // rows at a time; the row count is not a multiple of 8, so the padded tail is covered).
+  const auto choice = GENERATE(from_range(test::kernel_choices()));
+  const test::UseKernels use(choice);
+  INFO("kernels: " << choice.name);
   const LogisticModel m;
   for (double yv : {0.0, 0.3, 1.0}) {
     INFO("y = " << yv);
@@ -211,5 +212,4 @@ TEST_CASE("logistic nll, dnll and fisher match a long-double reference for |eta|
                                       << static_cast<double>(worst_d) << ", fisher " << static_cast<double>(worst_f));
     CHECK(worst_nll <= 1e-14L);
   }
-  detail::set_simd_kernels(was);
 }

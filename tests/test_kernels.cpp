@@ -7,6 +7,7 @@
 #include "core/kernels.hpp"
 #include "natgrad/core/model.hpp"
 #include "natgrad/core/rng.hpp"
+#include "kernel_sets.hpp"
 #include "reference.hpp"
 
 using namespace natgrad;
@@ -53,21 +54,22 @@ TEST_CASE("gradient and every Fisher match the naive reference to 1e-12", "[kern
 
 TEST_CASE("packed Fisher kernel and the BLAS path both match the naive reference", "[kernels]") {
   // Single-output models with p <= 384 and per-thread accumulators use natgrad's own
-  // packed AVX2 kernel where the CPU has AVX2 and FMA, else (and with the SIMD kernels
-  // switched off) the BLAS SYRK: p = 1, 4, 13 (padding), 64, 130, 384 (largest), with
-  // partial row sweeps (blocks of 200 and 37 rows), 1 and 2 threads, with and without a
-  // Fisher sample (rows staged across blocks).
+  // packed kernel (the active SIMD set: AVX2, AVX-512), else (and with the portable
+  // versions) the BLAS SYRK. Every variant this machine runs is checked (test::kernel_choices:
+  // also the AVX-512 set's 8-wide code emulated on AVX2): p = 1, 4, 13 (padding), 64, 130,
+  // 384 (largest), with partial row sweeps (blocks of 200 and 37 rows), 1 and 2 threads,
+  // with and without a Fisher sample (rows staged across blocks).
   const LogisticModel model;
-  const bool simd = GENERATE(true, false);
+  const auto choice = GENERATE(from_range(test::kernel_choices()));
   const auto [n, p, threads, block] =
       GENERATE(std::make_tuple(301, 1, 1, 37), std::make_tuple(555, 4, 2, 200), std::make_tuple(555, 13, 1, 37),
                std::make_tuple(700, 64, 2, 200), std::make_tuple(401, 130, 1, 256), std::make_tuple(300, 384, 2, 128));
-  const bool was = detail::set_simd_kernels(simd);
+  const test::UseKernels use(choice);
   const Shard s = ref::random_shard(n, p, 5 + p, true, true);
   const auto theta = random_theta(p, 8);
   for (const FisherSample sample : {FisherSample{}, FisherSample{0.5, 7}}) {
     for (FisherKind k : {FisherKind::expected, FisherKind::empirical}) {
-      CAPTURE(simd, detail::simd_kernels_active(), n, p, threads, block, sample.fraction, to_string(k));
+      CAPTURE(choice.name, n, p, threads, block, sample.fraction, to_string(k));
       Workspace ws;
       ws.prepare(threads, p, block, k);
       PackedSums sums;
@@ -75,7 +77,10 @@ TEST_CASE("packed Fisher kernel and the BLAS path both match the naive reference
       Normalized fast;
       finalize(sums, fast);
       const ref::Sums slow = ref::naive_sums(s, model, theta, k, sample);
-      CHECK((ws.pstride_ > 0) == detail::simd_kernels_active());  // the packed layout iff AVX2
+      CHECK(ws.kernels() == choice.set);
+      CHECK((ws.pstride_ > 0) == (choice.set != nullptr));  // the packed layout iff a SIMD set
+      if (choice.set != nullptr) CHECK(ws.fisher_ld_ % choice.set->panel == 0);
+      CHECK(std::abs(fast.loss - slow.loss) <= 1e-12 * std::abs(slow.loss));
       CHECK(ref::rel_diff(fast.grad, slow.grad) <= 1e-12);
       CHECK(ref::rel_diff(fast.fisher, slow.fisher) <= 1e-12);
       // every entry, not only in norm: a wrong tile would show as a block of errors
@@ -86,9 +91,75 @@ TEST_CASE("packed Fisher kernel and the BLAS path both match the naive reference
       for (double v : slow.fisher) scale = std::max(scale, std::abs(v));
       CHECK(worst <= 1e-13 * scale);
     }
+    // The loss-only pass of the line search (its own eta = X theta).
+    Workspace ws;
+    ws.prepare(threads, p, block, FisherKind::none);
+    double lw[2];
+    accumulate_loss(s, model, theta, threads, ws, lw);
+    const ref::Sums slow = ref::naive_sums(s, model, theta, FisherKind::none);
+    CHECK(std::abs(lw[0] / lw[1] - slow.loss) <= 1e-12 * std::abs(slow.loss));
   }
-  if (!simd) CHECK_FALSE(detail::simd_kernels_active());
-  detail::set_simd_kernels(was);
+}
+
+TEST_CASE("every SIMD set's eta = X theta matches the naive product", "[kernels]") {
+  // Row counts around the 4-row unroll and column counts around the vector widths (4, 8).
+  for (const auto& choice : test::kernel_choices()) {
+    if (choice.set == nullptr) continue;
+    for (std::int64_t m : {1, 3, 4, 5, 11}) {
+      for (std::int64_t p : {1, 3, 4, 7, 8, 9, 15, 16, 17, 33}) {
+        CAPTURE(choice.name, m, p);
+        std::vector<double> X(static_cast<std::size_t>(m * p)), theta(static_cast<std::size_t>(p));
+        for (std::size_t i = 0; i < X.size(); ++i) X[i] = rng::normal(11, 1, 0, static_cast<std::int64_t>(i));
+        for (std::size_t j = 0; j < theta.size(); ++j) theta[j] = rng::normal(11, 2, 0, static_cast<std::int64_t>(j));
+        std::vector<double> eta(static_cast<std::size_t>(m), -1.0);
+        choice.set->gemv(X.data(), m, p, theta.data(), eta.data());
+        for (std::int64_t i = 0; i < m; ++i) {
+          long double ref = 0, scale = 0;
+          for (std::int64_t j = 0; j < p; ++j) {
+            ref += static_cast<long double>(X[i * p + j]) * theta[j];
+            scale += std::fabs(static_cast<long double>(X[i * p + j]) * theta[j]);
+          }
+          CHECK(std::fabs(eta[i] - ref) <= 1e-15L * scale * static_cast<long double>(p));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("the kernel set follows cpuid and the switch", "[kernels]") {
+  // The default is the best set the CPU runs; set_kernel_isa caps it; the AVX-512 set is
+  // offered only where cpuid reports AVX-512 F/DQ/VL/BW/CD.
+  const Isa cpu = cpu_info().isa;
+  INFO("CPU: " << cpu_info().model_name << ", ISA " << to_string(cpu) << "; kernel sets: "
+               << detail::kernel_isas_available());
+  CHECK((detail::kernel_set(Isa::avx512) != nullptr) == (cpu >= Isa::avx512));
+  CHECK((detail::kernel_set(Isa::avx2) != nullptr) == (cpu >= Isa::avx2));
+  CHECK(detail::kernel_set(Isa::generic) == nullptr);
+  const Isa was = detail::set_kernel_isa(Isa::avx512);
+  const detail::KernelSet* best = detail::active_kernel_set();
+  if (cpu >= Isa::avx2) {
+    REQUIRE(best != nullptr);
+    CHECK(best->isa == cpu);
+    CHECK(best->panel == (cpu >= Isa::avx512 ? 8 : 4));
+    CHECK(detail::kernel_isa() == cpu);
+  } else {
+    CHECK(best == nullptr);
+  }
+  detail::set_kernel_isa(Isa::avx2);
+  if (cpu >= Isa::avx2) CHECK(detail::active_kernel_set()->isa == Isa::avx2);
+  detail::set_kernel_isa(Isa::generic);
+  CHECK(detail::active_kernel_set() == nullptr);
+  CHECK(detail::kernel_isa() == Isa::generic);
+  detail::set_kernel_isa(was);
+  // The 8-wide emulation has the AVX-512 set's shape.
+  if (const detail::KernelSet* w = detail::wide8_on_avx2_set()) {
+    CHECK(w->panel == 8);
+    CHECK(w->panel_f32 == 16);
+    if (const detail::KernelSet* z = detail::kernel_set(Isa::avx512)) {
+      CHECK(z->panel == w->panel);
+      CHECK(z->panel_f32 == w->panel_f32);
+    }
+  }
 }
 
 TEST_CASE("gradient matches central finite differences of the loss", "[kernels]") {

@@ -83,7 +83,7 @@ CpuInfo detect() {
 /// The best family this build has kernels for.
 constexpr Isa kCompiledBest =
 #ifdef NATGRAD_X86_KERNELS
-    Isa::avx2;
+    Isa::avx512;
 #else
     Isa::generic;
 #endif

@@ -8,11 +8,7 @@
 #include <utility>
 
 #include "natgrad/core/error.hpp"
-#include "core/simd.hpp"
-
-#ifdef NATGRAD_X86_KERNELS  // natgrad/simd.hpp
-#include <immintrin.h>
-#endif
+#include "core/simd_kernels.hpp"
 
 namespace natgrad {
 
@@ -60,18 +56,17 @@ std::int64_t shared_block_rows(std::int64_t p, std::int64_t block) {
 }
 
 // The per-thread Fisher of a single-output model with p <= kPerThreadMaxP is formed by
-// natgrad's own AVX2/FMA packed kernel (packed_syrk below) instead of the BLAS SYRK: at
-// these sizes DSYRK reaches only 66-88% of the DGEMM rate (docs/performance.md,
-// section 1). Without AVX2 and FMA the BLAS SYRK is used.
-bool packed_fisher(std::int64_t p, int outputs, bool full, bool shared, bool simd) {
-  return simd && outputs == 1 && full && !shared && p <= kPerThreadMaxP;
+// natgrad's own packed kernel (KernelSet::syrk, simd_kernels.inl) instead of the BLAS
+// SYRK: at these sizes DSYRK reaches only 66-88% of the DGEMM rate (docs/performance.md,
+// section 1). Without a kernel set (no AVX2 and FMA) the BLAS SYRK is used.
+bool packed_fisher(std::int64_t p, int outputs, bool full, bool shared, const detail::KernelSet* ks) {
+  return ks != nullptr && outputs == 1 && full && !shared && p <= kPerThreadMaxP;
 }
-constexpr std::int64_t kPanel = 4;  // columns per panel of the packed operand
 // Rows per block in the packed path (at most --block-rows): the block of X and its
 // packed copy then stay in L2 with the p x p accumulator; measured on one core, 128
 // rows beat 256 by about 5% at p = 64 and p = 256 (docs/performance.md, section 1).
 constexpr std::int64_t kPackedMaxRows = 128;
-std::int64_t padded(std::int64_t p) { return (p + kPanel - 1) / kPanel * kPanel; }
+std::int64_t padded(std::int64_t p, std::int64_t panel) { return (p + panel - 1) / panel * panel; }
 
 // Fisher subsampling: row r is in the sample when the splitmix64 output number r of the
 // stream keyed by the seed is below fraction * 2^64. Depends on the global row only.
@@ -140,12 +135,13 @@ std::size_t detail::sparse_triangle_limit() { return g_sparse_triangle_limit; }
 
 void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherKind kind, int outputs,
                         int factors, bool sparse) {
-  const bool simd = detail::simd_kernels_active();
+  const detail::KernelSet* ks = detail::active_kernel_set();
   const std::size_t limit = sparse ? detail::sparse_triangle_limit() : 0;
   if (threads == threads_ && d == p_ && block == block_ && kind == kind_ && outputs == outputs_ &&
-      factors == factors_ && simd == simd_ && sparse == sparse_ && limit == limit_)
+      factors == factors_ && ks == ks_ && sparse == sparse_ && limit == limit_)
     return;
-  simd_ = simd;
+  ks_ = ks;
+  simd_ = ks != nullptr;
   threads_ = threads;
   p_ = d;
   block_ = block;
@@ -169,16 +165,18 @@ void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherK
   const std::size_t np = static_cast<std::size_t>(p), m = static_cast<std::size_t>(outputs);
   const std::size_t q = kind == FisherKind::expected ? static_cast<std::size_t>(factors) : 1;
   const std::size_t slots = shared ? 1 : static_cast<std::size_t>(threads);
-  const bool packed = packed_fisher(p, outputs, is_full(kind), shared, simd);
-  const std::size_t pp = static_cast<std::size_t>(packed ? padded(p) : p);
+  const bool packed = packed_fisher(p, outputs, is_full(kind), shared, ks);
+  const std::int64_t panel = packed ? ks->panel : 1;
+  const std::size_t pp = static_cast<std::size_t>(padded(p, panel));
   // Panels one cache line longer than their rows: at a power-of-two stride the rows'
   // stores into the p / 4 panels, and the tile kernel's loads, would all map to the same
   // L1 sets.
   sweep_rows_ = packed ? std::min<std::int64_t>(block, kPackedMaxRows) : static_cast<std::int64_t>(rows);
-  pstride_ = packed ? kPanel * sweep_rows_ + 8 : 0;
+  pstride_ = packed ? panel * sweep_rows_ + 8 : 0;
   fisher_ld_ = static_cast<std::int64_t>(pp);
   scaled_.assign(slots, {});  // zero: the padding columns of the packed layout stay zero
-  const std::size_t scaled_size = packed ? pp / kPanel * static_cast<std::size_t>(pstride_) : rows * q * pp;
+  const std::size_t scaled_size =
+      packed ? pp / static_cast<std::size_t>(panel) * static_cast<std::size_t>(pstride_) : rows * q * pp;
   for (auto& s : scaled_) s.assign(is_full(kind) ? scaled_size : 0, 0.0);
   auto per_thread = [&](std::vector<std::vector<double>>& v, std::size_t n) {
     v.assign(static_cast<std::size_t>(threads), std::vector<double>(n, 0.0));
@@ -201,6 +199,14 @@ void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherK
 
 namespace {
 
+/// eta = X theta for m rows of a row-major block: the kernel set's gemv (natgrad's own,
+/// so the pass does not depend on the BLAS core's DGEMV), else the BLAS.
+void eta_rows(const double* X, std::int64_t m, std::int64_t p, const double* theta, double* eta) {
+  if (const detail::KernelSet* ks = detail::active_kernel_set()) return ks->gemv(X, m, p, theta, eta);
+  cblas_dgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(m), static_cast<int>(p), 1.0, X, static_cast<int>(p),
+              theta, 1, 0.0, eta, 1);
+}
+
 /// Per-row work of one block: eta, model evaluation, loss and weight sums, the per-row
 /// Fisher scale a_i (written into fw) such that the block's Fisher contribution is
 /// sum_i a_i^2 x_i x_i^T, and the gradient weights w_i dnll_i (written into dnll).
@@ -211,8 +217,7 @@ void rows_pass(const Shard& s, const Model& model, const double* theta, FisherKi
                double* fw, double& loss, double& wsum) {
   const std::int64_t p = s.n_cols;
   const double* X = s.row(i0);
-  const int ip = static_cast<int>(p), im = static_cast<int>(m);
-  cblas_dgemv(CblasRowMajor, CblasNoTrans, im, ip, 1.0, X, ip, theta, 1, 0.0, eta, 1);
+  eta_rows(X, m, p, theta, eta);
   if (!s.offset.empty())
     for (std::int64_t i = 0; i < m; ++i) eta[i] += s.offset[i0 + i];
   const bool want_fw = kind == FisherKind::expected || kind == FisherKind::diagonal;
@@ -241,31 +246,19 @@ void add_gradient(const Shard& s, std::int64_t i0, std::int64_t m, const double*
 
 /// Where the scaled rows (the Fisher operand) go: row k of the operand at S + k * p
 /// (row-major m x p = column-major p x m, the BLAS SYRK operand) when pstride is 0, else
-/// in panels of kPanel columns for packed_syrk: element (k, j) at
-/// S[(j / 4) * pstride + 4 * k + j % 4].
+/// in panels of P = ks->panel columns for the kernel set's syrk: element (k, j) at
+/// S[(j / P) * pstride + P * k + j % P].
 struct Operand {
   double* S;
   std::int64_t p, pstride;
+  const detail::KernelSet* ks = nullptr;  // set when pstride > 0
 };
 
-/// Writes a * x (p values) as row k of \p op.
+/// Writes a * x (p values) as row k of \p op (row-major layout).
 inline void put_row(const Operand& op, std::int64_t k, double a, const double* __restrict x) {
-  if (op.pstride == 0) {
-    double* __restrict si = op.S + k * op.p;
+  double* __restrict si = op.S + k * op.p;
 #pragma omp simd
-    for (std::int64_t j = 0; j < op.p; ++j) si[j] = a * x[j];
-    return;
-  }
-  double* __restrict si = op.S + kPanel * k;
-  std::int64_t j = 0;
-  for (; j + kPanel <= op.p; j += kPanel) {
-    double* __restrict d = si + (j / kPanel) * op.pstride;
-    d[0] = a * x[j];
-    d[1] = a * x[j + 1];
-    d[2] = a * x[j + 2];
-    d[3] = a * x[j + 3];
-  }
-  for (; j < op.p; ++j) si[(j / kPanel) * op.pstride + j % kPanel] = a * x[j];
+  for (std::int64_t j = 0; j < op.p; ++j) si[j] = a * x[j];
 }
 
 /// Rows row0.. of \p op = diag(a) X_block and grad += X_block^T g, in one read of the
@@ -315,89 +308,13 @@ void syrk_add(std::int64_t p, std::int64_t k, const double* S, double* F) {
               static_cast<int>(p), 1.0, F, static_cast<int>(p));
 }
 
-// ---- packed_syrk: the Fisher update of the per-thread path at p <= kPerThreadMaxP ----
-//
-// F (column-major, leading dimension ld) += sum over rows k < kc of s_k s_k^T on and above
-// the diagonal, for the panel operand of put_row. The triangle is covered by tiles of
-// NV <= 3 panels (12 rows of F) by one panel (4 columns): per operand row, NV vector
-// loads, 4 broadcasts and 4 NV fused multiply-adds into 4 NV accumulators held in
-// registers (12 of the 16 AVX2 registers). Tiles on the diagonal drop the row panels
-// below it; the 4 x 4 diagonal blocks are computed whole, and what they write below
-// the diagonal nobody reads. Rows are swept kKc at a time so that the NV panels of a
-// tile strip (12 KiB) and the current column panel (4 KiB) stay in the L1 cache.
-#ifdef NATGRAD_X86_KERNELS
-constexpr std::int64_t kKc = 128;
-
-template <int NV>
-__attribute__((target("avx2,fma"))) void tile_avx2(const double* S, std::int64_t ps, std::int64_t q0, std::int64_t b,
-                                                   std::int64_t k0, std::int64_t k1, double* F, std::int64_t ld) {
-  __m256d acc[NV][kPanel];
-#pragma GCC unroll 3
-  for (int v = 0; v < NV; ++v)
-#pragma GCC unroll 4
-    for (int j = 0; j < kPanel; ++j) acc[v][j] = _mm256_setzero_pd();
-  const double* A = S + q0 * ps;
-  const double* B = S + b * ps;
-  for (std::int64_t k = k0; k < k1; ++k) {
-    __m256d a[NV];
-#pragma GCC unroll 3
-    for (int v = 0; v < NV; ++v) a[v] = _mm256_loadu_pd(A + v * ps + kPanel * k);
-#pragma GCC unroll 4
-    for (int j = 0; j < kPanel; ++j) {
-      const __m256d bj = _mm256_broadcast_sd(B + kPanel * k + j);
-#pragma GCC unroll 3
-      for (int v = 0; v < NV; ++v) acc[v][j] = _mm256_fmadd_pd(a[v], bj, acc[v][j]);
-    }
-  }
-#pragma GCC unroll 3
-  for (int v = 0; v < NV; ++v)
-#pragma GCC unroll 4
-    for (int j = 0; j < kPanel; ++j) {
-      double* c = F + (kPanel * b + j) * ld + kPanel * (q0 + v);
-      _mm256_storeu_pd(c, _mm256_add_pd(_mm256_loadu_pd(c), acc[v][j]));
-    }
-}
-
-using TileFn = void (*)(const double*, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                        double*, std::int64_t);
-
-/// Bytes [ahead, ahead + ahead_bytes) are prefetched towards the L2 cache, spread over the
-/// tiles: the caller passes its next row block, whose first read would otherwise wait
-/// for memory (at p = 64 the pass streams 8 bytes from memory per 65 flops).
-void packed_syrk(const double* S, std::int64_t ps, std::int64_t pp, std::int64_t kc, double* F, std::int64_t ld,
-                 const void* ahead = nullptr, std::int64_t ahead_bytes = 0) {
-  const TileFn tiles[3] = {tile_avx2<1>, tile_avx2<2>, tile_avx2<3>};
-  const std::int64_t nq = pp / kPanel;
-  const std::int64_t ntiles = (kc + kKc - 1) / kKc * ((nq + 2) / 3) * (nq + 1) / 2 + 1;  // upper bound
-  const std::int64_t lines = ahead_bytes / 64, per_tile = (lines + ntiles - 1) / ntiles;
-  const char* pf = static_cast<const char*>(ahead);
-  std::int64_t next_line = 0;
-  for (std::int64_t k0 = 0; k0 < kc; k0 += kKc) {
-    const std::int64_t k1 = std::min(kc, k0 + kKc);
-    for (std::int64_t q0 = 0; q0 < nq; q0 += 3) {
-      const std::int64_t nv = std::min<std::int64_t>(3, nq - q0);
-      for (std::int64_t b = q0; b < nq; ++b) {
-        // Row panels past column panel b lie below the diagonal: left out.
-        tiles[std::min(nv, b - q0 + 1) - 1](S, ps, q0, b, k0, k1, F, ld);
-        for (std::int64_t e = std::min(lines, next_line + per_tile); next_line < e; ++next_line)
-          __builtin_prefetch(pf + 64 * next_line, 0, 2);
-      }
-    }
-  }
-}
-
-#endif  // NATGRAD_X86_KERNELS
 
 /// The Fisher update of one thread's staged rows: packed_syrk or the BLAS SYRK,
 /// according to the workspace's layout.
 void fisher_update(const Operand& op, const Workspace& ws, std::int64_t k, double* F, const void* ahead = nullptr,
                    std::int64_t ahead_bytes = 0) {
   if (k <= 0) return;
-#ifdef NATGRAD_X86_KERNELS
-  if (op.pstride > 0) return packed_syrk(op.S, op.pstride, ws.fisher_ld_, k, F, ws.fisher_ld_, ahead, ahead_bytes);
-#else
-  (void)ws, (void)ahead, (void)ahead_bytes;  // the packed layout needs AVX2 (Workspace::prepare)
-#endif
+  if (op.pstride > 0) return op.ks->syrk(op.S, op.pstride, ws.fisher_ld_, k, F, ws.fisher_ld_, ahead, ahead_bytes);
   syrk_add(op.p, k, op.S, F);
 }
 
@@ -586,8 +503,12 @@ void accumulate_loss_multi(const Shard& s, const Model& model, std::span<const d
 void stage_rows(const RowSelector& rows, const double* X, std::int64_t m, const double* a, const double* g,
                 const std::int64_t* sel, std::int64_t nsel, std::int64_t base, const Operand& op, std::int64_t row0,
                 double* grad) {
-  if (rows.all()) scale_and_grad(X, m, a, g, op, row0, grad);
-  else scale_and_grad_sel(X, m, a, g, sel, nsel, base, op, row0, grad);
+  if (op.pstride > 0)
+    op.ks->stage(X, m, op.p, a, g, rows.all() ? nullptr : sel, nsel, base, op.S, op.pstride, row0, grad);
+  else if (rows.all())
+    scale_and_grad(X, m, a, g, op, row0, grad);
+  else
+    scale_and_grad_sel(X, m, a, g, sel, nsel, base, op, row0, grad);
 }
 
 /// Diagonal Fisher: F_j += a_i x_ij^2 over the block's \p ns selected rows.
@@ -622,7 +543,7 @@ void accumulate_per_thread(const Shard& shard, const Model& model, std::span<con
     std::fill(g.begin(), g.end(), 0.0);
     std::fill(F.begin(), F.end(), 0.0);
     double loss = 0, wsum = 0, fwsum = 0;
-    const Operand op{full ? ws.scaled_[t].data() : nullptr, p, ws.pstride_};
+    const Operand op{full ? ws.scaled_[t].data() : nullptr, p, ws.pstride_, ws.kernels()};
     std::int64_t* sel = ws.sel_[t].data();
     std::int64_t pending = 0;  // staged rows in op
 #pragma omp for schedule(static)
@@ -668,7 +589,7 @@ void accumulate_shared(const Shard& shard, const Model& model, std::span<const d
   const std::int64_t p = shard.n_cols, n = shard.n_rows;
   const std::int64_t block = shared_block_rows(p, ws.block());
   const std::int64_t nblocks = (n + block - 1) / block;
-  std::vector<double>& F = ws.fisher_[0];
+  auto& F = ws.fisher_[0];
   std::fill(F.begin(), F.end(), 0.0);
   double* sc = ws.scaled_[0].data();
   // The tall block's selection is listed first (index arithmetic only); each thread then
@@ -1162,8 +1083,7 @@ void accumulate_loss(const Shard& shard, const Model& model, std::span<const dou
 #pragma omp for schedule(static)
     for (std::int64_t b = 0; b < nblocks; ++b) {
       const std::int64_t i0 = b * block, m = std::min(block, n - i0);
-      cblas_dgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(m), static_cast<int>(p), 1.0,
-                  shard.row(i0), static_cast<int>(p), theta.data(), 1, 0.0, eta, 1);
+      eta_rows(shard.row(i0), m, p, theta.data(), eta);
       if (!shard.offset.empty())
         for (std::int64_t i = 0; i < m; ++i) eta[i] += shard.offset[i0 + i];
       model.eval(static_cast<std::size_t>(m), eta, shard.y.data() + i0, nll, nullptr, nullptr);

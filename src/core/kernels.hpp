@@ -6,10 +6,12 @@
 #include <cstdint>
 #include <span>
 #include <utility>
+#include <new>
 #include <vector>
 
 #include "natgrad/core/model.hpp"
 #include "core/simd.hpp"  // detail::set_simd_kernels
+#include "core/simd_kernels.hpp"
 #include "natgrad/core/fisher.hpp"
 #include "natgrad/core/shard.hpp"
 
@@ -96,14 +98,30 @@ class Workspace {
   // With a FisherSample, scaled_ stages the scaled rows of sampled rows across row
   // blocks (one SYRK per full buffer), sel_ holds a block's sampled row indices and
   // fwsum_ the per-thread weight of the sampled rows.
-  // For the packed kernel (AVX2 and FMA, single output, p <= 384, per-thread
-  // accumulators) scaled_ holds panels of 4 columns, each pstride_ doubles apart,
-  // columns padded to a multiple of 4 with zeros, and fisher_ is fisher_ld_ x
-  // fisher_ld_; otherwise pstride_ is 0 (row-major scaled rows) and fisher_ld_ is p.
-  std::vector<std::vector<double>> scaled_, eta_, nll_, dnll_, fw_, grad_, fisher_;
+  // For the packed kernel (a SIMD kernel set, single output, p <= 384, per-thread
+  // accumulators) scaled_ holds panels of P = kernels()->panel columns (4 for AVX2, 8 for
+  // AVX-512), each pstride_ doubles apart, columns padded to a multiple of P with zeros,
+  // and fisher_ is fisher_ld_ x fisher_ld_; otherwise pstride_ is 0 (row-major scaled
+  // rows) and fisher_ld_ is p. scaled_ and fisher_ start on a cache line (64 bytes), so
+  // the kernels' full-width loads and stores never split one.
+  template <class T>
+  struct CacheAligned {
+    using value_type = T;
+    CacheAligned() = default;
+    template <class U>
+    CacheAligned(const CacheAligned<U>&) {}
+    T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+    void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t{64}); }
+    friend bool operator==(const CacheAligned&, const CacheAligned&) { return true; }
+  };
+  using AlignedDoubles = std::vector<double, CacheAligned<double>>;
+  std::vector<AlignedDoubles> scaled_, fisher_;
+  std::vector<std::vector<double>> eta_, nll_, dnll_, fw_, grad_;
   std::int64_t pstride_ = 0, fisher_ld_ = 0;
   std::int64_t sweep_rows_ = 0;  // rows per block of a pass: block(), or less (packed path)
-  bool simd_ = false;  // detail::simd_kernels_active() when prepared (selects the layout)
+  bool simd_ = false;  // a kernel set was active when prepared (selects the layout)
+  /// The kernel set the workspace was prepared for (nullptr: portable C++ and the BLAS).
+  const detail::KernelSet* kernels() const { return ks_; }
   std::vector<std::vector<std::int64_t>> sel_;
   std::vector<double> loss_, wsum_, fwsum_;
 
@@ -128,6 +146,7 @@ class Workspace {
 
  private:
   void prepare_sparse();
+  const detail::KernelSet* ks_ = nullptr;
   int threads_ = 0, outputs_ = 1, factors_ = 1;
   std::int64_t p_ = 0, block_ = 0;
   std::size_t limit_ = 0;

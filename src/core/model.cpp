@@ -9,11 +9,7 @@
 #include "natgrad/core/error.hpp"
 #include "natgrad/core/option_table.hpp"
 #include "natgrad/core/model.hpp"
-#include "core/simd.hpp"
-
-#ifdef NATGRAD_X86_KERNELS  // natgrad/simd.hpp
-#include <immintrin.h>
-#endif
+#include "core/simd_kernels.hpp"
 
 namespace natgrad {
 
@@ -98,110 +94,6 @@ struct LogitRows {
   }
 };
 
-#ifdef NATGRAD_X86_KERNELS
-// LogitRows for 4 rows at a time with AVX2/FMA (the rows of a Fisher pass spend most of
-// their non-BLAS time in exp and log1p). Same formulas as LogitRows::row; exp and log1p
-// by polynomials accurate to a few ulp on the domain they are used on.
-
-/// exp(x) for x in [-708, 0] (a normal result): x = n ln 2 + r with |r| <= ln(2)/2, exp(r)
-/// by its Taylor series to degree 13 (truncation below 4e-18 relative), times 2^n built
-/// in the exponent bits.
-__attribute__((target("avx2,fma"))) inline __m256d exp_nonpositive(__m256d x) {
-  const __m256d n = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.93147180369123816490e-01), x);  // ln 2, high part
-  r = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.90821492927058770002e-10), r);            // ln 2, low part
-  static constexpr double inv_fact[14] = {1.0,
-                                          1.0,
-                                          1.0 / 2,
-                                          1.0 / 6,
-                                          1.0 / 24,
-                                          1.0 / 120,
-                                          1.0 / 720,
-                                          1.0 / 5040,
-                                          1.0 / 40320,
-                                          1.0 / 362880,
-                                          1.0 / 3628800,
-                                          1.0 / 39916800,
-                                          1.0 / 479001600,
-                                          1.0 / 6227020800};
-  __m256d p = _mm256_set1_pd(inv_fact[13]);
-  for (int k = 12; k >= 0; --k) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(inv_fact[k]));
-  // n + 1.5 * 2^52 holds n in its low mantissa bits; 2^n = (n + 1023) << 52.
-  const __m256d shifter = _mm256_set1_pd(6755399441055744.0);
-  const __m256i ni =
-      _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(n, shifter)), _mm256_castpd_si256(shifter));
-  const __m256i two_n = _mm256_slli_epi64(_mm256_add_epi64(ni, _mm256_set1_epi64x(1023)), 52);
-  return _mm256_mul_pd(p, _mm256_castsi256_pd(two_n));
-}
-
-/// log1p(e) for e in [0, 1]: 2 atanh(s) with s = e / (2 + e) in [0, 1/3], by its series
-/// 2 s (1 + s^2/3 + s^4/5 + ... + s^32/33) (truncation below 2e-17 relative).
-__attribute__((target("avx2,fma"))) inline __m256d log1p_unit(__m256d e) {
-  const __m256d s = _mm256_div_pd(e, _mm256_add_pd(_mm256_set1_pd(2.0), e));
-  const __m256d s2 = _mm256_mul_pd(s, s);
-  __m256d p = _mm256_set1_pd(1.0 / 33);
-  for (int k = 15; k >= 0; --k) p = _mm256_fmadd_pd(p, s2, _mm256_set1_pd(1.0 / (2 * k + 1)));
-  return _mm256_mul_pd(_mm256_add_pd(s, s), p);
-}
-
-template <bool NLL, bool D, bool F>
-__attribute__((target("avx2,fma"))) void logit_rows4(const double* eta_p, const double* y_p, double* nll,
-                                                     double* dnll, double* fisher) {
-  const __m256d one = _mm256_set1_pd(1.0), zero = _mm256_setzero_pd();
-  const __m256d eta = _mm256_loadu_pd(eta_p), y = _mm256_loadu_pd(y_p);
-  const __m256d a = _mm256_andnot_pd(_mm256_set1_pd(-0.0), eta);  // |eta|
-  const __m256d x = _mm256_sub_pd(zero, a);
-  __m256d e = exp_nonpositive(x);
-  __m256d l1 = NLL ? log1p_unit(e) : zero;
-  // Lanes outside [-708, 0] (a subnormal or zero exp, or NaN): the scalar functions.
-  const __m256d outside = _mm256_cmp_pd(x, _mm256_set1_pd(-708.0), _CMP_NGE_UQ);
-  if (_mm256_movemask_pd(outside) != 0) {
-    alignas(32) double xs[4], es[4], ls[4];
-    _mm256_store_pd(xs, x);
-    _mm256_store_pd(es, e);
-    _mm256_store_pd(ls, l1);
-    for (int i = 0; i < 4; ++i)
-      if (!(xs[i] >= -708.0)) {
-        es[i] = std::exp(xs[i]);
-        ls[i] = std::log1p(es[i]);
-      }
-    e = _mm256_load_pd(es);
-    l1 = _mm256_load_pd(ls);
-  }
-  const __m256d t = _mm256_blendv_pd(one, zero, eta);  // 1 where eta's sign bit is clear
-  const __m256d omt = _mm256_sub_pd(one, t);
-  if constexpr (NLL) {
-    const __m256d c = _mm256_add_pd(_mm256_mul_pd(t, _mm256_sub_pd(one, y)), _mm256_mul_pd(omt, y));
-    _mm256_storeu_pd(nll, _mm256_add_pd(l1, _mm256_mul_pd(c, a)));
-  }
-  if constexpr (D || F) {
-    const __m256d big = _mm256_div_pd(one, _mm256_add_pd(one, e)), q = _mm256_mul_pd(e, big);
-    if constexpr (D)
-      _mm256_storeu_pd(dnll, _mm256_add_pd(_mm256_sub_pd(t, y), _mm256_mul_pd(_mm256_sub_pd(one, _mm256_add_pd(t, t)), q)));
-    if constexpr (F) _mm256_storeu_pd(fisher, _mm256_mul_pd(q, big));
-  }
-}
-
-/// LogitRows over n rows, 4 at a time; the last n % 4 rows through a padded copy, so that
-/// every row is computed by the same code wherever it falls in a block.
-template <bool NLL, bool D, bool F>
-void logit_rows_avx2(std::size_t n, const double* eta, const double* y, double* nll, double* dnll,
-                     double* fisher) {
-  std::size_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    logit_rows4<NLL, D, F>(eta + i, y + i, NLL ? nll + i : nullptr, D ? dnll + i : nullptr, F ? fisher + i : nullptr);
-  if (i == n) return;
-  double e4[4] = {}, y4[4] = {}, l4[4], d4[4], f4[4];
-  const std::size_t m = n - i;
-  std::copy(eta + i, eta + n, e4);
-  std::copy(y + i, y + n, y4);
-  logit_rows4<NLL, D, F>(e4, y4, l4, d4, f4);
-  if constexpr (NLL) std::copy(l4, l4 + m, nll + i);
-  if constexpr (D) std::copy(d4, d4 + m, dnll + i);
-  if constexpr (F) std::copy(f4, f4 + m, fisher + i);
-}
-#endif
 
 /// The non-canonical binomial links (probit, cloglog).
 template <Link L>
@@ -275,10 +167,10 @@ struct GammaLogRows {
 template <class Rows, bool NLL, bool D, bool F>
 void eval_loop(std::size_t n, const double* eta, const double* y, double* nll, double* dnll,
                double* fisher) {
-#ifdef NATGRAD_X86_KERNELS
+  // The logistic rows have SIMD versions (simd_kernels.inl: exp and log1p by polynomials).
   if constexpr (std::is_same_v<Rows, LogitRows>)
-    if (detail::simd_kernels_active()) return logit_rows_avx2<NLL, D, F>(n, eta, y, nll, dnll, fisher);
-#endif
+    if (const detail::KernelSet* ks = detail::active_kernel_set())
+      return ks->logit[(NLL ? 1 : 0) | (D ? 2 : 0) | (F ? 4 : 0)](n, eta, y, nll, dnll, fisher);
   for (std::size_t i = 0; i < n; ++i) {
     double l = 0, d = 0, f = 0;
     Rows::template row<NLL, D, F>(eta[i], y[i], l, d, f);
