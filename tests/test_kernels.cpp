@@ -101,6 +101,41 @@ TEST_CASE("packed Fisher kernel and the BLAS path both match the naive reference
   }
 }
 
+TEST_CASE("the packed kernel past its default limit, and the BLAS SYRK below it", "[kernels]") {
+  // detail::set_packed_max_p moves the crossover (what natgrad_bench --crossover measures):
+  // p = 520 through the packed kernel at 1 and 2 threads (per-thread accumulators, not
+  // the shared SYRK), and p = 64 through the BLAS SYRK with the SIMD row evaluation.
+  const LogisticModel model;
+  const auto choice = GENERATE(from_range(test::kernel_choices()));
+  if (choice.set == nullptr) return;
+  const test::UseKernels use(choice);
+  for (const auto& [n, p, threads, limit] : {std::make_tuple(333, 520, 2, std::int64_t{1} << 20),
+                                             std::make_tuple(301, 517, 1, std::int64_t{1} << 20),
+                                             std::make_tuple(400, 64, 2, std::int64_t{0})}) {
+    CAPTURE(choice.name, n, p, threads, limit);
+    const std::int64_t was = detail::set_packed_max_p(limit);
+    const Shard s = ref::random_shard(n, p, 9 + p, true, true);
+    const auto theta = random_theta(p, 4);
+    Workspace ws;
+    ws.prepare(threads, p, 128, FisherKind::expected);
+    PackedSums sums;
+    accumulate(s, model, theta, FisherKind::expected, threads, ws, sums);
+    detail::set_packed_max_p(was);
+    CHECK((ws.pstride_ > 0) == (limit > 0));
+    CHECK(static_cast<int>(ws.fisher_.size()) == threads);  // per-thread accumulators
+    Normalized fast;
+    finalize(sums, fast);
+    const ref::Sums slow = ref::naive_sums(s, model, theta, FisherKind::expected);
+    double worst = 0, scale = 0;
+    for (std::size_t i = 0; i < slow.fisher.size(); ++i) {
+      worst = std::max(worst, std::abs(fast.fisher[i] - slow.fisher[i]));
+      scale = std::max(scale, std::abs(slow.fisher[i]));
+    }
+    CHECK(worst <= 1e-13 * scale);
+    CHECK(ref::rel_diff(fast.grad, slow.grad) <= 1e-12);
+  }
+}
+
 TEST_CASE("every SIMD set's eta = X theta matches the naive product", "[kernels]") {
   // Row counts around the 4-row unroll and column counts around the vector widths (4, 8).
   for (const auto& choice : test::kernel_choices()) {

@@ -46,8 +46,17 @@ bool is_full(FisherKind k) {
 // at p = 1024 on 2 threads; shared keeps the memory independent of the threads).
 constexpr std::int64_t kPerThreadMaxP = 384;
 
-bool shared_fisher(std::int64_t p, int threads, bool full) {
-  return full && threads > 1 && p > kPerThreadMaxP;
+// The packed kernel's limit: the largest p it is used for, per kernel set (measured
+// against the BLAS SYRK path, docs/performance.md), or the test/bench override.
+std::int64_t g_packed_max_p = -1;
+std::int64_t packed_limit(const detail::KernelSet* ks) {
+  if (ks == nullptr) return 0;
+  return g_packed_max_p >= 0 ? g_packed_max_p : ks->packed_max_p;
+}
+
+bool shared_fisher(std::int64_t p, int threads, bool full, const detail::KernelSet* ks, int outputs) {
+  const std::int64_t per_thread_max = outputs == 1 ? std::max(kPerThreadMaxP, packed_limit(ks)) : kPerThreadMaxP;
+  return full && threads > 1 && p > per_thread_max;
 }
 
 std::int64_t shared_block_rows(std::int64_t p, std::int64_t block) {
@@ -60,7 +69,7 @@ std::int64_t shared_block_rows(std::int64_t p, std::int64_t block) {
 // SYRK: at these sizes DSYRK reaches only 66-88% of the DGEMM rate (docs/performance.md,
 // section 1). Without a kernel set (no AVX2 and FMA) the BLAS SYRK is used.
 bool packed_fisher(std::int64_t p, int outputs, bool full, bool shared, const detail::KernelSet* ks) {
-  return ks != nullptr && outputs == 1 && full && !shared && p <= kPerThreadMaxP;
+  return ks != nullptr && outputs == 1 && full && !shared && p <= packed_limit(ks);
 }
 // Rows per block in the packed path (at most --block-rows): the block of X and its
 // packed copy then stay in L2 with the p x p accumulator; measured on one core, 128
@@ -128,6 +137,8 @@ namespace {
 std::size_t g_sparse_triangle_limit = std::size_t{32} << 20;
 }  // namespace
 
+std::int64_t detail::set_packed_max_p(std::int64_t p) { return std::exchange(g_packed_max_p, p); }
+
 std::size_t detail::set_sparse_triangle_limit(std::size_t bytes) {
   return std::exchange(g_sparse_triangle_limit, bytes);
 }
@@ -138,8 +149,9 @@ void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherK
   const detail::KernelSet* ks = detail::active_kernel_set();
   const std::size_t limit = sparse ? detail::sparse_triangle_limit() : 0;
   if (threads == threads_ && d == p_ && block == block_ && kind == kind_ && outputs == outputs_ &&
-      factors == factors_ && ks == ks_ && sparse == sparse_ && limit == limit_)
+      factors == factors_ && ks == ks_ && sparse == sparse_ && limit == limit_ && packed_limit(ks) == packed_max_)
     return;
+  packed_max_ = packed_limit(ks);
   ks_ = ks;
   simd_ = ks != nullptr;
   threads_ = threads;
@@ -160,7 +172,7 @@ void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherK
   work_ = {};
   if (sparse) return prepare_sparse();
   const std::int64_t p = d * outputs;  // parameters
-  const bool shared = outputs == 1 && shared_fisher(p, threads, is_full(kind));
+  const bool shared = outputs == 1 && shared_fisher(p, threads, is_full(kind), ks, outputs);
   const std::size_t rows = static_cast<std::size_t>(shared ? shared_block_rows(p, block) : block);
   const std::size_t np = static_cast<std::size_t>(p), m = static_cast<std::size_t>(outputs);
   const std::size_t q = kind == FisherKind::expected ? static_cast<std::size_t>(factors) : 1;
@@ -1053,7 +1065,7 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
   if (model.n_outputs() > 1) return accumulate_multi(shard, model, theta, kind, threads, ws, out, rows);
   ws.prepare(threads, p, ws.block() > 0 ? ws.block() : 256, kind);
   out.resize(p, kind);
-  if (shared_fisher(p, threads, is_full(kind))) accumulate_shared(shard, model, theta, kind, threads, ws, rows, out);
+  if (shared_fisher(p, threads, is_full(kind), ws.kernels(), 1)) accumulate_shared(shard, model, theta, kind, threads, ws, rows, out);
   else accumulate_per_thread(shard, model, theta, kind, threads, ws, rows, out);
   out.rows() = static_cast<double>(shard.n_rows);
 }

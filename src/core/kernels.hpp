@@ -147,6 +147,7 @@ class Workspace {
  private:
   void prepare_sparse();
   const detail::KernelSet* ks_ = nullptr;
+  std::int64_t packed_max_ = -1;
   int threads_ = 0, outputs_ = 1, factors_ = 1;
   std::int64_t p_ = 0, block_ = 0;
   std::size_t limit_ = 0;
@@ -159,6 +160,11 @@ namespace detail {
 /// one triangle by column ranges instead (Workspace::split_). Default 32 MiB. Returns the
 /// previous value; for tests and benchmarks (0 forces the split). Not thread-safe.
 std::size_t set_sparse_triangle_limit(std::size_t bytes);
+/// The largest p for which the per-thread pass uses the packed kernel (KernelSet::syrk)
+/// rather than the BLAS SYRK: \p p >= 0 overrides the kernel set's packed_max_p (its
+/// measured crossover), -1 restores it. Returns the previous override. For tests and
+/// natgrad_bench. Not thread-safe.
+std::int64_t set_packed_max_p(std::int64_t p);
 std::size_t sparse_triangle_limit();
 }  // namespace detail
 

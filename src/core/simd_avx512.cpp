@@ -72,7 +72,7 @@ struct F16 {
 
 }  // namespace
 
-extern const KernelSet kAvx512Set = make_set<D8, F16>(Isa::avx512, "avx512");
+extern const KernelSet kAvx512Set = make_set<D8, F16>(Isa::avx512, "avx512", 384);
 
 }  // namespace natgrad::detail
 #endif  // NATGRAD_X86_KERNELS

@@ -32,6 +32,10 @@ struct KernelSet {
   const char* name;  // "avx2", "avx512", "avx2-wide8" (the 8-wide code run on AVX2, tests)
   int panel;         // doubles per panel of the packed double operand (its vector width)
   int panel_f32;     // floats per panel of the packed float operand
+  /// The largest p for which the Fisher pass uses syrk rather than the BLAS SYRK (the
+  /// crossover measured per ISA against the BLAS running its right kernels,
+  /// docs/performance.md; kernels.cpp).
+  std::int64_t packed_max_p;
 
   /// F (column-major, leading dimension ld, pp x pp with pp a multiple of panel) +=
   /// sum over operand rows k < kc of s_k s_k^T, on and above the diagonal (the diagonal

@@ -301,12 +301,13 @@ void logit_rows(std::size_t n, const double* eta, const double* y, double* nll, 
 
 /// The KernelSet of double type VD and float type VF.
 template <class VD, class VF>
-constexpr KernelSet make_set(Isa isa, const char* name) {
+constexpr KernelSet make_set(Isa isa, const char* name, std::int64_t packed_max_p) {
   static_assert(VF::W == 2 * VD::W, "a float panel holds two double vectors");
   return KernelSet{isa,
                    name,
                    VD::W,
                    VF::W,
+                   packed_max_p,
                    packed_syrk<VD>,
                    stage_f64<VD>,
                    gemv_rows<VD>,

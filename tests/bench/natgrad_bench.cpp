@@ -1,6 +1,7 @@
 // natgrad_bench: the measurement half of the benchmark suite (tests/bench/run.sh drives it).
 //
 //   natgrad_bench kernels   [--quick|--smoke] [--dims 64,256,...] [--threads T] [--csv F]
+//                           [--isa avx512|avx2|generic|wide8] [--crossover]
 //       The roofline (DGEMM of the linked BLAS on the Fisher's shape), natgrad's fused
 //       Fisher pass, the loss-only pass, SYRK and the Cholesky, per d. Local, no MPI
 //       traffic (runs as a singleton).
@@ -52,6 +53,8 @@
 #include "natgrad/core/glm.hpp"
 #include "core/fisher_vector.hpp"
 #include "core/kernels.hpp"
+#include "core/simd_kernels.hpp"
+#include "natgrad/core/cpu.hpp"
 #include "natgrad/core/linalg.hpp"
 #include "natgrad/core/memory.hpp"
 #include "natgrad/plot/plot.hpp"
@@ -229,10 +232,28 @@ int cmd_kernels(const Args& a) {
   if (clock != "wall" && clock != "cpu") throw Error("--clock must be wall or cpu");
   if (clock == "cpu" && threads != 1) throw Error("--clock cpu measures single-threaded runs only (--threads 1)");
   g_cpu_clock = clock == "cpu";
+  // --isa: natgrad's own kernels of one family (avx512, avx2, generic: the portable C++
+  // and the BLAS; wide8: the AVX-512 set's 8-wide code emulated on AVX2), default the
+  // best the CPU runs.
+  const std::string isa = a.str("isa", "");
+  if (!isa.empty()) {
+    if (isa == "wide8") {
+      if (natgrad::detail::wide8_on_avx2_set() == nullptr) throw Error("--isa wide8 needs AVX2");
+      natgrad::detail::set_kernel_override(natgrad::detail::wide8_on_avx2_set());
+    } else {
+      natgrad::Isa cap = natgrad::Isa::generic;
+      if (isa == "avx512") cap = natgrad::Isa::avx512;
+      else if (isa == "avx2") cap = natgrad::Isa::avx2;
+      else if (isa != "generic") throw Error("--isa must be avx512, avx2, generic or wide8");
+      if (cap > natgrad::cpu_info().isa) throw Error("--isa " + isa + ": this CPU lacks it");
+      natgrad::detail::set_kernel_isa(cap);
+    }
+  }
+  const natgrad::detail::KernelSet* kset = natgrad::detail::active_kernel_set();
 
   natgrad::set_blas_threads(threads);
   std::cout << "natgrad_bench kernels: " << threads << " thread(s), " << clock << " clock; "
-            << natgrad::blas_description() << "\n";
+            << natgrad::blas_description() << "; natgrad kernels " << (kset ? kset->name : "generic") << "\n";
   std::vector<KernelRow> rows;
   // --model gaussian: the same pass with an identity-link row evaluation (no exp or
   // log1p per row), which isolates what the logistic evaluation costs.
@@ -316,8 +337,26 @@ int cmd_kernels(const Args& a) {
       natgrad::detail::set_simd_kernels(was);
     };
     KernelRow fp{"fisher-portable", d, n, threads, {}, fisher_flop / 1e9};
+    // The crossover of the packed kernel (KernelSet::packed_max_p): the same pass with the
+    // packed kernel at any d, and with the BLAS SYRK (and the SIMD row evaluation).
+    natgrad::Workspace ws_packed, ws_blas;
+    natgrad::PackedSums sums_other;
+    auto forced = [&](std::int64_t limit, natgrad::Workspace& w) {
+      return [&, limit] {
+        const std::int64_t was = natgrad::detail::set_packed_max_p(limit);
+        w.prepare(threads, d, block, natgrad::FisherKind::expected);
+        natgrad::accumulate(s, model, theta, natgrad::FisherKind::expected, threads, w, sums_other);
+        natgrad::detail::set_packed_max_p(was);
+      };
+    };
+    KernelRow fk{"fisher-packed", d, n, threads, {}, fisher_flop / 1e9};
+    KernelRow fb{"fisher-blas", d, n, threads, {}, fisher_flop / 1e9};
     // The roofline, the BLAS SYRK and the fused pass, timed in interleaved rounds.
     std::vector<std::function<void()>> fs{f_g1, f_g2, f_sy, f_fi, f_fp};
+    if (kset != nullptr && a.has("crossover")) {
+      fs.push_back(forced(std::int64_t{1} << 40, ws_packed));
+      fs.push_back(forced(0, ws_blas));
+    }
     if (tile > 0) fs.push_back(f_tl);
     const std::vector<Timing> tr = time_rounds(r, fs);
     g1.t = tr[0];
@@ -325,7 +364,12 @@ int cmd_kernels(const Args& a) {
     sy.t = tr[2];
     fi.t = tr[3];
     fp.t = tr[4];
-    if (tile > 0) tl.t = tr[5];
+    std::size_t next = 5;
+    if (kset != nullptr && a.has("crossover")) {
+      fk.t = tr[next++];
+      fb.t = tr[next++];
+    }
+    if (tile > 0) tl.t = tr[next];
     // Loss-only pass (a line-search trial): 2 n d flops, memory bound.
     double lw[2];
     KernelRow lo{"loss", d, n, threads, time_it(reps, [&] { natgrad::accumulate_loss(s, model, theta, threads, ws, lw); }),
@@ -345,7 +389,9 @@ int cmd_kernels(const Args& a) {
     fi.pct = 100 * (fi.gflop / fi.t.best) / roof;
     fp.pct = 100 * (fp.gflop / fp.t.best) / roof;
     if (tile > 0) tl.pct = 100 * (tl.gflop / tl.t.best) / roof;
-    for (auto* k : {&g1, &g2, &sy, &tl, &fi, &fp, &lo, &ch}) {
+    for (auto* k : {&fk, &fb})
+      if (k->t.reps > 0) k->pct = 100 * (k->gflop / k->t.best) / roof;
+    for (auto* k : {&g1, &g2, &sy, &tl, &fi, &fp, &fk, &fb, &lo, &ch}) {
       if (k->t.reps == 0) continue;
       rows.push_back(*k);
       std::printf("  d=%5lld rows=%8lld %-14s best %9.4f s  median %9.4f s  %8.2f GFLOP/s%s\n",
