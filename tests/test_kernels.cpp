@@ -136,6 +136,49 @@ TEST_CASE("the packed kernel past its default limit, and the BLAS SYRK below it"
   }
 }
 
+TEST_CASE("the float32 Fisher matches the naive float64 Fisher to float rounding", "[kernels]") {
+  // FisherPrecision::float32: the operand in float (panels of panel_f32 for the packed
+  // kernels, row-major for the BLAS SSYRK route), sums added into a double Fisher. Every
+  // kernel set; the packed path (p <= limit), the SSYRK route per thread (limit 0) and
+  // shared (p > limit, 2 threads); a Fisher sample. Loss and gradient stay float64 (1e-12);
+  // each Fisher entry within 2e-6 of the largest (float rounding over at most 128 rows; a
+  // wrong tile or panel would be off by O(1)).
+  const LogisticModel model;
+  const auto choice = GENERATE(from_range(test::kernel_choices()));
+  const test::UseKernels use(choice);
+  for (const auto& [n, p, threads, limit] :
+       {std::make_tuple(555, 13, 1, std::int64_t{-1}), std::make_tuple(700, 64, 2, std::int64_t{-1}),
+        std::make_tuple(401, 130, 2, std::int64_t{0}), std::make_tuple(300, 600, 2, std::int64_t{-1}),
+        std::make_tuple(300, 37, 1, std::int64_t{0})}) {
+    const std::int64_t was = detail::set_packed_max_p(limit);
+    const Shard s = ref::random_shard(n, p, 3 + p, true, true);
+    const auto theta = random_theta(p, 6);
+    for (const FisherSample sample : {FisherSample{}, FisherSample{0.5, 7}}) {
+      CAPTURE(choice.name, n, p, threads, limit, sample.fraction);
+      Workspace ws;
+      ws.fisher_precision = FisherPrecision::float32;
+      ws.prepare(threads, p, 128, FisherKind::expected);
+      CHECK(ws.f32_);
+      CHECK(ws.scaled_.size() + ws.scaled32_.size() > 0);
+      PackedSums sums;
+      accumulate(s, model, theta, FisherKind::expected, threads, ws, sums, sample);
+      Normalized fast;
+      finalize(sums, fast);
+      const ref::Sums slow = ref::naive_sums(s, model, theta, FisherKind::expected, sample);
+      CHECK(std::abs(fast.loss - slow.loss) <= 1e-12 * std::abs(slow.loss));
+      CHECK(ref::rel_diff(fast.grad, slow.grad) <= 1e-12);
+      double worst = 0, scale = 0;
+      for (std::size_t i = 0; i < slow.fisher.size(); ++i) {
+        worst = std::max(worst, std::abs(fast.fisher[i] - slow.fisher[i]));
+        scale = std::max(scale, std::abs(slow.fisher[i]));
+      }
+      CHECK(worst <= 2e-6 * scale);
+      CHECK(worst > 0);  // it really ran in float
+    }
+    detail::set_packed_max_p(was);
+  }
+}
+
 TEST_CASE("every SIMD set's eta = X theta matches the naive product", "[kernels]") {
   // Row counts around the 4-row unroll and column counts around the vector widths (4, 8).
   for (const auto& choice : test::kernel_choices()) {

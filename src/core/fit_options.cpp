@@ -73,6 +73,11 @@ const OptionTable<FitOptions>& fit_option_table() {
                              number_option<S, std::uint64_t>("fisher-sample-seed", &S::seed, "0",
                                                              "which rows --fisher-sample picks", kOptionResult)},
               [](auto& o) -> auto& { return o.sample; }),
+      {choice_option("fisher-precision", &O::fisher_precision, "float64",
+                     "float64 | float32: the steps' Fisher summed from float copies of the scaled rows (about 2x "
+                     "the flops per cycle); loss, gradient, line search and --tol stay float64, so the answer is "
+                     "the same; standard errors always use a float64 Fisher. Dense rows, single-output models",
+                     &fisher_precision_from_string, &to_string, kOptionResult)},
       {choice_option("step", &O::step, "armijo",
                      "fixed (theta -= lr * direction, the seed's rule) | armijo (backtracking from lr) | kl (KL "
                      "trust region: 0.5 d^T F d <= --kl, then backtracking)",

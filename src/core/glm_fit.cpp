@@ -587,8 +587,10 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
     io.block_rows = fo.block_rows;
     io.l2 = fo.l2;
     io.penalized = fo.penalized;
-    // The fit's last evaluation was the exact expected Fisher at the estimate: reuse it.
-    io.fisher_from_fit = res.fisher_kind == FisherKind::expected && !res.fisher_sampled;
+    // The fit's last evaluation was the exact expected Fisher at the estimate: reuse it
+    // (not a float32 one: standard errors always come from a float64 Fisher).
+    io.fisher_from_fit = res.fisher_kind == FisherKind::expected && !res.fisher_sampled &&
+                         fo.fisher_precision == FisherPrecision::float64;
     if (io.fisher_from_fit) io.fit_fisher = std::move(res.fisher);
     io.all_std_errors = options.se_columns == "all";
     io.se_parameters = se_params;

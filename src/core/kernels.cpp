@@ -24,6 +24,13 @@ const char* to_string(FisherKind k) {
   return "?";
 }
 
+const char* to_string(FisherPrecision p) { return p == FisherPrecision::float32 ? "float32" : "float64"; }
+FisherPrecision fisher_precision_from_string(const std::string& s) {
+  if (s == "float64") return FisherPrecision::float64;
+  if (s == "float32") return FisherPrecision::float32;
+  throw Error("--fisher-precision must be float64 or float32, not '" + s + "'");
+}
+
 FisherKind fisher_kind_from_string(const std::string& s) {
   if (s == "empirical") return FisherKind::empirical;
   if (s == "empirical-centered") return FisherKind::empirical_centered;
@@ -149,9 +156,11 @@ void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherK
   const detail::KernelSet* ks = detail::active_kernel_set();
   const std::size_t limit = sparse ? detail::sparse_triangle_limit() : 0;
   if (threads == threads_ && d == p_ && block == block_ && kind == kind_ && outputs == outputs_ &&
-      factors == factors_ && ks == ks_ && sparse == sparse_ && limit == limit_ && packed_limit(ks) == packed_max_)
+      factors == factors_ && ks == ks_ && sparse == sparse_ && limit == limit_ && packed_limit(ks) == packed_max_ &&
+      fisher_precision == precision_)
     return;
   packed_max_ = packed_limit(ks);
+  precision_ = fisher_precision;
   ks_ = ks;
   simd_ = ks != nullptr;
   threads_ = threads;
@@ -170,6 +179,9 @@ void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherK
   chunk_take_ = {};
   bounds_.clear();
   work_ = {};
+  f32_ = false;
+  scaled32_.clear();
+  fisher32_.clear();
   if (sparse) return prepare_sparse();
   const std::int64_t p = d * outputs;  // parameters
   const bool shared = outputs == 1 && shared_fisher(p, threads, is_full(kind), ks, outputs);
@@ -178,18 +190,25 @@ void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherK
   const std::size_t q = kind == FisherKind::expected ? static_cast<std::size_t>(factors) : 1;
   const std::size_t slots = shared ? 1 : static_cast<std::size_t>(threads);
   const bool packed = packed_fisher(p, outputs, is_full(kind), shared, ks);
-  const std::int64_t panel = packed ? ks->panel : 1;
+  // --fisher-precision float32: the operand in float (single-output, full kinds).
+  f32_ = fisher_precision == FisherPrecision::float32 && outputs == 1 && is_full(kind);
+  const std::int64_t panel = packed ? (f32_ ? ks->panel_f32 : ks->panel) : 1;
   const std::size_t pp = static_cast<std::size_t>(padded(p, panel));
   // Panels one cache line longer than their rows: at a power-of-two stride the rows'
   // stores into the p / 4 panels, and the tile kernel's loads, would all map to the same
   // L1 sets.
   sweep_rows_ = packed ? std::min<std::int64_t>(block, kPackedMaxRows) : static_cast<std::int64_t>(rows);
-  pstride_ = packed ? panel * sweep_rows_ + 8 : 0;
+  pstride_ = packed ? panel * sweep_rows_ + (f32_ ? 16 : 8) : 0;
   fisher_ld_ = static_cast<std::int64_t>(pp);
   scaled_.assign(slots, {});  // zero: the padding columns of the packed layout stay zero
   const std::size_t scaled_size =
       packed ? pp / static_cast<std::size_t>(panel) * static_cast<std::size_t>(pstride_) : rows * q * pp;
-  for (auto& s : scaled_) s.assign(is_full(kind) ? scaled_size : 0, 0.0);
+  for (auto& s : scaled_) s.assign(is_full(kind) && !f32_ ? scaled_size : 0, 0.0);
+  scaled32_.assign(f32_ ? slots : 0, {});
+  for (auto& s : scaled32_) s.assign(scaled_size, 0.0f);
+  // The BLAS route in float: each SSYRK into a float p x p, then added into fisher_.
+  fisher32_.assign(f32_ && !packed ? slots : 0, {});
+  for (auto& f : fisher32_) f.assign(np * np, 0.0f);
   auto per_thread = [&](std::vector<std::vector<double>>& v, std::size_t n) {
     v.assign(static_cast<std::size_t>(threads), std::vector<double>(n, 0.0));
   };
@@ -260,14 +279,32 @@ void add_gradient(const Shard& s, std::int64_t i0, std::int64_t m, const double*
 /// (row-major m x p = column-major p x m, the BLAS SYRK operand) when pstride is 0, else
 /// in panels of P = ks->panel columns for the kernel set's syrk: element (k, j) at
 /// S[(j / P) * pstride + P * k + j % P].
+/// With a float Fisher (Workspace::f32_) the operand is S32 (panels of ks->panel_f32
+/// floats, or row-major), and F32 a float p x p for the BLAS route (SSYRK).
 struct Operand {
   double* S;
   std::int64_t p, pstride;
   const detail::KernelSet* ks = nullptr;  // set when pstride > 0
+  float* S32 = nullptr;
+  float* F32 = nullptr;
 };
+
+/// The operand of thread (slot) \p t of \p ws.
+Operand operand(Workspace& ws, std::size_t t, std::int64_t p, bool full) {
+  if (!full) return Operand{nullptr, p, ws.pstride_, ws.kernels()};
+  if (!ws.f32_) return Operand{ws.scaled_[t].data(), p, ws.pstride_, ws.kernels()};
+  return Operand{nullptr, p, ws.pstride_, ws.kernels(), ws.scaled32_[t].data(),
+                 ws.fisher32_.empty() ? nullptr : ws.fisher32_[t].data()};
+}
 
 /// Writes a * x (p values) as row k of \p op (row-major layout).
 inline void put_row(const Operand& op, std::int64_t k, double a, const double* __restrict x) {
+  if (op.S32 != nullptr) {
+    float* __restrict si = op.S32 + k * op.p;
+#pragma omp simd
+    for (std::int64_t j = 0; j < op.p; ++j) si[j] = static_cast<float>(a * x[j]);
+    return;
+  }
   double* __restrict si = op.S + k * op.p;
 #pragma omp simd
   for (std::int64_t j = 0; j < op.p; ++j) si[j] = a * x[j];
@@ -326,6 +363,15 @@ void syrk_add(std::int64_t p, std::int64_t k, const double* S, double* F) {
 void fisher_update(const Operand& op, const Workspace& ws, std::int64_t k, double* F, const void* ahead = nullptr,
                    std::int64_t ahead_bytes = 0) {
   if (k <= 0) return;
+  if (op.S32 != nullptr) {
+    if (op.pstride > 0)
+      return op.ks->syrk_f32(op.S32, op.pstride, ws.fisher_ld_, k, F, ws.fisher_ld_, ahead, ahead_bytes);
+    const int ip = static_cast<int>(op.p);
+    cblas_ssyrk(CblasColMajor, CblasUpper, CblasNoTrans, ip, static_cast<int>(k), 1.0f, op.S32, ip, 0.0f, op.F32, ip);
+    for (std::int64_t j = 0; j < op.p; ++j)
+      for (std::int64_t i = 0; i <= j; ++i) F[i + j * op.p] += static_cast<double>(op.F32[i + j * op.p]);
+    return;
+  }
   if (op.pstride > 0) return op.ks->syrk(op.S, op.pstride, ws.fisher_ld_, k, F, ws.fisher_ld_, ahead, ahead_bytes);
   syrk_add(op.p, k, op.S, F);
 }
@@ -515,7 +561,9 @@ void accumulate_loss_multi(const Shard& s, const Model& model, std::span<const d
 void stage_rows(const RowSelector& rows, const double* X, std::int64_t m, const double* a, const double* g,
                 const std::int64_t* sel, std::int64_t nsel, std::int64_t base, const Operand& op, std::int64_t row0,
                 double* grad) {
-  if (op.pstride > 0)
+  if (op.pstride > 0 && op.S32 != nullptr)
+    op.ks->stage_f32(X, m, op.p, a, g, rows.all() ? nullptr : sel, nsel, base, op.S32, op.pstride, row0, grad);
+  else if (op.pstride > 0)
     op.ks->stage(X, m, op.p, a, g, rows.all() ? nullptr : sel, nsel, base, op.S, op.pstride, row0, grad);
   else if (rows.all())
     scale_and_grad(X, m, a, g, op, row0, grad);
@@ -555,7 +603,7 @@ void accumulate_per_thread(const Shard& shard, const Model& model, std::span<con
     std::fill(g.begin(), g.end(), 0.0);
     std::fill(F.begin(), F.end(), 0.0);
     double loss = 0, wsum = 0, fwsum = 0;
-    const Operand op{full ? ws.scaled_[t].data() : nullptr, p, ws.pstride_, ws.kernels()};
+    const Operand op = operand(ws, static_cast<std::size_t>(t), p, full);
     std::int64_t* sel = ws.sel_[t].data();
     std::int64_t pending = 0;  // staged rows in op
 #pragma omp for schedule(static)
@@ -603,7 +651,7 @@ void accumulate_shared(const Shard& shard, const Model& model, std::span<const d
   const std::int64_t nblocks = (n + block - 1) / block;
   auto& F = ws.fisher_[0];
   std::fill(F.begin(), F.end(), 0.0);
-  double* sc = ws.scaled_[0].data();
+  const Operand op = operand(ws, 0, p, true);
   // The tall block's selection is listed first (index arithmetic only); each thread then
   // writes its own selected rows' scaled copies at their place in it, after the
   // `pending` rows staged by earlier blocks.
@@ -613,7 +661,7 @@ void accumulate_shared(const Shard& shard, const Model& model, std::span<const d
   auto flush = [&] {
     if (pending == 0) return;
     openblas_set_num_threads(threads);
-    syrk_add(p, pending, sc, F.data());
+    fisher_update(op, ws, pending, F.data());
     pending = 0;
   };
   for (std::int64_t b = 0; b < nblocks; ++b) {
@@ -632,7 +680,7 @@ void accumulate_shared(const Shard& shard, const Model& model, std::span<const d
                   ws.dnll_[t].data(), ws.fw_[t].data(), loss, wsum);
         const auto [k0, k1] = rows.slice(sel, ns, s0, s1);
         stage_rows(rows, shard.row(i0 + s0), s1 - s0, ws.fw_[t].data(), ws.dnll_[t].data(), sel + k0, k1 - k0, s0,
-                   Operand{sc, p, 0}, pending + k0, ws.grad_[t].data());
+                   op, pending + k0, ws.grad_[t].data());
       }
       ws.loss_[t] = (b == 0 ? 0.0 : ws.loss_[t]) + loss;
       ws.wsum_[t] = (b == 0 ? 0.0 : ws.wsum_[t]) + wsum;

@@ -116,6 +116,15 @@ class Workspace {
   };
   using AlignedDoubles = std::vector<double, CacheAligned<double>>;
   std::vector<AlignedDoubles> scaled_, fisher_;
+  /// The Fisher precision of the next prepare() (the fit's --fisher-precision). float32
+  /// (f32_, single-output models, full kinds): the operand is scaled32_ instead of scaled_
+  /// (floats, same layouts with ks->panel_f32 columns per panel), and the BLAS route
+  /// SSYRKs each staged block into fisher32_ (p x p floats per slot) before adding it into
+  /// fisher_, which stays double.
+  FisherPrecision fisher_precision = FisherPrecision::float64;
+  bool f32_ = false;
+  std::vector<std::vector<float, CacheAligned<float>>> scaled32_;
+  std::vector<std::vector<float>> fisher32_;
   std::vector<std::vector<double>> eta_, nll_, dnll_, fw_, grad_;
   std::int64_t pstride_ = 0, fisher_ld_ = 0;
   std::int64_t sweep_rows_ = 0;  // rows per block of a pass: block(), or less (packed path)
@@ -148,6 +157,7 @@ class Workspace {
   void prepare_sparse();
   const detail::KernelSet* ks_ = nullptr;
   std::int64_t packed_max_ = -1;
+  FisherPrecision precision_ = FisherPrecision::float64;
   int threads_ = 0, outputs_ = 1, factors_ = 1;
   std::int64_t p_ = 0, block_ = 0;
   std::size_t limit_ = 0;

@@ -117,8 +117,8 @@ struct F16e {
 
 }  // namespace
 
-extern const KernelSet kAvx2Set = make_set<D4, F8>(Isa::avx2, "avx2", 384);
-extern const KernelSet kWide8OnAvx2Set = make_set<D8e, F16e>(Isa::avx2, "avx2-wide8", 384);
+extern const KernelSet kAvx2Set = make_set<D4, F8>(Isa::avx2, "avx2", 512);
+extern const KernelSet kWide8OnAvx2Set = make_set<D8e, F16e>(Isa::avx2, "avx2-wide8", 512);
 
 }  // namespace natgrad::detail
 #endif  // NATGRAD_X86_KERNELS

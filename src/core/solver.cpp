@@ -132,6 +132,7 @@ class Passes {
  public:
   Passes(const Shard& shard, const Model& model, const FitOptions& o, FisherKind kind, const Communicator& comm)
       : shard_(shard), model_(model), o_(o), kind_(kind), comm_(comm) {
+    ws_.fisher_precision = o.fisher_precision;
     prepare_collectively(ws_, sums_, comm, o.threads, shard.n_cols, o.block_rows, kind, model.n_outputs(),
                          model.n_factors(), shard.sparse);
   }

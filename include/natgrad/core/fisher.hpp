@@ -20,6 +20,17 @@ enum class FisherKind {
 const char* to_string(FisherKind k);
 FisherKind fisher_kind_from_string(const std::string& s);  // throws natgrad::Error
 
+/// The arithmetic of the Fisher sum of a fit's steps (--fisher-precision). float32: the
+/// scaled rows are rounded to float and their products summed in float over at most one
+/// row sweep (64-128 rows), then added into the double Fisher: twice the flops per cycle
+/// (SSYRK-class kernels), a Fisher good to about 1e-6 relative. Only the step's
+/// preconditioner changes: loss, gradient, line search and the stopping rule stay float64,
+/// so the answer is the same maximum-likelihood estimate; standard errors always come
+/// from a float64 Fisher. Single-output models on dense rows; others keep float64.
+enum class FisherPrecision { float64, float32 };
+const char* to_string(FisherPrecision p);
+FisherPrecision fisher_precision_from_string(const std::string& s);  // throws natgrad::Error
+
 /// Which rows enter the Fisher sum: a deterministic subsample of the rows by their
 /// GLOBAL index (Shard::first_row + local index), so the chosen rows are the same at any
 /// rank count, thread count and block size. Loss, weight sum, row count and gradient

@@ -62,6 +62,8 @@ struct FitOptions {
   /// any rank count); loss, gradient and the stopping rule always use every row.
   /// fraction 1 = the exact Fisher. Kinds expected, empirical and the diagonal only.
   FisherSample sample;
+  /// --fisher-precision: the arithmetic of the steps' Fisher sum (fisher.hpp).
+  FisherPrecision fisher_precision = FisherPrecision::float64;
   std::vector<double> theta0;  ///< start (empty = zeros)
   double l2 = 0;               ///< ridge penalty: objective sum_i w_i nll_i + l2/2 ||theta||^2
   std::vector<char> penalized; ///< per parameter, whether l2 applies (empty = all)
