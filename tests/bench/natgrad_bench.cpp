@@ -350,9 +350,18 @@ int cmd_kernels(const Args& a) {
       };
     };
     KernelRow fk{"fisher-packed", d, n, threads, {}, fisher_flop / 1e9};
+    // --fisher-precision float32: the same pass with the Fisher summed in float.
+    natgrad::Workspace ws_f32;
+    ws_f32.fisher_precision = natgrad::FisherPrecision::float32;
+    natgrad::PackedSums sums_f32;
+    auto f_32 = [&] {
+      ws_f32.prepare(threads, d, block, natgrad::FisherKind::expected);
+      natgrad::accumulate(s, model, theta, natgrad::FisherKind::expected, threads, ws_f32, sums_f32);
+    };
+    KernelRow f32{"fisher-f32", d, n, threads, {}, fisher_flop / 1e9};
     KernelRow fb{"fisher-blas", d, n, threads, {}, fisher_flop / 1e9};
     // The roofline, the BLAS SYRK and the fused pass, timed in interleaved rounds.
-    std::vector<std::function<void()>> fs{f_g1, f_g2, f_sy, f_fi, f_fp};
+    std::vector<std::function<void()>> fs{f_g1, f_g2, f_sy, f_fi, f_fp, f_32};
     if (kset != nullptr && a.has("crossover")) {
       fs.push_back(forced(std::int64_t{1} << 40, ws_packed));
       fs.push_back(forced(0, ws_blas));
@@ -364,7 +373,8 @@ int cmd_kernels(const Args& a) {
     sy.t = tr[2];
     fi.t = tr[3];
     fp.t = tr[4];
-    std::size_t next = 5;
+    f32.t = tr[5];
+    std::size_t next = 6;
     if (kset != nullptr && a.has("crossover")) {
       fk.t = tr[next++];
       fb.t = tr[next++];
@@ -389,9 +399,9 @@ int cmd_kernels(const Args& a) {
     fi.pct = 100 * (fi.gflop / fi.t.best) / roof;
     fp.pct = 100 * (fp.gflop / fp.t.best) / roof;
     if (tile > 0) tl.pct = 100 * (tl.gflop / tl.t.best) / roof;
-    for (auto* k : {&fk, &fb})
+    for (auto* k : {&fk, &fb, &f32})
       if (k->t.reps > 0) k->pct = 100 * (k->gflop / k->t.best) / roof;
-    for (auto* k : {&g1, &g2, &sy, &tl, &fi, &fp, &fk, &fb, &lo, &ch}) {
+    for (auto* k : {&g1, &g2, &sy, &tl, &fi, &fp, &f32, &fk, &fb, &lo, &ch}) {
       if (k->t.reps == 0) continue;
       rows.push_back(*k);
       std::printf("  d=%5lld rows=%8lld %-14s best %9.4f s  median %9.4f s  %8.2f GFLOP/s%s\n",

@@ -195,7 +195,8 @@ natgrad_fit() {  # label ranks threads bind data [extra fit options]
 # Three natgrad runs: the default (the answer plus standard errors, robust standard
 # errors, deviances, AIC/BIC); -no-inference (the maximum-likelihood answer only, what the
 # peers compute); -sampled (the same with the Fisher from a fraction SAMPLE of the rows:
-# the same answer to the same 1e-8 gradient tolerance, in cheaper iterations).
+# the same answer to the same 1e-8 gradient tolerance, in cheaper iterations); -f32 (the
+# answer only, the steps' Fisher summed in float32: --fisher-precision float32).
 SAMPLE=${SAMPLE:-0.0625}
 HALF=$((CORES / 2 > 0 ? CORES / 2 : 1))
 for _ in $(seq "$REPEAT"); do
@@ -205,12 +206,15 @@ for _ in $(seq "$REPEAT"); do
   natgrad_fit ngd-no-inference 2 "$HALF" core "$NPY" --no-inference
   natgrad_fit ngd-sampled 1 "$CORES" none "$NPY" --no-inference --fisher-sample "$SAMPLE"
   natgrad_fit ngd-sampled 2 "$HALF" core "$NPY" --no-inference --fisher-sample "$SAMPLE"
+  natgrad_fit ngd-f32 1 "$CORES" none "$NPY" --no-inference --fisher-precision float32
+  natgrad_fit ngd-f32 2 "$HALF" core "$NPY" --no-inference --fisher-precision float32
 done
 # One core each (natgrad and scikit-learn below): single-threaded processes, so that
 # CPU seconds are the work done even when other jobs share the machine.
 natgrad_fit ngd-1core 1 1 core "$NPY"
 natgrad_fit ngd-no-inference-1core 1 1 core "$NPY" --no-inference
 natgrad_fit ngd-sampled-1core 1 1 core "$NPY" --no-inference --fisher-sample "$SAMPLE"
+natgrad_fit ngd-f32-1core 1 1 core "$NPY" --no-inference --fisher-precision float32
 
 # ---- 5. the peers on the same file ----------------------------------------------------
 peer() {  # name command...   (PEER_THREADS: threads, default all cores)
