@@ -140,6 +140,89 @@ TEST_CASE("hdf5: rows by hyperslab per rank match the CSV of the same table", "[
   check_same(no_label, natgrad::load_shard(csv, comm), comm);
 }
 
+TEST_CASE("hdf5: contiguous datasets read by file offset, chunked through the library, threads and intercept",
+          "[hdf5]") {
+  const Communicator comm = Communicator::world();
+  // 5 columns: 13107 float64 rows per 512 KiB read; 30011 rows divide evenly by no
+  // thread or rank count.
+  const std::int64_t rows = 30011, cols = 5;
+  const std::vector<double> t = table(rows, cols);
+  ReadOptions csv;
+  csv.path = write_csv(comm, "thr.csv", t, cols);
+  csv.header = ReadOptions::Header::no;
+  // Every stored form: contiguous float64 / float32 in either byte order (read by
+  // offset), chunked (through the library), and a file with a 512-byte user block (an
+  // offset that does not start at 0).
+  std::vector<std::string> files = {
+      write_h5(comm, "thr_f64.h5", "data", t, rows, cols, H5T_IEEE_F64LE),
+      write_h5(comm, "thr_f64be.h5", "data", t, rows, cols, H5T_IEEE_F64BE),
+      write_h5(comm, "thr_f32.h5", "data", t, rows, cols, H5T_IEEE_F32LE),
+      write_h5(comm, "thr_f32be.h5", "data", t, rows, cols, H5T_IEEE_F32BE),
+      write_h5(comm, "thr_chunked.h5", "data", t, rows, cols, H5T_IEEE_F64LE, 777)};
+  {
+    const std::string path = h5_path("thr_userblock.h5");
+    if (comm.is_root()) {
+      const hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+      H5Pset_userblock(fcpl, 512);
+      const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+      const hsize_t dims[2] = {static_cast<hsize_t>(rows), static_cast<hsize_t>(cols)};
+      const hid_t space = H5Screate_simple(2, dims, nullptr);
+      const hid_t d = H5Dcreate2(f, "data", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data());
+      H5Dclose(d);
+      H5Sclose(space);
+      H5Fclose(f);
+      H5Pclose(fcpl);
+    }
+    comm.barrier();
+    files.push_back(path);
+  }
+  struct Case {
+    const char *label, *weight, *offset, *columns;
+  };
+  const Case cases[] = {{"0", "", "", ""}, {"none", "", "", ""}, {"0", "1", "4", "3,2"}};
+  for (const bool intercept : {false, true}) {
+    for (const Case& c : cases) {
+      ReadOptions h5 = csv;
+      for (ReadOptions* o : {&h5, &csv}) {
+        o->label_column = c.label;
+        o->weight_column = c.weight;
+        o->offset_column = c.offset;
+        o->columns = c.columns;
+        o->intercept = intercept;
+      }
+      h5.header = ReadOptions::Header::auto_detect;
+      const Shard want = natgrad::load_shard(csv, comm);
+      for (const std::string& f : files) {
+        for (const int threads : {1, 3, 8}) {
+          INFO(f << ", threads " << threads << ", intercept " << intercept << ", label " << c.label);
+          h5.path = f;
+          h5.threads = threads;
+          const Shard got = natgrad::load_shard(h5, comm);
+          check_same(got, want, comm);
+          if (intercept) CHECK((!got.names.empty() && got.names[0] == "(Intercept)"));
+        }
+      }
+    }
+  }
+  // The first bad row wins over the threads, by offset as through the library.
+  std::vector<double> bad = t;
+  bad[29990 * 5 + 2] = std::numeric_limits<double>::infinity();
+  bad[15001 * 5 + 0] = std::numeric_limits<double>::quiet_NaN();
+  for (const hsize_t chunk : {hsize_t{0}, hsize_t{500}}) {
+    ReadOptions o;
+    o.path = write_h5(comm, "thr_bad.h5", "data", bad, rows, cols, H5T_IEEE_F64LE, chunk);
+    o.threads = 3;
+    o.intercept = true;
+    CHECK_THAT(load_error(o, comm),
+               Contains(o.path + ": dataset 'data' row 15001, column 0 (0-based): value nan is not finite"));
+    o.label_column = "none";  // the label's column unused: its NaN no longer matters, the inf does
+    o.columns = "1,2,3,4";
+    CHECK_THAT(load_error(o, comm),
+               Contains(o.path + ": dataset 'data' row 29990, column 2 (0-based): value inf is not finite"));
+  }
+}
+
 TEST_CASE("hdf5: fewer rows than ranks, and many blocks per rank", "[hdf5]") {
   const Communicator comm = Communicator::world();
   ReadOptions h5;

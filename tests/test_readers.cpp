@@ -464,6 +464,128 @@ TEST_CASE("npy: rows by rank, dtypes, versions and column roles", "[readers]") {
   check_shard(natgrad::load_shard(opts, comm), comm, small, {0, -1, -1, {}}, xnames(1));
 }
 
+/// Collective: \p a holds the same rows as \p b (compared over all ranks), bit for bit.
+static void check_same_rows(const Shard& a, const Shard& b, const Communicator& comm) {
+  CHECK(a.n_global == b.n_global);
+  CHECK(a.n_cols == b.n_cols);
+  CHECK(a.names == b.names);
+  CHECK(a.x.size() == static_cast<std::size_t>(a.n_rows * a.n_cols));
+  CHECK(a.weight.empty() == b.weight.empty());
+  CHECK(a.offset.empty() == b.offset.empty());
+  const std::string ra = global_rows(a, comm), rb = global_rows(b, comm);
+  CHECK(ra.size() ==
+        static_cast<std::size_t>(
+            comm.is_root() ? a.n_global * (1 + a.n_cols + !a.weight.empty() + !a.offset.empty()) * 8 : 0));
+  CHECK(ra == rb);
+}
+
+TEST_CASE("npy: threads split the rows, the intercept written as the rows are read", "[readers]") {
+  const Communicator comm = Communicator::world();
+  // 5 float64 columns: 13107 rows per 512 KiB read, so a thread's part spans several
+  // reads; 40003 rows divide evenly by none of the thread counts or rank counts.
+  const Table t = make_table(40003);
+  const Table t32 = make_table(517, true);
+  const std::string f64 = write_file(comm, "rd_thr.npy", to_npy(t));
+  const std::string f32 = write_file(comm, "rd_thr_f4.npy", to_npy(t32, true, 2));
+  const std::string c64 = write_file(comm, "rd_thr.csv", to_csv(t, {}));
+  const std::string c32 = write_file(comm, "rd_thr_f4.csv", to_csv(t32, {}));
+  // Roles: label 0 and features 1..4 (a file row is a row of X with the intercept: read
+  // straight into X); no label and every column a feature (straight into X without the
+  // intercept); weights, offsets and reordered features (through the thread's buffer).
+  struct Case {
+    const char *label, *weight, *offset, *columns;
+  };
+  const Case cases[] = {{"0", "", "", ""}, {"none", "", "", ""}, {"0", "1", "4", "3,2"}, {"2", "", "", "1,3,4"}};
+  for (const bool intercept : {false, true}) {
+    for (const Case& c : cases) {
+      for (const bool f4 : {false, true}) {
+        ReadOptions npy, csv;
+        for (ReadOptions* o : {&npy, &csv}) {
+          o->label_column = c.label;
+          o->weight_column = c.weight;
+          o->offset_column = c.offset;
+          o->columns = c.columns;
+          o->intercept = intercept;
+        }
+        npy.path = f4 ? f32 : f64;
+        csv.path = f4 ? c32 : c64;
+        csv.header = ReadOptions::Header::no;
+        const Shard want = natgrad::load_shard(csv, comm);
+        for (const int threads : {1, 2, 3, 8}) {
+          INFO("threads " << threads << ", intercept " << intercept << ", label " << c.label << ", weight "
+                          << c.weight << ", columns " << c.columns << (f4 ? ", float32" : ", float64"));
+          npy.threads = threads;
+          const Shard got = natgrad::load_shard(npy, comm);
+          check_same_rows(got, want, comm);
+          if (intercept && !got.names.empty()) CHECK(got.names[0] == "(Intercept)");
+        }
+      }
+    }
+  }
+  // The public read_npy leaves the intercept to the caller (load_shard adds it otherwise).
+  ReadOptions o;
+  o.path = f64;
+  o.intercept = true;
+  o.threads = 3;
+  const Shard plain = natgrad::read_npy(o, comm);
+  CHECK(plain.n_cols == 4);
+  CHECK(plain.names == xnames(4));
+
+  // Fewer rows than threads (and than ranks): 1 and 2 rows at 8 threads.
+  for (const std::int64_t rows : {1, 2}) {
+    const Table tiny = make_table(rows);
+    ReadOptions npy, csv;
+    npy.path = write_file(comm, "rd_tiny" + std::to_string(rows) + ".npy", to_npy(tiny));
+    csv.path = write_file(comm, "rd_tiny" + std::to_string(rows) + ".csv", to_csv(tiny, {}));
+    csv.header = ReadOptions::Header::no;
+    npy.threads = 8;
+    npy.intercept = csv.intercept = true;
+    check_same_rows(natgrad::load_shard(npy, comm), natgrad::load_shard(csv, comm), comm);
+  }
+}
+
+TEST_CASE("npy: the first bad row in file order wins over the threads, and truncated files", "[readers]") {
+  const Communicator comm = Communicator::world();
+  Table bad = make_table(40003);
+  bad.v[39990 * 5 + 3] = std::numeric_limits<double>::infinity();  // the last thread's part
+  bad.v[20001 * 5 + 0] = std::numeric_limits<double>::quiet_NaN();  // the label, mid-file
+  const std::string path = write_file(comm, "rd_thr_bad.npy", to_npy(bad));
+  Table inf = make_table(40003);
+  inf.v[39990 * 5 + 3] = std::numeric_limits<double>::infinity();
+  const std::string inf_only = write_file(comm, "rd_thr_inf.npy", to_npy(inf));
+  for (const int threads : {1, 2, 3, 8}) {
+    for (const bool intercept : {false, true}) {
+      INFO("threads " << threads << ", intercept " << intercept);
+      ReadOptions o;
+      o.path = path;
+      o.threads = threads;
+      o.intercept = intercept;
+      CHECK_THAT(load_error(o, comm),
+                 Contains(path + ": array row 20001, column 0 (0-based): value nan is not finite"));
+      o.label_column = "none";  // the label's column unused: its NaN no longer matters, the inf does
+      o.columns = "1,2,3,4";
+      CHECK_THAT(load_error(o, comm),
+                 Contains(path + ": array row 39990, column 3 (0-based): value inf is not finite"));
+      o.label_column = "0";  // the inf alone, with the label: read straight into X with the intercept
+      o.columns = "";
+      o.path = inf_only;
+      CHECK_THAT(load_error(o, comm),
+                 Contains(inf_only + ": array row 39990, column 3 (0-based): value inf is not finite"));
+    }
+  }
+  // A file cut short anywhere in its data: refused before any row is read, on every rank.
+  const std::string whole = to_npy(make_table(40003));
+  for (const std::size_t cut : {std::size_t{1}, std::size_t{8}, whole.size() / 2}) {
+    const std::string p = write_file(comm, "rd_thr_cut.npy", whole.substr(0, whole.size() - cut));
+    ReadOptions o;
+    o.path = p;
+    o.threads = 3;
+    o.intercept = true;
+    CHECK_THAT(load_error(o, comm), Contains(p + ": truncated: shape (40003, 5) of '<f8' needs 1600120 bytes of "
+                                                 "data after the header, the file holds"));
+  }
+}
+
 TEST_CASE("npy: errors name the file and what was expected", "[readers]") {
   const Communicator comm = Communicator::world();
   const Table t = make_table(40);

@@ -4,6 +4,8 @@
 #include "natgrad/io/reader.hpp"
 
 #include <fcntl.h>
+#include <omp.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -24,6 +27,10 @@
 #include "natgrad/io/generator.hpp"
 #include "natgrad/core/partition.hpp"
 #include "io/reader_detail.hpp"
+
+#if defined(__linux__) && !defined(MADV_POPULATE_WRITE)
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels answer EINVAL: place_pages then touches the pages
+#endif
 
 namespace natgrad {
 
@@ -398,17 +405,62 @@ void reader_detail::finish_shard(Shard& shard, std::int64_t first_row, std::int6
   shard.source = source;
 }
 
-void reader_detail::allocate_shard(Shard& shard, std::int64_t rows, std::int64_t p, bool intercept, bool weights,
-                                   bool offsets, LocalError& local, const std::function<void(Shard&)>& touch) {
+namespace {
+
+/// Faults in \p bytes of fresh memory at \p data: hugepage-advised, then each of \p threads
+/// threads populates its static part (thread_rows' split of the bytes, on the 2 MiB grid so
+/// that a huge page is faulted whole by one thread) with MADV_POPULATE_WRITE, or, where
+/// the kernel lacks it (before Linux 5.14), by writing one byte per page. Faulting in 2 GB
+/// page by page from the one thread that zero-fills it in vector::resize costs more than
+/// reading the file.
+void place_pages(void* data, std::size_t bytes, int threads) {
+#if defined(__linux__)
+  constexpr std::size_t kMin = std::size_t{4} << 20;
+  if (bytes < kMin) return;
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(data);
+  const std::uintptr_t end = begin + bytes;
+  const std::uintptr_t first = (begin + page - 1) / page * page;  // madvise wants page alignment
+  constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
+#ifdef MADV_HUGEPAGE
+  {
+    const std::uintptr_t hb = (begin + kHuge - 1) / kHuge * kHuge, he = end / kHuge * kHuge;
+    if (he > hb) ::madvise(reinterpret_cast<void*>(hb), he - hb, MADV_HUGEPAGE);
+  }
+#endif
+  const auto cut = [&](int t) {  // thread t's first byte, on the 2 MiB grid, within [first, end]
+    if (t == 0) return first;
+    if (t == threads) return end;
+    const Range r = reader_detail::thread_rows(static_cast<std::int64_t>(bytes), t, threads);
+    const std::uintptr_t at = (begin + static_cast<std::uintptr_t>(r.begin) + kHuge / 2) / kHuge * kHuge;
+    return std::clamp(at, first, end);
+  };
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const std::uintptr_t b = nt == threads ? cut(t) : (t == 0 ? first : end);
+    const std::uintptr_t e = nt == threads ? cut(t + 1) : end;
+    if (b < e && ::madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_WRITE) != 0)
+      for (std::uintptr_t q = b; q < e; q += page) *reinterpret_cast<volatile char*>(q) = 0;
+  }
+#else
+  (void)data, (void)bytes, (void)threads;
+#endif
+}
+
+}  // namespace
+
+void reader_detail::allocate_shard(Shard& shard, std::int64_t rows, std::int64_t d, bool weights, bool offsets,
+                                   int threads, LocalError& local) {
   try {
-    shard.x.reserve(static_cast<std::size_t>(rows * (p + (intercept ? 1 : 0))));  // see add_intercept
-    if (touch) touch(shard);
-    shard.x.resize(static_cast<std::size_t>(rows * p));
+    shard.x.reserve(static_cast<std::size_t>(rows * d));
+    place_pages(shard.x.data(), shard.x.capacity() * sizeof(double), std::max(threads, 1));
+    shard.x.resize(static_cast<std::size_t>(rows * d));  // zeroes pages already in place
     shard.y.resize(static_cast<std::size_t>(rows));
     if (weights) shard.weight.resize(shard.y.size());
     if (offsets) shard.offset.resize(shard.y.size());
   } catch (const std::bad_alloc&) {
-    local.what = shard_out_of_memory(rows, p);
+    local.what = shard_out_of_memory(rows, d);
   }
 }
 
@@ -598,6 +650,10 @@ Shard read_hdf5(const ReadOptions& opts, const Communicator&) {
                         ": HDF5 input is not available in this build (built without parallel "
                         "HDF5; convert the data to .npy, CSV or LIBSVM)");
 }
+
+Shard reader_detail::read_hdf5_rows(const ReadOptions& opts, const Communicator& comm, bool) {
+  return read_hdf5(opts, comm);
+}
 #endif
 
 namespace {
@@ -718,7 +774,8 @@ std::string to_sparse(Shard& s, bool intercept, int threads) {
 }
 
 /// Collective. Stores the rows as --layout says (see ReadOptions::Layout).
-void apply_layout(Shard& shard, const ReadOptions& opts, const Communicator& comm) {
+/// \p intercept: the intercept's column is still to be added (room for it is reserved).
+void apply_layout(Shard& shard, const ReadOptions& opts, bool intercept, const Communicator& comm) {
   bool sparse = shard.sparse;
   if (opts.layout == ReadOptions::Layout::sparse) {
     sparse = true;
@@ -731,9 +788,9 @@ void apply_layout(Shard& shard, const ReadOptions& opts, const Communicator& com
     sparse = cells > 0 && nnz / cells < kSparseDensity;
   }
   std::string err;
-  if (sparse && !shard.sparse) err = to_sparse(shard, opts.intercept, opts.threads);
+  if (sparse && !shard.sparse) err = to_sparse(shard, intercept, opts.threads);
   if (!sparse && shard.sparse) {
-    err = to_dense(shard, opts.intercept, opts.threads);
+    err = to_dense(shard, intercept, opts.threads);
     if (!err.empty())
       err = shard.source + ": " + (opts.layout == ReadOptions::Layout::dense ? "--layout dense: " : "") + err;
   }
@@ -744,6 +801,7 @@ void apply_layout(Shard& shard, const ReadOptions& opts, const Communicator& com
 
 Shard load_shard(const ReadOptions& opts, const Communicator& comm) {
   Shard shard;
+  bool has_intercept = false;  // the reader wrote the intercept's column (NPY, dense HDF5)
   if (is_generator_spec(opts.path)) {
     const GeneratorSpec spec = parse_generator_spec(opts.path);
     const Range r = partition(spec.rows, comm.rank(), comm.size());
@@ -762,22 +820,25 @@ Shard load_shard(const ReadOptions& opts, const Communicator& comm) {
     std::string compressed;
     if (comm.is_root()) compressed = compressed_file_message(opts.path);
     comm.check(compressed.empty(), compressed);
-    if (format == "npy")
-      shard = read_npy(opts, comm);
-    else if (format == "libsvm")
+    if (format == "npy") {
+      shard = reader_detail::read_npy_rows(opts, comm, true);
+      has_intercept = opts.intercept;
+    } else if (format == "libsvm") {
       shard = read_libsvm(opts, comm);
-    else if (format == "hdf5")
-      shard = read_hdf5(opts, comm);
-    else
+    } else if (format == "hdf5") {
+      shard = reader_detail::read_hdf5_rows(opts, comm, true);
+      has_intercept = opts.intercept && !shard.sparse;  // a CSR group is read without it
+    } else {
       shard = read_csv(opts, comm);
+    }
   }
   comm.check(shard.n_global > 0,
              "no data rows in " + opts.path +
                  (shard.rows_dropped > 0 ? ": each of its " + std::to_string(shard.rows_dropped) +
                                                " rows has a missing value (empty, NA or NaN) in a used column (--na omit)"
                                          : std::string()));
-  apply_layout(shard, opts, comm);
-  if (opts.intercept) {
+  apply_layout(shard, opts, !has_intercept && opts.intercept, comm);
+  if (opts.intercept && !has_intercept) {
     std::string err;
     try {
       add_intercept(shard);

@@ -211,13 +211,53 @@ struct LocalError {
   bool any() const { return !what.empty(); }
 };
 
-/// Sizes \p shard for \p rows rows of \p p features (X reserved with room for the intercept
-/// column add_intercept inserts later), the labels, and weights / offsets when asked;
-/// \p touch runs on the reserved X before it is sized (e.g. prefaulting its pages). A failed
+/// Sizes \p shard for \p rows rows of \p d columns of X (d = the features, plus one when the
+/// reader writes the intercept's column itself), the labels, and weights / offsets when
+/// asked. X's pages are placed before it is sized: \p threads threads each fault in (as
+/// transparent huge pages where the kernel offers them) the contiguous part of the rows
+/// that the same thread of a static split reads and later computes on, so that the pages
+/// sit on that thread's NUMA node and no thread takes 2 GB of page faults alone. A failed
 /// allocation is recorded in \p local, not thrown, so the rank still takes part in the
 /// collectives that follow.
-void allocate_shard(Shard& shard, std::int64_t rows, std::int64_t p, bool intercept, bool weights, bool offsets,
-                    LocalError& local, const std::function<void(Shard&)>& touch = {});
+void allocate_shard(Shard& shard, std::int64_t rows, std::int64_t d, bool weights, bool offsets, int threads,
+                    LocalError& local);
+
+/// Thread \p t of \p threads's part [begin, end) of \p n rows: the static split that
+/// allocate_shard places pages for and read_table reads by (as OpenMP's schedule(static)).
+inline Range thread_rows(std::int64_t n, int t, int threads) {
+  return {n * t / threads, n * (t + 1) / threads};
+}
+
+/// A row-major table of floats at a file offset: an NPY array's data, or a contiguous
+/// HDF5 dataset's storage (H5Dget_offset).
+struct RawTable {
+  std::int64_t offset = 0;  ///< file offset of row 0
+  std::int64_t cols = 0;
+  std::int64_t item = 8;    ///< bytes per value: 8 (float64) or 4 (float32)
+  bool swap = false;        ///< stored in the other byte order (big-endian)
+};
+
+/// Local. Reads rows [mine.begin, mine.end) of \p t in \p f into \p shard, which it allocates
+/// (allocate_shard): X with the features of \p roles, after a column of ones when
+/// \p intercept; y, weight, offset as \p roles say. \p threads threads each read their
+/// static part of the rows (thread_rows) with pread in blocks of about 512 KiB: straight
+/// into X when a file row is laid out as a row of X (float64 in native order, the features
+/// one run of columns, and no other column but the label in the intercept's place: the
+/// label is then taken out and the 1 put in), else through the thread's own buffer, from
+/// which the thread swaps bytes, widens float32 and scatters the columns. The outcome is
+/// the sequential one: the first failure in row order (a read error, a value that is not
+/// finite, a negative weight) goes to \p local, a value's message starting with
+/// \p where(global row, column), a read error's with "read error: ".
+void read_table(const File& f, const RawTable& t, const ColumnRoles& roles, const Range& mine, bool intercept,
+                int threads, Shard& shard, LocalError& local,
+                const std::function<std::string(std::int64_t, std::int64_t)>& where);
+
+/// read_npy / read_hdf5 (reader.hpp) that, when \p with_intercept and opts.intercept, write
+/// the intercept's column of ones as column 0 of X (named "(Intercept)") as they read, so
+/// that load_shard need not move X to insert it (add_intercept). A dense dataset only: an
+/// HDF5 CSR group is read as read_hdf5 reads it, without the intercept.
+Shard read_npy_rows(const ReadOptions& opts, const Communicator& comm, bool with_intercept);
+Shard read_hdf5_rows(const ReadOptions& opts, const Communicator& comm, bool with_intercept);
 
 /// "out of memory: this rank's R rows x P features (about X GiB) could not be allocated;
 /// see 'Memory admission' in docs/cluster.md".

@@ -1,10 +1,15 @@
 // HDF5 (parallel): every rank opens the file through MPI-IO on the Communicator's
-// MPI_Comm, checks the 2-D dataset's type and shape, then reads its rows by hyperslab,
-// in blocks of about 4 MiB with collective transfers, and scatters the columns into
-// x / y / weight / offset as the NPY reader does. Built only with NATGRAD_HDF5.
+// MPI_Comm and checks the 2-D dataset's type and shape. A contiguous dataset of IEEE
+// floats is then read as NPY data is (read_table: its file offset from H5Dget_offset,
+// threads, pread straight into X); any other (chunked, compressed, other float types)
+// by hyperslab through the library, in blocks of about 4 MiB with collective transfers,
+// the columns scattered into x / y / weight / offset by the threads. Built only with
+// NATGRAD_HDF5.
 #include <hdf5.h>
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
 #include <cmath>
 #include <new>
 #include <utility>
@@ -239,6 +244,39 @@ Shard read_hdf5_csr(const ReadOptions& opts, const Communicator& comm, hid_t fil
   return shard;
 }
 
+/// Chunk cache per dataset for the library path (read_hdf5_rows).
+constexpr std::size_t kChunkCacheBytes = std::size_t{32} << 20;
+
+/// Reverses the bytes of each of the \p n values of \p item (8 or 4) bytes at \p p.
+void swap_values(char* p, std::int64_t n, std::int64_t item) {
+  for (std::int64_t k = 0; k < n; ++k) std::reverse(p + k * item, p + (k + 1) * item);
+}
+
+/// True, with \p raw filled in, when the 2-D dataset \p d (rows x cols of \p type) is stored
+/// as one contiguous row-major run of IEEE float64 or float32 values (either byte order) in
+/// \p f itself, all of it within the file: not chunked, compact, external or unallocated.
+bool raw_table(hid_t d, hid_t type, std::int64_t rows, std::int64_t cols, const File& f, RawTable& raw) {
+  if (!f.ok()) return false;
+  Handle dcpl(H5Dget_create_plist(d), H5Pclose);
+  if (!dcpl.ok() || H5Pget_layout(dcpl.get()) != H5D_CONTIGUOUS || H5Pget_external_count(dcpl.get()) != 0)
+    return false;
+  if (H5Tequal(type, H5T_IEEE_F64LE) > 0 || H5Tequal(type, H5T_IEEE_F64BE) > 0)
+    raw.item = 8;
+  else if (H5Tequal(type, H5T_IEEE_F32LE) > 0 || H5Tequal(type, H5T_IEEE_F32BE) > 0)
+    raw.item = 4;
+  else
+    return false;
+  raw.swap = (H5Tequal(type, H5T_IEEE_F64BE) > 0 || H5Tequal(type, H5T_IEEE_F32BE) > 0) ==
+             (std::endian::native == std::endian::little);
+  const haddr_t at = H5Dget_offset(d);
+  if (at == HADDR_UNDEF || rows < 0 || cols < 0) return false;
+  raw.offset = static_cast<std::int64_t>(at);
+  raw.cols = cols;
+  const double bytes = static_cast<double>(rows) * static_cast<double>(cols) * static_cast<double>(raw.item);
+  return bytes < 9e18 && static_cast<double>(H5Dget_storage_size(d)) >= bytes &&
+         static_cast<double>(raw.offset) + bytes <= static_cast<double>(f.size());
+}
+
 }  // namespace
 
 TableShape reader_detail::peek_hdf5(const ReadOptions& opts) {
@@ -271,7 +309,7 @@ TableShape reader_detail::peek_hdf5(const ReadOptions& opts) {
   return shape;
 }
 
-Shard read_hdf5(const ReadOptions& opts, const Communicator& comm) {
+Shard reader_detail::read_hdf5_rows(const ReadOptions& opts, const Communicator& comm, bool with_intercept) {
   const std::string& path = opts.path;
   const std::string dataset = opts.dataset.empty() ? std::string("data") : opts.dataset;
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors become messages, not stack dumps
@@ -297,7 +335,11 @@ Shard read_hdf5(const ReadOptions& opts, const Communicator& comm) {
   if (exists && H5Oget_info_by_name(file.get(), dataset.c_str(), &info, H5P_DEFAULT) >= 0 &&
       info.type == H5O_TYPE_GROUP)
     return read_hdf5_csr(opts, comm, file.get(), dataset);
-  Handle dset(exists ? H5Dopen2(file.get(), dataset.c_str(), H5P_DEFAULT) : -1, H5Dclose);
+  // A chunk cache that holds the chunks a 4 MiB block of rows spans, however they are
+  // shaped (HDF5's default is 1 MiB: a block would decompress its chunks again and again).
+  Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
+  H5Pset_chunk_cache(dapl.get(), 12421, kChunkCacheBytes, 1.0);
+  Handle dset(exists ? H5Dopen2(file.get(), dataset.c_str(), dapl.get()) : -1, H5Dclose);
   if (!dset.ok())
     err = path + ": no dataset '" + shown(dataset) + "' (--dataset); " + root_datasets(file.get());
   comm.check(err.empty(), err);
@@ -328,13 +370,58 @@ Shard read_hdf5(const ReadOptions& opts, const Communicator& comm) {
   const auto p = static_cast<std::int64_t>(roles.features.size());
   const bool has_w = roles.weight >= 0, has_o = roles.offset >= 0;
   const int threads = std::max(opts.threads, 1);
+  const bool intercept = with_intercept && opts.intercept;
+  const std::int64_t ic = intercept ? 1 : 0, d = p + ic;
+  const auto at_value = [&dataset](std::int64_t row, std::int64_t c) {
+    return "dataset '" + shown(dataset) + "' row " + std::to_string(row) + ", column " + std::to_string(c) +
+           " (0-based): ";
+  };
 
   Shard shard;
   LocalError local;
-  allocate_shard(shard, mine.size(), p, opts.intercept, has_w, has_o, local);
+  // A contiguous dataset of IEEE floats is a row-major table at a file offset: read it as
+  // NPY data is read (read_table: threads, pread, straight into X), when every rank finds
+  // it so and the library reads this rank's first row to the same bits.
+  RawTable raw;
+  File posix(path);
+  std::int64_t not_raw[1] = {raw_table(dset.get(), type.get(), n_global, cols, posix, raw) ? 0 : 1};
+  if (not_raw[0] == 0 && mine.size() > 0 && cols > 0) {
+    std::vector<double> lib(static_cast<std::size_t>(cols)), own(static_cast<std::size_t>(cols));
+    std::string row(static_cast<std::size_t>(cols * raw.item), '\0');
+    Handle fspace(H5Scopy(space.get()), H5Sclose);
+    const hsize_t start[2] = {static_cast<hsize_t>(mine.begin), 0}, count[2] = {1, static_cast<hsize_t>(cols)};
+    Handle mspace(H5Screate_simple(2, count, nullptr), H5Sclose);
+    H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
+    if (H5Dread(dset.get(), H5T_NATIVE_DOUBLE, mspace.get(), fspace.get(), H5P_DEFAULT, lib.data()) < 0 ||
+        !posix.read_at(row.data(), raw.offset + mine.begin * cols * raw.item, cols * raw.item).empty()) {
+      not_raw[0] = 1;
+    } else {
+      if (raw.swap) swap_values(row.data(), cols, raw.item);
+      for (std::int64_t c = 0; c < cols; ++c) {
+        if (raw.item == 8) {
+          std::memcpy(&own[static_cast<std::size_t>(c)], row.data() + c * 8, 8);
+        } else {
+          float v;
+          std::memcpy(&v, row.data() + c * 4, 4);
+          own[static_cast<std::size_t>(c)] = static_cast<double>(v);
+        }
+      }
+      if (std::memcmp(lib.data(), own.data(), static_cast<std::size_t>(cols) * 8) != 0) not_raw[0] = 1;
+    }
+  }
+  comm.allreduce_max(not_raw, 1);
+  if (not_raw[0] == 0) {
+    read_table(posix, raw, roles, mine, intercept, threads, shard, local, at_value);
+    comm.check(!local.any(), located(path, local, 0));
+    if (intercept) roles.names.insert(roles.names.begin(), "(Intercept)");
+    finish_shard(shard, mine.begin, mine.size(), n_global, d, std::move(roles.names), path);
+    return shard;
+  }
 
-  // Blocks of rows: every rank makes the same number of (collective) H5Dread calls, the
-  // ranks with fewer blocks reading empty selections at the end.
+  // Chunked, compressed or otherwise stored: through the library, which decompresses and
+  // converts. Blocks of rows: every rank makes the same number of (collective) H5Dread
+  // calls, the ranks with fewer blocks reading empty selections at the end.
+  allocate_shard(shard, mine.size(), d, has_w, has_o, threads, local);
   const std::int64_t block =
       std::max<std::int64_t>(1, kChunkBytes / 8 / std::max<std::int64_t>(cols, 1));
   std::int64_t n_blocks[1] = {(mine.size() + block - 1) / block};
@@ -377,10 +464,11 @@ Shard read_hdf5(const ReadOptions& opts, const Communicator& comm) {
       const double* src = buf.data() + k * cols;
       const auto i = static_cast<std::size_t>(r0 + k);
       bool ok = true;
-      double* xr = shard.x.data() + (r0 + k) * p;
+      double* xr = shard.x.data() + (r0 + k) * d;
+      if (intercept) xr[0] = 1.0;
       for (std::int64_t j = 0; j < p; ++j) {
-        xr[j] = src[roles.features[static_cast<std::size_t>(j)]];
-        ok = ok && std::isfinite(xr[j]);
+        xr[ic + j] = src[roles.features[static_cast<std::size_t>(j)]];
+        ok = ok && std::isfinite(xr[ic + j]);
       }
       if (roles.label >= 0) {  // else y stays 0 (--label-column none)
         shard.y[i] = src[roles.label];
@@ -399,16 +487,19 @@ Shard read_hdf5(const ReadOptions& opts, const Communicator& comm) {
     if (first_bad == n) continue;
     bad_row = mine.begin + r0 + first_bad;
     const double* src = buf.data() + first_bad * cols;
-    local.what = first_bad_value(roles, cols, [&](std::int64_t c) { return src[c]; }, [&](std::int64_t c) {
-      return "dataset '" + shown(dataset) + "' row " + std::to_string(bad_row) + ", column " + std::to_string(c) +
-             " (0-based): ";
-    });
+    local.what = first_bad_value(roles, cols, [&](std::int64_t c) { return src[c]; },
+                                 [&](std::int64_t c) { return at_value(bad_row, c); });
   }
   buf = {};
   comm.check(!local.any(), located(path, local, 0));
 
-  finish_shard(shard, mine.begin, mine.size(), n_global, p, std::move(roles.names), path);
+  if (intercept) roles.names.insert(roles.names.begin(), "(Intercept)");
+  finish_shard(shard, mine.begin, mine.size(), n_global, d, std::move(roles.names), path);
   return shard;
+}
+
+Shard read_hdf5(const ReadOptions& opts, const Communicator& comm) {
+  return reader_detail::read_hdf5_rows(opts, comm, false);
 }
 
 }  // namespace natgrad

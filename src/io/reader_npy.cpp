@@ -1,13 +1,11 @@
 // NumPy .npy: every rank parses the (small) header, then preads only the bytes of its
 // rows and scatters their columns into x / y / weight / offset. No number parsing.
-// The threads read and scatter blocks of about 1 MiB each; x is faulted in up front
-// (prefault). A 2 GB file reads at the speed of memcpy from the page cache.
+// read_table (shared with the HDF5 reader's contiguous datasets): each thread reads its
+// static part of the rows in blocks of about 512 KiB, straight into X when a file row is
+// a row of X, else through its own buffer; X's pages are placed first (allocate_shard).
 #include <omp.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -24,10 +22,6 @@
 #include "natgrad/core/partition.hpp"
 #include "natgrad/io/reader.hpp"
 #include "io/reader_detail.hpp"
-
-#if defined(__linux__) && !defined(MADV_POPULATE_WRITE)
-#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels answer EINVAL, and that is fine
-#endif
 
 namespace natgrad {
 
@@ -245,11 +239,6 @@ double load(const char* p, std::int64_t item) {
   return static_cast<double>(v);
 }
 
-/// Bytes per read: a block of rows is read into a per-thread buffer that stays in the
-/// core's cache while its columns are scattered into the shard (a read straight into x
-/// would need the same copy again to drop the label and the unused columns).
-constexpr std::int64_t kNpyReadBytes = std::min<std::int64_t>(kChunkBytes, std::int64_t{1} << 20);
-
 /// True if all \p n values are finite (no inf or nan): an exponent field of all ones
 /// carries into bit 63 when 2^52 is added to it. Integer operations without an early
 /// exit, so that the loop vectorises.
@@ -284,41 +273,27 @@ bool copy_features(const char* src, std::int64_t item, std::int64_t first,
   return all_finite(xr, p);
 }
 
-/// Large vectors are faulted in before use, in parallel and, where the kernel allows it,
-/// as transparent huge pages: faulting in 2 GB of fresh memory page by page from the one
-/// thread that zero-fills it in vector::resize costs more than reading the file.
-/// Only hints: on failure (an old kernel, THP off) the first touch faults them as before.
-void prefault(void* data, std::size_t bytes, int threads) {
-#if defined(__linux__)
-  constexpr std::size_t kMin = std::size_t{16} << 20;
-  if (bytes < kMin) return;
-  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto begin = reinterpret_cast<std::uintptr_t>(data);
-  const std::uintptr_t end = begin + bytes;
-  const std::uintptr_t first = (begin + page - 1) / page * page;  // madvise wants page alignment
-#ifdef MADV_HUGEPAGE
-  {
-    constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
-    const std::uintptr_t hb = (begin + kHuge - 1) / kHuge * kHuge, he = end / kHuge * kHuge;
-    if (he > hb) ::madvise(reinterpret_cast<void*>(hb), he - hb, MADV_HUGEPAGE);
+/// Bytes per read: a block that stays in the core's cache while its rows are checked
+/// (read straight into X) or scattered (read into the thread's buffer).
+constexpr std::int64_t kTableReadBytes = std::min<std::int64_t>(kChunkBytes, std::int64_t{1} << 19);
+
+/// Reverses the bytes of each of the \p n values of \p item (8 or 4) bytes at \p p.
+void swap_bytes(char* p, std::int64_t n, std::int64_t item) {
+  if (item == 8) {
+    for (std::int64_t k = 0; k < n; ++k) {
+      std::uint64_t v;
+      std::memcpy(&v, p + k * 8, 8);
+      v = __builtin_bswap64(v);
+      std::memcpy(p + k * 8, &v, 8);
+    }
+  } else {
+    for (std::int64_t k = 0; k < n; ++k) {
+      std::uint32_t v;
+      std::memcpy(&v, p + k * 4, 4);
+      v = __builtin_bswap32(v);
+      std::memcpy(p + k * 4, &v, 4);
+    }
   }
-#endif
-  // Pieces on the 2 MiB grid (a huge page is faulted whole, by one thread), a few per thread.
-  const std::uintptr_t unit = std::uintptr_t{2} << 20;
-  const std::uintptr_t base = first / unit * unit;
-  const std::uintptr_t units = (end - base + unit - 1) / unit;
-  const std::uintptr_t per = (units + 4 * static_cast<std::uintptr_t>(threads) - 1) /
-                             (4 * static_cast<std::uintptr_t>(threads));  // units per piece
-  const auto pieces = static_cast<std::int64_t>((units + per - 1) / per);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (std::int64_t k = 0; k < pieces; ++k) {
-    const std::uintptr_t b = std::max(first, base + static_cast<std::uintptr_t>(k) * per * unit);
-    const std::uintptr_t e = std::min(end, base + static_cast<std::uintptr_t>(k + 1) * per * unit);
-    if (b < e) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_WRITE);
-  }
-#else
-  (void)data, (void)bytes, (void)threads;
-#endif
 }
 
 }  // namespace
@@ -338,7 +313,121 @@ TableShape reader_detail::peek_npy(const ReadOptions& opts) {
   return shape;
 }
 
-Shard read_npy(const ReadOptions& opts, const Communicator& comm) {
+void reader_detail::read_table(const File& f, const RawTable& t, const ColumnRoles& roles, const Range& mine,
+                               bool intercept, int threads, Shard& shard, LocalError& local,
+                               const std::function<std::string(std::int64_t, std::int64_t)>& where) {
+  const auto p = static_cast<std::int64_t>(roles.features.size());
+  const std::int64_t ic = intercept ? 1 : 0, d = p + ic, n = mine.size();
+  const bool has_w = roles.weight >= 0, has_o = roles.offset >= 0;
+  threads = std::max(threads, 1);
+  allocate_shard(shard, n, d, has_w, has_o, threads, local);
+  if (local.any()) return;
+  const std::int64_t row_bytes = t.cols * t.item;
+  // The features as one run of columns (first, first + 1, ...)? Then each row is a copy.
+  std::int64_t first = p > 0 ? roles.features[0] : 0;
+  for (std::int64_t j = 1; j < p && first >= 0; ++j)
+    if (roles.features[static_cast<std::size_t>(j)] != first + j) first = -1;
+  // A file row laid out as a row of X: [label, features] with the intercept (the label
+  // then sits where the 1 goes), [features] without one and without a label.
+  const bool direct = p > 0 && t.item == 8 && !t.swap && !has_w && !has_o &&
+                      (intercept ? roles.label == 0 && first == 1 && t.cols == p + 1
+                                 : roles.label < 0 && first == 0 && t.cols == p);
+  const std::int64_t block = std::max<std::int64_t>(1, kTableReadBytes / std::max<std::int64_t>(row_bytes, 1));
+  // Per thread: its first failure in its rows (n: none) and, for a read error, why. Each
+  // thread stops at its first, so the least over the threads is the sequential outcome.
+  std::vector<std::int64_t> fail_row(static_cast<std::size_t>(threads), n);
+  std::vector<std::string> fail_why(static_cast<std::size_t>(threads));
+  double* const x = shard.x.data();
+#pragma omp parallel num_threads(threads)
+  {
+    const int tid = omp_get_thread_num();
+    const auto me = static_cast<std::size_t>(tid);
+    const Range part = omp_get_num_threads() == threads ? thread_rows(n, tid, threads)
+                                                        : (tid == 0 ? Range{0, n} : Range{n, n});
+    std::unique_ptr<double[]> buf;  // 8-byte aligned; no zero fill
+    if (!direct && part.size() > 0) {
+      try {
+        buf.reset(new double[static_cast<std::size_t>((std::min(block, part.size()) * row_bytes + 7) / 8)]);
+      } catch (const std::bad_alloc&) {
+        fail_row[me] = part.begin;
+        fail_why[me] = "cannot allocate the read buffer";
+      }
+    }
+    for (std::int64_t r0 = part.begin; r0 < part.end && fail_row[me] == n; r0 += block) {
+      const std::int64_t m = std::min(block, part.end - r0);
+      char* const dst = direct ? reinterpret_cast<char*>(x + r0 * d) : reinterpret_cast<char*>(buf.get());
+      std::string why = f.read_at(dst, t.offset + (mine.begin + r0) * row_bytes, m * row_bytes);
+      if (!why.empty()) {
+        fail_row[me] = r0;
+        fail_why[me] = std::move(why);
+        break;
+      }
+      if (direct) {
+        for (std::int64_t k = 0; k < m; ++k) {
+          double* const xr = x + (r0 + k) * d;
+          bool ok = all_finite(xr + ic, p);
+          if (intercept) {
+            shard.y[static_cast<std::size_t>(r0 + k)] = xr[0];
+            ok = ok && std::isfinite(xr[0]);
+            xr[0] = 1.0;
+          }
+          if (!ok) {
+            fail_row[me] = r0 + k;
+            break;
+          }
+        }
+        continue;
+      }
+      if (t.swap) swap_bytes(dst, m * t.cols, t.item);
+      for (std::int64_t k = 0; k < m; ++k) {
+        const char* const src = dst + k * row_bytes;
+        const auto i = static_cast<std::size_t>(r0 + k);
+        double* const xr = x + (r0 + k) * d;
+        if (intercept) xr[0] = 1.0;
+        bool ok = copy_features(src, t.item, first, roles.features, xr + ic);
+        if (roles.label >= 0) {  // else y stays 0 (--label-column none)
+          shard.y[i] = load(src + roles.label * t.item, t.item);
+          ok = ok && std::isfinite(shard.y[i]);
+        }
+        if (has_w) {
+          shard.weight[i] = load(src + roles.weight * t.item, t.item);
+          ok = ok && std::isfinite(shard.weight[i]) && shard.weight[i] >= 0.0;
+        }
+        if (has_o) {
+          shard.offset[i] = load(src + roles.offset * t.item, t.item);
+          ok = ok && std::isfinite(shard.offset[i]);
+        }
+        if (!ok) {
+          fail_row[me] = r0 + k;
+          break;
+        }
+      }
+    }
+  }
+
+  std::size_t at = 0;
+  for (std::size_t k = 1; k < fail_row.size(); ++k)
+    if (fail_row[k] < fail_row[at]) at = k;
+  const std::int64_t bad = fail_row[at];
+  if (bad == n) return;
+  if (!fail_why[at].empty()) {
+    local.what = "read error: " + fail_why[at];
+    return;
+  }
+  // Describe the first bad value of the first bad row, in column order.
+  std::string row(static_cast<std::size_t>(row_bytes), '\0');
+  const std::string why = f.read_at(row.data(), t.offset + (mine.begin + bad) * row_bytes, row_bytes);
+  if (!why.empty()) {
+    local.what = "read error: " + why;
+    return;
+  }
+  if (t.swap) swap_bytes(row.data(), t.cols, t.item);
+  local.what = first_bad_value(
+      roles, t.cols, [&](std::int64_t c) { return load(row.data() + c * t.item, t.item); },
+      [&](std::int64_t c) { return where(mine.begin + bad, c); });
+}
+
+Shard reader_detail::read_npy_rows(const ReadOptions& opts, const Communicator& comm, bool with_intercept) {
   const std::string& path = opts.path;
   File file(path);
   NpyHeader h;
@@ -351,106 +440,24 @@ Shard read_npy(const ReadOptions& opts, const Communicator& comm) {
         roles);
   comm.check(err.empty(), err);
 
-  const std::int64_t n_global = h.shape[0], cols = h.shape[1];
+  const std::int64_t n_global = h.shape[0];
   const Range mine = partition(n_global, comm.rank(), comm.size());
-  const auto p = static_cast<std::int64_t>(roles.features.size());
-  const bool has_w = roles.weight >= 0, has_o = roles.offset >= 0;
-  const int threads = std::max(opts.threads, 1);
-  const std::int64_t row_bytes = cols * h.item;
-  // The features as one run of columns (first, first + 1, ...)? Then each row is a copy.
-  std::int64_t first = p > 0 ? roles.features[0] : 0;
-  for (std::int64_t j = 1; j < p && first >= 0; ++j)
-    if (roles.features[static_cast<std::size_t>(j)] != first + j) first = -1;
-
+  const bool intercept = with_intercept && opts.intercept;
   Shard shard;
   LocalError local;
-  allocate_shard(shard, mine.size(), p, opts.intercept, has_w, has_o, local, [threads](Shard& s) {
-    prefault(s.x.data(), s.x.capacity() * sizeof(double), threads);
-  });
-
-  // Blocks of rows, read and scattered by the threads in any order; the outcome is the
-  // sequential one: the first block (in file order) that fails to read or holds a bad
-  // row decides the error, and blocks after it need not be read.
-  const std::int64_t chunk_rows =
-      std::max<std::int64_t>(1, kNpyReadBytes / std::max<std::int64_t>(row_bytes, 1));
-  const std::int64_t n_chunks = local.any() ? 0 : (mine.size() + chunk_rows - 1) / chunk_rows;
-  std::atomic<std::int64_t> stop{n_chunks};  // chunks after it are skipped
-  const auto stop_at = [&stop](std::int64_t c) {  // stop = min(stop, c)
-    std::int64_t s = stop.load(std::memory_order_relaxed);
-    while (c < s && !stop.compare_exchange_weak(s, c, std::memory_order_relaxed)) {
-    }
-  };
-  std::int64_t bad_row = mine.size();        // first bad row (local index)
-  std::int64_t read_fail = n_chunks;         // first chunk that could not be read ...
-  std::string read_what;                     // ... and why
-#pragma omp parallel num_threads(threads)
-  {
-    std::unique_ptr<double[]> buf;  // 8-byte aligned; no zero fill
-    try {
-      buf.reset(new double[static_cast<std::size_t>((chunk_rows * row_bytes + 7) / 8)]);
-    } catch (const std::bad_alloc&) {
-    }
-    const char* b = reinterpret_cast<const char*>(buf.get());
-#pragma omp for schedule(dynamic, 1) reduction(min : bad_row)
-    for (std::int64_t c = 0; c < n_chunks; ++c) {
-      if (c > stop.load(std::memory_order_relaxed)) continue;
-      const std::int64_t r0 = c * chunk_rows, n = std::min(chunk_rows, mine.size() - r0);
-      std::string why = buf ? file.read_at(reinterpret_cast<char*>(buf.get()),
-                                           h.data_offset + (mine.begin + r0) * row_bytes,
-                                           n * row_bytes)
-                            : std::string("cannot allocate the read buffer");
-      if (!why.empty()) {
-#pragma omp critical(natgrad_npy_read_error)
-        if (c < read_fail) {
-          read_fail = c;
-          read_what = std::move(why);
-        }
-        stop_at(c);
-        continue;
-      }
-      for (std::int64_t k = 0; k < n; ++k) {
-        const char* src = b + k * row_bytes;
-        const auto i = static_cast<std::size_t>(r0 + k);
-        bool ok = copy_features(src, h.item, first, roles.features, shard.x.data() + (r0 + k) * p);
-        if (roles.label >= 0) {  // else y stays 0 (--label-column none)
-          shard.y[i] = load(src + roles.label * h.item, h.item);
-          ok = ok && std::isfinite(shard.y[i]);
-        }
-        if (has_w) {
-          shard.weight[i] = load(src + roles.weight * h.item, h.item);
-          ok = ok && std::isfinite(shard.weight[i]) && shard.weight[i] >= 0.0;
-        }
-        if (has_o) {
-          shard.offset[i] = load(src + roles.offset * h.item, h.item);
-          ok = ok && std::isfinite(shard.offset[i]);
-        }
-        if (!ok) {
-          bad_row = std::min(bad_row, r0 + k);
-          stop_at(c);
-          break;
-        }
-      }
-    }
-  }
-
-  if (!local.any() && read_fail < n_chunks && read_fail * chunk_rows <= bad_row)
-    local.what = "read error: " + read_what;
-  if (!local.any() && bad_row < mine.size()) {
-    // Describe the first bad value of the first bad row, in column order.
-    std::string row(static_cast<std::size_t>(row_bytes), '\0');
-    const std::string why =
-        file.read_at(row.data(), h.data_offset + (mine.begin + bad_row) * row_bytes, row_bytes);
-    if (!why.empty()) local.what = "read error: " + why;
-    const std::int64_t at = mine.begin + bad_row;
-    if (!local.any())
-      local.what = first_bad_value(
-          roles, cols, [&](std::int64_t c) { return load(row.data() + c * h.item, h.item); },
-          [&](std::int64_t c) { return "array row " + std::to_string(at) + ", column " + std::to_string(c) + " (0-based): "; });
-  }
-
+  read_table(file, RawTable{h.data_offset, h.shape[1], h.item, false}, roles, mine, intercept, opts.threads, shard,
+             local, [](std::int64_t row, std::int64_t c) {
+               return "array row " + std::to_string(row) + ", column " + std::to_string(c) + " (0-based): ";
+             });
   comm.check(!local.any(), located(path, local, 0));
-  finish_shard(shard, mine.begin, mine.size(), n_global, p, std::move(roles.names), path);
+  if (intercept) roles.names.insert(roles.names.begin(), "(Intercept)");
+  const auto d = static_cast<std::int64_t>(roles.names.size());
+  finish_shard(shard, mine.begin, mine.size(), n_global, d, std::move(roles.names), path);
   return shard;
+}
+
+Shard read_npy(const ReadOptions& opts, const Communicator& comm) {
+  return reader_detail::read_npy_rows(opts, comm, false);
 }
 
 }  // namespace natgrad

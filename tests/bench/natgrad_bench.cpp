@@ -22,6 +22,12 @@
 //       Under mpirun: read_frame (io/frame.hpp) of the listed columns (default: every
 //       column of the header), best and median wall time over R reads (max over ranks),
 //       and the kinds and level counts found.
+//   natgrad_bench read --data FILE [--threads T] [--reps R] [--no-intercept]
+//       Under mpirun: load_shard (io/reader.hpp) of FILE as `natgrad fit` reads it (the
+//       intercept's column included unless --no-intercept), R times; per read one line
+//       "read R: WALL s wall, USER s user, SYS s sys, N rows x D cols" (wall: until the last
+//       rank is done; user and system CPU seconds summed over the ranks). For
+//       tests/bench/read/run.sh.
 //   natgrad_bench project   --kernels F --iteration F [--bandwidth GBps] [--latency us] [--csv F]
 //       Fits the cost model T(P) = N d(d+1) / (P R) + T_reduce(P) + d^3/3 / R_chol + ...
 //       to the measurements and projects the time per iteration to 64 nodes.
@@ -32,6 +38,7 @@
 #include <cblas.h>
 #include <mpi.h>
 #include <omp.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -46,6 +53,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "natgrad/core/communicator.hpp"
@@ -62,6 +70,7 @@
 #include "natgrad/core/shard.hpp"
 #include "natgrad/io/frame.hpp"
 #include "natgrad/io/generator.hpp"
+#include "natgrad/io/reader.hpp"
 
 extern "C" void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
 
@@ -928,6 +937,43 @@ int cmd_frame(const Args& a, const Communicator& comm) {
   return 0;
 }
 
+/// CPU seconds of this process so far: user and system (getrusage).
+std::pair<double, double> cpu_user_sys() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return {static_cast<double>(u.ru_utime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec),
+          static_cast<double>(u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_stime.tv_usec)};
+}
+
+int cmd_read(const Args& a, const Communicator& comm) {
+  natgrad::ReadOptions o;
+  o.path = a.str("data");
+  if (o.path.empty()) throw Error("read: --data FILE is required");
+  o.threads = static_cast<int>(a.num("threads", 1));
+  o.intercept = !a.has("no-intercept");
+  const int reps = static_cast<int>(a.num("reps", 3));
+  for (int r = 1; r <= reps; ++r) {
+    std::int64_t rows = 0, cols = 0;
+    comm.barrier();
+    const auto [u0, s0] = cpu_user_sys();
+    const double t0 = now();
+    {
+      const natgrad::Shard s = natgrad::load_shard(o, comm);
+      comm.barrier();  // the time until the last rank is done
+      rows = s.n_global;
+      cols = s.n_cols;
+    }
+    const double wall = now() - t0;
+    const auto [u1, s1] = cpu_user_sys();
+    double cpu[2] = {u1 - u0, s1 - s0};
+    comm.allreduce_sum(cpu, 2);
+    if (comm.is_root())
+      std::printf("read %d: %.3f s wall, %.2f s user, %.2f s sys, %lld rows x %lld cols\n", r, wall, cpu[0], cpu[1],
+                  static_cast<long long>(rows), static_cast<long long>(cols));
+  }
+  return 0;
+}
+
 int dispatch(int argc, char** argv, const Communicator& comm) {
   const std::string cmd = argc > 1 ? argv[1] : "";
   const Args a = parse_args(argc, argv, 2);
@@ -937,9 +983,10 @@ int dispatch(int argc, char** argv, const Communicator& comm) {
   if (cmd == "fisher-vector") return comm.is_root() ? cmd_fisher_vector(a) : 0;
   if (cmd == "project") return comm.is_root() ? cmd_project(a) : 0;
   if (cmd == "frame") return cmd_frame(a, comm);
+  if (cmd == "read") return cmd_read(a, comm);
   if (cmd == "plot") return comm.is_root() ? cmd_plot(a) : 0;
   if (comm.is_root())
-    std::cerr << "usage: natgrad_bench kernels|sparse-kernels|fisher-vector|iteration|frame|project|plot [options] (see tests/bench/natgrad_bench.cpp)\n";
+    std::cerr << "usage: natgrad_bench kernels|sparse-kernels|fisher-vector|iteration|frame|read|project|plot [options] (see tests/bench/natgrad_bench.cpp)\n";
   return 2;
 }
 
