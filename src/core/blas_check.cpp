@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -179,6 +180,17 @@ CpuPeak cpu_peak() {
 
 namespace {
 
+/// Seconds: with one thread this thread's CPU clock (what it ran, unaffected by time
+/// slices lost to other work on a shared machine), else the wall clock.
+double now(bool cpu_clock) {
+  if (cpu_clock) {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 #ifdef NATGRAD_X86_KERNELS
 // Twelve independent FMA chains: enough to cover the FMA latency (4-5 cycles) on two
 // units. a = a * m + c with m just below 1 and c small stays finite and normal.
@@ -224,13 +236,14 @@ double measured_fma_gflops(int threads, double seconds) {
     return isa == Isa::avx512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
   };
   threads = std::max(threads, 1);
+  const bool cpu_clock = threads == 1;
   // Calibrate on one thread (also warms the clock up), then time all threads at once.
   std::int64_t iters = 1 << 16;
   volatile double sink = 0;
   for (;;) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const double t0 = now(cpu_clock);
     sink = sink + run(iters);
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double dt = now(cpu_clock) - t0;
     if (dt > seconds / 4 || iters > (std::int64_t{1} << 40)) {
       iters = static_cast<std::int64_t>(static_cast<double>(iters) * seconds / std::max(dt, 1e-9));
       break;
@@ -240,12 +253,16 @@ double measured_fma_gflops(int threads, double seconds) {
   iters = std::max<std::int64_t>(iters, 1);
   double best = 0;
   for (int rep = 0; rep < 2; ++rep) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const double t0 = now(cpu_clock);
     double total = 0;
+    if (cpu_clock) {
+      total = run(iters);
+    } else {
 #pragma omp parallel num_threads(threads) reduction(+ : total)
-    total += run(iters);
+      total += run(iters);
+    }
     sink = sink + total;
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double dt = now(cpu_clock) - t0;
     best = std::max(best, 2.0 * lanes * kChains * static_cast<double>(iters) * threads / dt / 1e9);
   }
   return best;
@@ -267,9 +284,9 @@ DgemmRate time_dgemm(int n, int threads, int rounds) {
   DgemmRate r;
   const double flop = 2.0 * n * static_cast<double>(n) * n;
   for (int round = 0; round <= std::max(rounds, 1); ++round) {  // round 0: warm-up
-    const auto t0 = std::chrono::steady_clock::now();
+    const double t0 = now(threads == 1);  // one thread: the BLAS runs on this thread
     cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, A.data(), n, B.data(), n, 0.0, C.data(), n);
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double dt = now(threads == 1) - t0;
     if (round == 0) continue;
     // The FMA loop right after, for about half as long as the DGEMM took (5 to 30 ms).
     const double fma = measured_fma_gflops(threads, std::max(0.005, std::min(dt / 2, 0.03)));

@@ -75,11 +75,13 @@ struct CpuPeak {
 CpuPeak cpu_peak();
 /// GFLOP/s of a register-only FMA loop (no memory traffic) on \p threads OpenMP threads,
 /// about \p seconds long: the measured peak, AVX-512 where cpu_info().isa is avx512, AVX2
-/// + FMA where avx2, else 0 (nothing measured).
+/// + FMA where avx2, else 0 (nothing measured). One thread: timed by its CPU clock.
 double measured_fma_gflops(int threads, double seconds);
 /// One n x n x n DGEMM with the BLAS on \p threads threads, and the FMA loop
 /// (measured_fma_gflops) on as many, timed in \p rounds interleaved rounds after a
-/// warm-up so that both see the same load on a shared machine; the best of each.
+/// warm-up so that both see the same load on a shared machine; the best of each. With one
+/// thread both are timed by the thread's CPU clock (time slices lost to other processes
+/// do not count), with more by the wall clock.
 struct DgemmRate {
   double dgemm_gflops = 0;
   double fma_gflops = 0;  ///< 0 where no FMA loop runs (below AVX2)
