@@ -21,3 +21,7 @@ prepend_path("CMAKE_PREFIX_PATH", prefix)
 -- natgrad installs a static library; this matters only for a -DBUILD_SHARED_LIBS=ON build.
 prepend_path("LD_LIBRARY_PATH", pathJoin(prefix, "lib"))
 setenv("NATGRAD_ROOT", prefix)
+-- OpenBLAS kernels: where `natgrad selftest` warns that OpenBLAS runs an older kernel
+-- family than the nodes' CPUs (Debian 12's 0.3.21 on new Xeons), set the value it names
+-- (docs/cluster.md, "Which kernels OpenBLAS runs"); only for nodes of that CPU:
+-- setenv("OPENBLAS_CORETYPE", "SkylakeX")

@@ -36,6 +36,7 @@
 #include "natgrad/core/error.hpp"
 #include "natgrad/io/generator.hpp"
 #include "natgrad/io/hdf5.hpp"
+#include "natgrad/core/cpu.hpp"
 #include "natgrad/core/linalg.hpp"
 #include "natgrad/core/memory.hpp"
 #include "natgrad/io/npy.hpp"
@@ -46,15 +47,50 @@
 
 namespace natgrad {
 
-std::string describe_layout(const Communicator& comm, int threads) {
+std::string describe_layout(const Communicator& comm, int threads, std::vector<std::string>* warnings) {
+  // Each rank's CPU and BLAS core (nodes of one job can differ); root lists the distinct
+  // ones, with their hosts when there are several.
+  const BlasVerdict v = blas_check();
+  const CpuInfo& cpu = cpu_info();
+  std::string mine = "core " + (v.core.empty() ? std::string("?") : v.core) + " (" +
+                     (v.core_known ? to_string(v.blas_isa) : "?") +
+                     (v.older ? ", older than the CPU's: see the warning" : "") + "); CPU " + cpu.model_name + " (" +
+                     to_string(cpu.isa) + "), natgrad kernels " + to_string(detail::kernel_isa());
   const auto hosts = comm.gather(Communicator::processor_name());
+  const auto cpus = comm.gather(mine);
+  const auto messages = comm.gather(v.message);
   if (!comm.is_root()) return {};
   std::map<std::string, int> per_host;
   for (const auto& h : hosts) ++per_host[h];
+  // distinct values in rank order, each with the hosts that have it
+  auto distinct = [&](const std::vector<std::string>& vals) {
+    std::vector<std::pair<std::string, std::set<std::string>>> d;
+    for (std::size_t r = 0; r < vals.size(); ++r) {
+      auto it = std::find_if(d.begin(), d.end(), [&](const auto& e) { return e.first == vals[r]; });
+      if (it == d.end()) d.push_back({vals[r], {hosts[r]}});
+      else it->second.insert(hosts[r]);
+    }
+    return d;
+  };
+  auto on_hosts = [](const std::set<std::string>& hs) {
+    std::string t = " [on";
+    for (const auto& h : hs) t += ' ' + h;
+    return t + ']';
+  };
   std::ostringstream o;
   o << comm.size() << " rank(s) on " << per_host.size() << " node(s), " << threads
-    << " OpenMP thread(s) per rank; " << blas_description() << "; hosts:";
+    << " OpenMP thread(s) per rank; " << blas_description() << ", ";
+  const auto dc = distinct(cpus);
+  for (std::size_t i = 0; i < dc.size(); ++i)
+    o << (i ? "; " : "") << dc[i].first << (dc.size() > 1 ? on_hosts(dc[i].second) : "");
+  o << "; hosts:";
   for (const auto& [h, n] : per_host) o << ' ' << h << " (" << n << (n == 1 ? " rank)" : " ranks)");
+  if (warnings != nullptr) {
+    warnings->clear();
+    const auto dm = distinct(messages);
+    for (const auto& [m, hs] : dm)
+      if (!m.empty()) warnings->push_back(m + (per_host.size() > 1 ? on_hosts(hs) : ""));
+  }
   return o.str();
 }
 
@@ -383,8 +419,14 @@ FitResult run_fit(const FitJob& job_in, const Communicator& comm, std::ostream& 
   } catch (const Error& e) {
     throw CollectiveError(e.what());  // identical options: every rank fails alike
   }
-  const std::string layout = describe_layout(comm, job.threads);
-  if (comm.is_root()) out << "natgrad fit: " << layout << '\n';
+  std::vector<std::string> blas_warnings;
+  const std::string layout = describe_layout(comm, job.threads, &blas_warnings);
+  if (comm.is_root()) {
+    out << "natgrad fit: " << layout << '\n';
+    // As every warning: on stderr, once, from root (the log's stdout keeps its lines).
+    if (!blas_warnings.empty()) out << std::flush;
+    for (const auto& w : blas_warnings) std::cerr << "natgrad: warning: " << w << std::endl;
+  }
   // Memory admission: what is known before reading (a generator's rows and columns, a
   // file's size), then, before any p x p buffer exists, the Fisher of the actual columns.
   // The first check has no side effect, so it comes before --out is created and locked.

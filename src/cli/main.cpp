@@ -45,7 +45,7 @@ constexpr const char* kUsage =
     "  predict   apply a fitted model.json to data\n"
     "  generate  write a built-in dataset to CSV, NPY or HDF5\n"
     "  demo      the seed's experiment: NGD vs gradient descent on a Gaussian mixture\n"
-    "  selftest  post-install checks (gradient, Fisher, reduction, Cholesky)\n"
+    "  selftest  post-install checks (gradient, Fisher, reduction, Cholesky, BLAS core, DGEMM rate)\n"
     "  plot      a CSV's columns as a line chart, PNG, SVG or PDF (e.g. a scaling study's results)\n\n"
     "'natgrad <command> --help' lists the command's options.\n";
 

@@ -57,6 +57,7 @@
 #include <vector>
 
 #include "natgrad/core/communicator.hpp"
+#include "natgrad/core/cpu.hpp"
 #include "natgrad/core/error.hpp"
 #include "natgrad/core/glm.hpp"
 #include "core/fisher_vector.hpp"
@@ -214,6 +215,7 @@ struct KernelRow {
   Timing t;
   double gflop = 0;   // per call
   double pct = NAN;   // of the roofline at this d
+  double roof = NAN;  // the roofline at this d: the best DGEMM, GFLOP/s
 };
 
 /// Rows per d: about \p flop_target flops per Fisher pass, at most \p mem_bytes of data,
@@ -261,8 +263,13 @@ int cmd_kernels(const Args& a) {
   const natgrad::detail::KernelSet* kset = natgrad::detail::active_kernel_set();
 
   natgrad::set_blas_threads(threads);
+  // What ran: the BLAS core and the CPU (issue 15); the CSV carries them per record.
+  const natgrad::BlasVerdict blas = natgrad::blas_check();
   std::cout << "natgrad_bench kernels: " << threads << " thread(s), " << clock << " clock; "
-            << natgrad::blas_description() << "; natgrad kernels " << (kset ? kset->name : "generic") << "\n";
+            << natgrad::blas_description() << ", core " << blas.core << "; CPU " << natgrad::cpu_info().model_name
+            << " (" << natgrad::to_string(natgrad::cpu_info().isa) << "), natgrad kernels "
+            << (kset ? kset->name : "generic") << "\n";
+  if (blas.older) std::cout << "warning: " << blas.message << "\n";
   std::vector<KernelRow> rows;
   // --model gaussian: the same pass with an identity-link row evaluation (no exp or
   // log1p per row), which isolates what the logistic evaluation costs.
@@ -404,6 +411,7 @@ int cmd_kernels(const Args& a) {
                    dpotrf_("U", &id, A.data(), &id, &info, 1);
                  }), std::pow(static_cast<double>(d), 3) / 3e9};
     const double roof = std::max(g1.gflop / g1.t.best, g2.gflop / g2.t.best);
+    for (auto* k : {&g1, &g2, &sy, &tl, &fi, &fp, &f32, &fk, &fb, &lo, &ch}) k->roof = roof;
     sy.pct = 100 * (sy.gflop / sy.t.best) / roof;
     fi.pct = 100 * (fi.gflop / fi.t.best) / roof;
     fp.pct = 100 * (fp.gflop / fp.t.best) / roof;
@@ -424,12 +432,21 @@ int cmd_kernels(const Args& a) {
     const bool fresh = !std::ifstream(csv).good();
     std::ofstream o(csv, std::ios::app);
     if (!o) throw Error("cannot write " + csv);
-    if (fresh) o << "kind,d,rows,threads,clock,reps,best_s,median_s,gflop,gflops,pct_of_dgemm\n";
+    // best_dgemm_gflops: the reference of pct_of_dgemm (the faster of dgemm and
+    // dgemm-blocked at this d); isa: natgrad's kernel family; blas_core: OpenBLAS's core
+    // and blas_older 1 where that core is of an older family than the CPU's (the
+    // reference is then not the machine's best DGEMM: docs/cluster.md).
+    if (fresh)
+      o << "kind,d,rows,threads,clock,reps,best_s,median_s,gflop,gflops,pct_of_dgemm,best_dgemm_gflops,isa,blas_core,"
+           "blas_older\n";
+    const std::string kernels = kset != nullptr ? kset->name : "generic";
     for (const auto& k : rows)
       o << k.kind << ',' << k.d << ',' << k.rows << ',' << k.threads << ',' << clock << ',' << k.t.reps << ','
         << fmt(k.t.best) << ','
         << fmt(k.t.median) << ',' << fmt(k.gflop) << ',' << fmt(k.gflop / k.t.best) << ','
-        << (std::isnan(k.pct) ? "" : fmt(k.pct, 4)) << '\n';
+        << (std::isnan(k.pct) ? "" : fmt(k.pct, 4)) << ',' << fmt(k.roof) << ','
+XX
+        << (blas.older ? 1 : 0) << '\n';
     std::cout << "wrote " << csv << "\n";
   }
   std::cout << "peak RSS " << fmt(static_cast<double>(natgrad::peak_rss_bytes()) / 1048576.0, 5) << " MiB\n";

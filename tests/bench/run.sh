@@ -8,7 +8,8 @@
 #                 nothing: cmake -S . -B build/rel -DCMAKE_BUILD_TYPE=Release && cmake --build build/rel)
 #   --quick       smaller sizes (kernels up to d = 1024, 200k x 128 data): a few minutes
 #   --out DIR     results directory (default tests/bench/results); files written there:
-#                   kernels.csv    DGEMM roofline, Fisher pass, SYRK, loss pass, Cholesky per d
+#                   kernels.csv    DGEMM roofline, Fisher pass, SYRK, loss pass, Cholesky per d,
+#                                  with natgrad's kernel ISA and OpenBLAS's core per record
 #                   iteration.csv  one iteration's phases at 1 and 2 ranks (strong, weak scaling)
 #                   e2e.csv        time to the answer, natgrad at 1 and 2 ranks and the peers
 #                   projection.csv the fitted cost model projected to 64 nodes (nodes of
@@ -107,6 +108,20 @@ fi
   echo "date: $(date -u +%FT%TZ)"
   echo "host: $(hostname)"
   echo "cpu: $(lscpu | sed -n 's/^Model name: *//p') x $CORES cores, $(lscpu | sed -n 's/^L3 cache: *//p') L3"
+  echo "cpu family/model/stepping: $(lscpu | sed -n 's/^CPU family: *//p')/$(lscpu | sed -n 's/^Model: *//p')/$(lscpu | sed -n 's/^Stepping: *//p') ($(lscpu | sed -n 's/^Vendor ID: *//p'))"
+  # natgrad's view (issue 15): the CPU's ISA family, OpenBLAS's core (OPENBLAS_VERBOSE=2
+  # prints "Core: <name>" as it loads; OPENBLAS_CORETYPE is left as the caller set it), natgrad's
+  # kernel family, and one DGEMM against the peak; a BLAS on an older family is named.
+  OPENBLAS_VERBOSE=2 "$NATGRAD" selftest --threads "$CORES" >"$LOGS/selftest.log" 2>&1 || true
+  echo "openblas: $(sed -n 's/^Core: *//p' "$LOGS/selftest.log" | head -1) (OPENBLAS_VERBOSE=2), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+  echo "natgrad header: $(sed -n 's/^natgrad selftest: //p' "$LOGS/selftest.log" | head -1)"
+  echo "cpu and blas core: $(sed -n 's/^\(PASS\|WARN\)  OpenBLAS core fits the CPU.*  (\(.*\))$/\1 \2/p' "$LOGS/selftest.log")"
+  echo "dgemm vs peak: $(sed -n 's/^PASS  DGEMM n=1024 rate vs peak  (\(.*\))$/\1/p' "$LOGS/selftest.log")"
+  if grep -q '^WARN  OpenBLAS core' "$LOGS/selftest.log"; then
+    echo "WARNING: OpenBLAS runs an older kernel family than this CPU: the DGEMM of kernels.csv"
+    echo "  (best_dgemm_gflops, pct_of_dgemm) is not the best this machine can run; rerun with the"
+    echo "  OPENBLAS_CORETYPE the line above names for the reference (docs/cluster.md)"
+  fi
   echo "memory: $(free -g | awk '/Mem:/{print $2}') GiB"
   echo "os: $(. /etc/os-release && echo "$PRETTY_NAME")"
   echo "mpi: $($MPIRUN --version 2>/dev/null | head -1)"

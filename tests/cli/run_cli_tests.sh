@@ -139,6 +139,11 @@ need_rc0
 n=$(grep -c '^PASS' "$OUT")
 [ "$n" -ge 1 ] || fail "no PASS lines"
 if grep -q 'FAIL' "$ALL"; then fail "FAIL printed: $(grep -m1 FAIL "$ALL")"; fi
+# The CPU and OpenBLAS's core (PASS, or WARN when the core is of an older family: not a
+# failure), and one DGEMM against the peak.
+grep -Eq '^(PASS|WARN)  OpenBLAS core fits the CPU' "$OUT" || fail "no OpenBLAS core line"
+grep -Eq '^PASS  DGEMM n=1024 rate vs peak  \(1 thread [0-9.]+ GFLOP/s = ' "$OUT" || fail "no DGEMM rate line"
+grep -Eq '^[0-9]+ passed, 0 failed' "$OUT" || fail "no count line"
 end_check
 
 # ---------------------------------------------------------------------------

@@ -93,8 +93,12 @@ void run_generate(const GenerateJob& job, const Communicator& comm, std::ostream
 /// '\''). The summary's "Call:" line, which can be pasted back into a shell.
 std::string shell_command(const std::vector<std::string>& words);
 
-/// Root-only text: ranks, nodes, threads per rank, BLAS and hosts (collective).
-std::string describe_layout(const Communicator& comm, int threads);
+/// Root-only text: ranks, nodes, threads per rank, the BLAS and its core, the CPU and its
+/// ISA family, natgrad's kernel family, and hosts (collective; nodes with another CPU or
+/// core are listed with their hosts). \p warnings, when given, gets on root one sentence
+/// per distinct blas_check() warning (cpu.hpp: OpenBLAS runs an older kernel family than
+/// the CPU supports), each naming the fix; empty when all is well.
+std::string describe_layout(const Communicator& comm, int threads, std::vector<std::string>* warnings = nullptr);
 
 /// Collective. Threads per rank when none are asked for (\p requested 0): OMP_NUM_THREADS
 /// if set, else the cores this process is bound to, else the node's cores shared among the
