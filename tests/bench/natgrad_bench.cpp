@@ -445,7 +445,7 @@ int cmd_kernels(const Args& a) {
         << fmt(k.t.best) << ','
         << fmt(k.t.median) << ',' << fmt(k.gflop) << ',' << fmt(k.gflop / k.t.best) << ','
         << (std::isnan(k.pct) ? "" : fmt(k.pct, 4)) << ',' << fmt(k.roof) << ','
-XX
+        << (k.kind == "fisher-portable" ? std::string("generic") : kernels) << ',' << blas.core << ','
         << (blas.older ? 1 : 0) << '\n';
     std::cout << "wrote " << csv << "\n";
   }
