@@ -132,7 +132,11 @@ check_fit_job srun
 DATA2=gen:logit:rows=200000,cols=16,seed=2
 ARGS2="--no-intercept --step fixed --lr 0.5 --tol 0 --max-iter 40 --no-inference --block-rows 1"
 begin_check "fit.sbatch stopped by Slurm's signal: checkpoint, requeue, resume = uninterrupted"
-id=$(DATA=$DATA2 OUT=$W/requeue FIT_ARGS=$ARGS2 CHECKPOINT_EVERY=1000 submit requeue fit.sbatch)
+# KILL_GRACE=2: natgrad's ranks stop by themselves with status 3, but mpirun, seeing the
+# first non-zero exit, still sleeps 2 x KILL_GRACE before it reaps the others (20 s of
+# the test's wall time at the default 10); the grace itself is checked by
+# reliability_resources.
+id=$(DATA=$DATA2 OUT=$W/requeue FIT_ARGS=$ARGS2 CHECKPOINT_EVERY=1000 KILL_GRACE=2 submit requeue fit.sbatch)
 if [ -z "$id" ]; then
   fail "sbatch failed: $(tail_of "$W/requeue.sbatch.err")"
 else
