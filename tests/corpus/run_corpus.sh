@@ -200,11 +200,16 @@ while IFS= read -r line || [ -n "$line" ]; do
   fi
   # A predictions file inside the case's directory: the directory must exist.
   case $ARGS_TEXT in *"$OUT_DIR/"*) mkdir -p "$OUT_DIR" ;; esac
-  while [ "$(jobs -rp | wc -l)" -ge "$PARALLEL" ]; do wait -n 2>/dev/null || true; done
+  # The cases on the inputs of megabytes (long lines, the long header) take CPU: each runs
+  # alone, so that its time against MAX_SECONDS is what it was when every run was serial.
+  limit=$PARALLEL
+  case $ARGS_TEXT in *"$G/long_"*) limit=1 ;; esac
+  while [ "$(jobs -rp | wc -l)" -ge "$limit" ]; do wait -n 2>/dev/null || true; done
   (
     run "$NAME" "${ARGS[@]}"
     echo "$RC $SECS" >"$LOGS/$NAME.rc"
   ) </dev/null &
+  [ "$limit" -gt 1 ] || wait
 done <"$CASES"
 wait
 
