@@ -8,6 +8,7 @@
 set -u
 . "$(dirname "$0")/../support/harness.sh"
 rank_script_args "$@"
+reap_at_once
 FIX=$(cd "$(dirname "$0")/../fixtures/glm" && pwd)
 
 # --- families on real data: deviance and AIC as R computed them ---------------------

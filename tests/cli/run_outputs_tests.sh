@@ -13,6 +13,7 @@
 set -u
 . "$(dirname "$0")/../support/harness.sh"
 rank_script_args "$@"
+reap_at_once
 FIX=$(cd "$(dirname "$0")/../fixtures/glm" && pwd)
 
 # compare_cols A B "COLS_A" "COLS_B" TOL: the CSV files A and B (header lines skipped)

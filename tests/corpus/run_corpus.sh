@@ -151,21 +151,25 @@ leftovers() {
 }
 
 echo "# natgrad bad-input corpus: $EXE, $NP rank(s), work dir $W, launcher $MPIEXEC"
-while IFS= read -r line || [ -n "$line" ]; do
-  case $line in '' | '#'*) continue ;; esac
+# parse_case LINE: sets NAME, WANT, OUT_DIR, ARGS_TEXT, ARGS, FRAGS and RUN_AS from a line
+# of cases.txt, and SKIP_WHY when this build or user cannot run the case; returns 1 for a
+# comment, a blank line or a case the pattern leaves out.
+parse_case() {
+  local line=$1 k
+  case $line in '' | '#'*) return 1 ;; esac
   # name | status | args | fragments...
   IFS='|' read -r -a fields <<<"$line"
   NAME=$(trim "${fields[0]}")
   # shellcheck disable=SC2254
-  case $NAME in $PATTERN) ;; *) continue ;; esac
+  case $NAME in $PATTERN) ;; *) return 1 ;; esac
   WANT=$(trim "${fields[1]}")
   OUT_DIR=$W/out/$NAME
   ARGS_TEXT=$(expand "$(trim "${fields[2]}")")
   read -r -a ARGS <<<"$ARGS_TEXT"
   FRAGS=()
   for ((k = 3; k < ${#fields[@]}; k++)); do FRAGS+=("$(expand "$(trim "${fields[k]}")")"); done
-
   RUN_AS=()
+  SKIP_WHY=""
   if [ "$NAME" = data-unreadable ] && [ "$(id -u)" -eq 0 ]; then
     # chmod 000 does not stop root (CAP_DAC_OVERRIDE): run this case as nobody when
     # setpriv can and nobody may run natgrad; else skip it (data-is-directory,
@@ -173,22 +177,52 @@ while IFS= read -r line || [ -n "$line" ]; do
     NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/tmp)
     if command -v setpriv >/dev/null 2>&1 && "${NOBODY[@]}" test -x "$EXE" -a -d "$G" 2>/dev/null; then
       RUN_AS=("${NOBODY[@]}")
-      # --out is checked writable before the data are read: let nobody write there.
-      mkdir -p "$OUT_DIR" && chmod 777 "$OUT_DIR"
     else
-      skip "$NAME" "running as root, which may read any file, and setpriv cannot drop to nobody"
-      continue
+      SKIP_WHY="running as root, which may read any file, and setpriv cannot drop to nobody"
     fi
   fi
   if [ "$HDF5" -eq 0 ] && [ "${NAME#hdf5-}" != "$NAME" ]; then
-    skip "$NAME" "this build has no parallel HDF5"
-    continue
+    SKIP_WHY="this build has no parallel HDF5"
+  fi
+  return 0
+}
+
+# The runs first, PARALLEL at a time (each case has its own --out and logs, and a run is
+# mostly mpirun's and the process's start-up, not CPU), each recording its status; then
+# every case is judged in the file's order from its logs, as if the runs had been serial.
+PARALLEL=${NATGRAD_CORPUS_PARALLEL:-4}
+while IFS= read -r line || [ -n "$line" ]; do
+  parse_case "$line" || continue
+  [ -z "$SKIP_WHY" ] || continue
+  if [ ${#RUN_AS[@]} -gt 0 ]; then
+    # --out is checked writable before the data are read: let nobody write there.
+    mkdir -p "$OUT_DIR" && chmod 777 "$OUT_DIR"
   fi
   # A predictions file inside the case's directory: the directory must exist.
   case $ARGS_TEXT in *"$OUT_DIR/"*) mkdir -p "$OUT_DIR" ;; esac
+  # The cases on the inputs of megabytes (long lines, the long header) take CPU: each runs
+  # alone, so that its time against MAX_SECONDS is what it was when every run was serial.
+  limit=$PARALLEL
+  case $ARGS_TEXT in *"$G/long_"*) limit=1 ;; esac
+  while [ "$(jobs -rp | wc -l)" -ge "$limit" ]; do wait -n 2>/dev/null || true; done
+  (
+    run "$NAME" "${ARGS[@]}"
+    echo "$RC $SECS" >"$LOGS/$NAME.rc"
+  ) </dev/null &
+  [ "$limit" -gt 1 ] || wait
+done <"$CASES"
+wait
+
+while IFS= read -r line || [ -n "$line" ]; do
+  parse_case "$line" || continue
+  if [ -n "$SKIP_WHY" ]; then
+    skip "$NAME" "$SKIP_WHY"
+    continue
+  fi
 
   begin_check "$NAME"
-  run "$NAME" "${ARGS[@]}"
+  OUT=$LOGS/$NAME.out ERR=$LOGS/$NAME.err ALL=$LOGS/$NAME.all
+  read -r RC SECS <"$LOGS/$NAME.rc" 2>/dev/null || { RC=255 SECS=0; fail "the run left no status"; }
 
   if timed_out; then
     fail "timed out after 30 s (hang)"

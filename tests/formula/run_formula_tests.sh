@@ -17,6 +17,7 @@
 set -u
 . "$(dirname "$0")/../support/harness.sh"
 rank_script_args "$@"
+reap_at_once
 HERE=$(cd "$(dirname "$0")" && pwd)
 FIX=$(cd "$HERE/../fixtures/formula_r" && pwd)
 CMP=("${PYTHON:-python3}" "$HERE/compare_formula.py")

@@ -16,6 +16,7 @@
 set -u
 . "$(dirname "$0")/../support/harness.sh"
 rank_script_args "$@"
+reap_at_once
 echo "# natgrad allocation-failure tests: $EXE, $NP rank(s), work dir $W"
 RUN_TIMEOUT=60
 
@@ -30,25 +31,40 @@ need_message() {
 # A fit with 300 parameters, two iterations, inference and the covariance in model.json.
 OOM_DATA=(fit --no-intercept --data gen:logit:rows=1200,cols=300 --threads 1 --max-iter 2 --tol 0 --quiet --covariance)
 OOM_BYTES=720000  # one 300 x 300 matrix of doubles: the p x p allocations and the shard
+# Runs of the sweep at once: each is mostly mpirun's and the process's start-up, little CPU.
+BATCH=$((NP > 1 ? 2 : 4))
 # oom_sweep RANK: the sweep on RANK; fails the current check; sets STAGES (the messages)
-# and SWEPT (how many allocations were made to fail).
+# and SWEPT (how many allocations were made to fail). The runs N .. N+BATCH-1 go side by
+# side (each has its own --out and logs) and are judged in order of N, as if one by one;
+# the runs past the first that does not fire are not judged.
 oom_sweep() {
-  local rank=$1 n=1 why="" fired ran_out=0
+  local rank=$1 n=1 why="" fired ran_out=0 k last
   STAGES=""
-  while [ $n -le 60 ]; do
-    NATGRAD_TEST_ALLOC_FAIL=$rank:$OOM_BYTES:$n run "oom_r${rank}_$n" "${OOM_DATA[@]}" --out "$W/oom_r${rank}_$n"
-    fired=$(grep -c '^natgrad-test: failing an allocation' "$ERR")
-    if [ "$fired" -eq 0 ]; then
-      [ "$RC" -eq 0 ] || why="${why:+$why; }N=$n: the hook did not fire, yet exit $RC ($(tail_of "$ALL"))"
-      ran_out=1
-      break
-    fi
-    WHY=""
-    [ "$RC" -eq 1 ] || fail "N=$n: exit $RC, expected 1 ($(tail_of "$ALL"))"
-    need_message "iB)" "could not be allocated" "'Memory admission' in docs/cluster.md"
-    [ -z "$WHY" ] || why="${why:+$why; }N=$n: $WHY"
-    STAGES="$STAGES|$MSG"
-    n=$((n + 1))
+  while [ $n -le 60 ] && [ $ran_out -eq 0 ]; do
+    last=$((n + BATCH - 1 > 60 ? 60 : n + BATCH - 1))
+    for ((k = n; k <= last; k++)); do
+      (
+        NATGRAD_TEST_ALLOC_FAIL=$rank:$OOM_BYTES:$k run "oom_r${rank}_$k" "${OOM_DATA[@]}" --out "$W/oom_r${rank}_$k"
+        echo "$RC" >"$LOGS/oom_r${rank}_$k.rc"
+      ) &
+    done
+    wait
+    for ((k = n; k <= last; k++)); do
+      OUT=$LOGS/oom_r${rank}_$k.out ERR=$LOGS/oom_r${rank}_$k.err ALL=$LOGS/oom_r${rank}_$k.all
+      RC=$(cat "$LOGS/oom_r${rank}_$k.rc" 2>/dev/null || echo 255)
+      fired=$(grep -c '^natgrad-test: failing an allocation' "$ERR")
+      if [ "$fired" -eq 0 ]; then
+        [ "$RC" -eq 0 ] || why="${why:+$why; }N=$k: the hook did not fire, yet exit $RC ($(tail_of "$ALL"))"
+        ran_out=1
+        break
+      fi
+      WHY=""
+      [ "$RC" -eq 1 ] || fail "N=$k: exit $RC, expected 1 ($(tail_of "$ALL"))"
+      need_message "iB)" "could not be allocated" "'Memory admission' in docs/cluster.md"
+      [ -z "$WHY" ] || why="${why:+$why; }N=$k: $WHY"
+      STAGES="$STAGES|$MSG"
+      n=$((k + 1))
+    done
   done
   WHY=$why
   [ "$ran_out" -eq 1 ] || fail "more than 60 allocations of at least $OOM_BYTES bytes: the sweep did not end"

@@ -9,6 +9,7 @@
 set -u
 . "$(dirname "$0")/../support/harness.sh"
 rank_script_args "$@"
+reap_at_once
 FIX=$(cd "$(dirname "$0")/../fixtures/glm" && pwd)
 RUN_TIMEOUT=60
 

@@ -8,6 +8,7 @@
 set -u
 . "$(dirname "$0")/../support/harness.sh"
 rank_script_args "$@"
+reap_at_once
 
 run gen generate --data gen:logit:rows=500,cols=3,seed=1 --out "$W/d.csv"
 [ "$RC" -eq 0 ] || { bad "generate" "exit $RC: $(tail_of "$ALL")"; finish; }

@@ -20,6 +20,7 @@
 set -u
 . "$(dirname "$0")/../support/harness.sh"
 rank_script_args "$@"
+reap_at_once
 RUN_TIMEOUT=60
 echo "# natgrad output discipline: $EXE, $NP rank(s), work dir $W"
 

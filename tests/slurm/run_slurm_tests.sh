@@ -81,6 +81,11 @@ wait_job() {
   scancel "$1" 2>/dev/null
   echo "TIMEOUT_WAIT(last state ${st:-unknown})"
 }
+# slurm_log_lines ID: what slurmctld and slurmd logged about job ID (for a failure message).
+slurm_log_lines() {
+  grep -h -E "JobId=$1( |$)|job $1( |$)|\[$1\.batch\]" "$C/log/slurmctld.log" "$C/log/slurmd.log" 2>/dev/null |
+    tail -n 20 | tr '\n' '|'
+}
 # submit NAME SCRIPT [sbatch args]: prints the job id; the log is $W/NAME.out.
 submit() {
   local name=$1 script=$2
@@ -127,7 +132,11 @@ check_fit_job srun
 DATA2=gen:logit:rows=200000,cols=16,seed=2
 ARGS2="--no-intercept --step fixed --lr 0.5 --tol 0 --max-iter 40 --no-inference --block-rows 1"
 begin_check "fit.sbatch stopped by Slurm's signal: checkpoint, requeue, resume = uninterrupted"
-id=$(DATA=$DATA2 OUT=$W/requeue FIT_ARGS=$ARGS2 CHECKPOINT_EVERY=1000 submit requeue fit.sbatch)
+# KILL_GRACE=2: natgrad's ranks stop by themselves with status 3, but mpirun, seeing the
+# first non-zero exit, still sleeps 2 x KILL_GRACE before it reaps the others (20 s of
+# the test's wall time at the default 10); the grace itself is checked by
+# reliability_resources.
+id=$(DATA=$DATA2 OUT=$W/requeue FIT_ARGS=$ARGS2 CHECKPOINT_EVERY=1000 KILL_GRACE=2 submit requeue fit.sbatch)
 if [ -z "$id" ]; then
   fail "sbatch failed: $(tail_of "$W/requeue.sbatch.err")"
 else
@@ -145,9 +154,16 @@ else
       sleep 0.5
       n=$((n + 1))
     done
+    # Not in the second of the requeue, though: slurmd revoked the killed run's job
+    # credential with a time stamp in whole seconds, and a credential made in that same
+    # second counts as revoked too, so the rerun would be refused ("Killing non-startable
+    # batch JobId=N: Job credential revoked") and the job would end FAILED without a second
+    # run. Slurm's own hold exists for this; the test waits for the next second instead.
+    t=$(date +%s)
+    while [ "$(date +%s)" -le "$t" ]; do sleep 0.05; done
     scontrol update JobId="$id" StartTime=now 2>/dev/null
     st=$(wait_job "$id" 300)
-    [ "$st" = COMPLETED ] || fail "job $id: $st ($(tail_of "$W/requeue.out" 6))"
+    [ "$st" = COMPLETED ] || fail "job $id: $st ($(tail_of "$W/requeue.out" 6)); daemons: $(slurm_log_lines "$id")"
     [ "$(job_field "$id" Restarts)" = 1 ] || fail "Restarts=$(job_field "$id" Restarts), expected 1"
     grep -q 'natgrad exited with status 3' "$W/requeue.out" || fail "no 'natgrad exited with status 3' in the log"
     grep -q 'requeueing job' "$W/requeue.out" || fail "no 'requeueing job' in the log"

@@ -8,7 +8,7 @@
 # Checks:  ok NAME | bad NAME WHY | report NAME WHY ("" = ok) | skip NAME WHY, or a check
 #          that collects reasons: begin_check NAME; fail WHY ...; end_check.
 # Setup:   rank_script_args "$@" (NATGRAD_EXE NRANKS WORKDIR [MPIEXEC]), or need_args,
-#          use_exe and use_workdir.
+#          use_exe and use_workdir; reap_at_once (no kill grace after a failing run).
 # Runs:    run NAME ARGS... (EXE under "$MPIEXEC -n $NP --oversubscribe", bounded by
 #          timeout) or run_np NAME NP ARGS...; RC, OUT, ERR, ALL and SECS describe the run.
 # Reading: json_array FILE KEY, json_coefs FILE, json_num FILE KEY, tail_of FILE [LINES].
@@ -40,6 +40,14 @@ use_workdir() {
   W=$(cd "$1" && pwd)
   LOGS=$W/logs
 }
+
+# reap_at_once: Open MPI's mpirun waits odls_base_sigkill_timeout (1 s, 2 s in practice)
+# after a rank exits non-zero before it reaps the others, on every failing run. For
+# scripts whose runs all end by themselves (natgrad's errors end every rank through the
+# collective path), not for those that test mpirun's signal handling and its kill grace
+# (tests/cli/run_checkpoint_tests.sh, tests/reliability/resources.sh). An
+# OMPI_MCA_odls_base_sigkill_timeout already in the environment is kept.
+reap_at_once() { export OMPI_MCA_odls_base_sigkill_timeout=${OMPI_MCA_odls_base_sigkill_timeout:-0}; }
 
 # rank_script_args "$@": the arguments of a script that natgrad_add_script_test runs at
 # one rank count (RANKS), NATGRAD_EXE NRANKS WORKDIR [MPIEXEC] [...]: sets EXE, NP, MPIEXEC
