@@ -8,8 +8,9 @@
 // On MPI rank RANK (OMPI_COMM_WORLD_RANK, PMIX_RANK or PMI_RANK; 0 without a launcher) the
 // N-th request to operator new of at least BYTES bytes throws std::bad_alloc, once; the
 // process says so on stderr ("natgrad-test: ..."). Unset (the normal case), operator new
-// costs one comparison more than the library's. Allocations by MPI, BLAS and C code
-// (malloc) are not counted.
+// costs one comparison more than the library's. The over-aligned operator new (the
+// kernels' cache-line aligned buffers) is counted too. Allocations by MPI, BLAS and C
+// code (malloc) are not.
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -40,15 +41,30 @@ struct Setup {
   }
 } g_setup;
 
-void* allocate(std::size_t n) {
+/// Whether this request is the one to fail (says so on stderr).
+bool fail_now(std::size_t n) {
   if (n >= g_min_bytes && g_countdown.fetch_sub(1) == 1) {
     char line[160];
     const int len = std::snprintf(line, sizeof line, "natgrad-test: failing an allocation of %zu bytes (rank %d)\n", n,
                                   launcher_rank());
     if (len > 0) (void)!write(2, line, static_cast<std::size_t>(len));
-    throw std::bad_alloc();
+    return true;
   }
+  return false;
+}
+
+void* allocate(std::size_t n) {
+  if (fail_now(n)) throw std::bad_alloc();
   void* p = std::malloc(n == 0 ? 1 : n);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+/// The over-aligned form (the kernels' cache-line aligned buffers: Workspace::CacheAligned).
+void* allocate(std::size_t n, std::align_val_t al) {
+  if (fail_now(n)) throw std::bad_alloc();
+  const std::size_t a = static_cast<std::size_t>(al);
+  void* p = std::aligned_alloc(a, (n + a - 1) / a * a + (n == 0 ? a : 0));
   if (p == nullptr) throw std::bad_alloc();
   return p;
 }
@@ -61,3 +77,9 @@ void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void* operator new(std::size_t n, std::align_val_t al) { return allocate(n, al); }
+void* operator new[](std::size_t n, std::align_val_t al) { return allocate(n, al); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }

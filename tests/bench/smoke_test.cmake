@@ -1,5 +1,5 @@
 # Runs natgrad_bench at tiny sizes and checks the shape of what it writes:
-# kernels.csv (header, seven kinds per d, positive times and rates), the projection CSV
+# kernels.csv (header, eight kinds per d, positive times and rates), the projection CSV
 # and the plot. Usage: cmake -DBENCH=exe -DWORK=dir -P smoke_test.cmake
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
@@ -17,12 +17,12 @@ if(NOT header STREQUAL "kind,d,rows,threads,clock,reps,best_s,median_s,gflop,gfl
   message(FATAL_ERROR "kernels.csv header is '${header}'")
 endif()
 list(LENGTH lines n)
-if(NOT n EQUAL 22)  # header + 3 dims x 7 kinds
-  message(FATAL_ERROR "kernels.csv has ${n} lines, expected 22")
+if(NOT n EQUAL 25)  # header + 3 dims x 8 kinds
+  message(FATAL_ERROR "kernels.csv has ${n} lines, expected 25")
 endif()
 list(REMOVE_AT lines 0)
 foreach(l IN LISTS lines)
-  if(NOT l MATCHES "^(dgemm|dgemm-blocked|dsyrk|syrk-tiles|fisher|fisher-portable|loss|potrf),[0-9]+,[0-9]+,[0-9]+,(wall|cpu),[0-9]+,[0-9.e+-]+,[0-9.e+-]+,[0-9.e+-]+,[0-9.e+-]+,[0-9.e+-]*,[0-9.e+-]+,(generic|sse3|avx|avx2|avx512),[A-Za-z0-9_]*,[01]$")
+  if(NOT l MATCHES "^(dgemm|dgemm-blocked|dsyrk|syrk-tiles|fisher|fisher-portable|fisher-f32|fisher-packed|fisher-blas|loss|potrf),[0-9]+,[0-9]+,[0-9]+,(wall|cpu),[0-9]+,[0-9.e+-]+,[0-9.e+-]+,[0-9.e+-]+,[0-9.e+-]+,[0-9.e+-]*,[0-9.e+-]+,(generic|avx2|avx512|avx2-wide8),[A-Za-z0-9_]*,[01]$")
     message(FATAL_ERROR "malformed record: '${l}'")
   endif()
   if(l MATCHES "^fisher," AND NOT l MATCHES "^fisher,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[0-9.e+-]+,")
