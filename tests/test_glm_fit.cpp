@@ -118,6 +118,66 @@ TEST_CASE("fit_glm with a float32 Fisher reaches the float64 answer, and its sta
   }
 }
 
+TEST_CASE("fit_glm with a float32 Fisher falls back to float64 for a column float cannot square", "[glm_fit]") {
+  // A column of about 1e-25 (squares 1e-50, below float's range): the float Fisher would
+  // have a zero row. The fit says so, sums the Fisher in float64 and gives the float64
+  // answer; its coefficient is found (about 1e25 times the unscaled one).
+  const Communicator comm = Communicator::world();
+  Shard shard = my_rows("gen:logit:rows=4000,cols=6,seed=8", comm);
+  for (std::int64_t i = 0; i < shard.n_rows; ++i) shard.x[static_cast<std::size_t>(i * shard.n_cols + 2)] *= 1e-25;
+  auto fit = [&](FisherPrecision pr, std::string& log) {
+    Shard copy = shard;
+    GlmOptions o;
+    o.family = family_from_string("binomial");
+    o.link = link_from_string("logit");
+    o.fit.fisher_precision = pr;
+    GlmHooks hooks;
+    hooks.observer.log = [&](const std::string& m) { log += m + "\n"; };
+    return fit_glm(copy, o, comm, hooks);
+  };
+  std::string log64, log32;
+  const GlmFit f64 = fit(FisherPrecision::float64, log64), f32 = fit(FisherPrecision::float32, log32);
+  REQUIRE(f64.fit.converged());
+  REQUIRE(f32.fit.converged());
+  CHECK(f32.fit_options.fisher_precision == FisherPrecision::float64);
+  if (comm.is_root()) CHECK_THAT(log32, Contains("--fisher-precision float32: column " + shard.names[2] + " has"));
+  CHECK(log64.find("--fisher-precision") == std::string::npos);
+  for (std::size_t j = 0; j < f64.fit.theta.size(); ++j) CHECK(rel(f32.fit.theta[j], f64.fit.theta[j]) <= 1e-12);
+}
+
+TEST_CASE("fit_glm with a float32 Fisher finds the same dependent columns as float64", "[glm_fit][collinear]") {
+  // The float32 first look at the Gram hands any column within 1e-4 of dependent to the
+  // exact float64 check: an exact copy (times 3) and a near copy (relative noise 1e-3: squared residual about 1e-6, kept) are judged
+  // as with float64 (dropped / kept), and the fit reaches the same optimum.
+  const Communicator comm = Communicator::world();
+  const Shard base = my_rows("gen:logit:rows=3000,cols=5,seed=9", comm);
+  Shard near = with_copy(base, 1, 1.0, "near");
+  for (std::int64_t i = 0; i < near.n_rows; ++i)
+    near.x[static_cast<std::size_t>(i * near.n_cols + near.n_cols - 1)] *= 1 + 1e-3 * rng::normal(4, 4, 0, near.first_row + i);
+  for (const auto& [shard, dropped] : {std::make_pair(with_copy(base, 2, 3.0, "copy"), std::size_t{1}),
+                                       std::make_pair(near, std::size_t{0})}) {
+    auto fit = [&](FisherPrecision pr) {
+      Shard s = shard;
+      GlmOptions o;
+      o.family = family_from_string("binomial");
+      o.link = link_from_string("logit");
+      o.drop_collinear = true;
+      o.fit.fisher_precision = pr;
+      return fit_glm(s, o, comm);
+    };
+    const GlmFit f64 = fit(FisherPrecision::float64), f32 = fit(FisherPrecision::float32);
+    INFO("float64 dropped " << (f64.dropped.empty() ? std::string("none") : f64.dropped[0]));
+    CHECK(f64.dropped.size() == dropped);
+    CHECK(f32.dropped == f64.dropped);
+    REQUIRE(f32.fit.theta.size() == f64.fit.theta.size());
+    REQUIRE(f64.fit.converged());
+    REQUIRE(f32.fit.converged());
+    // The same optimum: equal losses (the near copy leaves a direction of curvature 1e-6,
+    // along which both stop within what --tol's decrement allows, about 1e-5).
+    CHECK(std::abs(f32.fit.loss - f64.fit.loss) <= 1e-13 * f64.fit.loss);
+  }
+}
+
 TEST_CASE("fit_glm refuses or drops a linearly dependent column, and the dropped fit is the fit without it",
           "[glm_fit]") {
   const Communicator comm = Communicator::world();

@@ -179,6 +179,29 @@ TEST_CASE("the float32 Fisher matches the naive float64 Fisher to float rounding
   }
 }
 
+TEST_CASE("a float32 Fisher pass whose products leave float's range is made in float64", "[kernels]") {
+  // A column of about 1e22: (a_i x_ij)^2 overflows float. The rank's pass is redone in
+  // float64 (accumulate), so its Fisher is finite and equal to the naive one.
+  const LogisticModel model;
+  const auto choice = GENERATE(from_range(test::kernel_choices()));
+  const test::UseKernels use(choice);
+  Shard s = ref::random_shard(300, 9, 21, true, false);
+  for (std::int64_t i = 0; i < s.n_rows; ++i) s.x[static_cast<std::size_t>(i * s.n_cols + 4)] *= 1e22;
+  std::vector<double> theta = random_theta(9, 2);
+  theta[4] = 1e-23;
+  Workspace ws;
+  ws.fisher_precision = FisherPrecision::float32;
+  PackedSums sums;
+  accumulate(s, model, theta, FisherKind::expected, 2, ws, sums);
+  CHECK(ws.fisher_precision == FisherPrecision::float32);  // restored for the next pass
+  Normalized fast;
+  finalize(sums, fast);
+  const ref::Sums slow = ref::naive_sums(s, model, theta, FisherKind::expected);
+  for (double v : fast.fisher) REQUIRE(std::isfinite(v));
+  CHECK(ref::rel_diff(fast.fisher, slow.fisher) <= 1e-12);
+  CHECK(ref::rel_diff(fast.grad, slow.grad) <= 1e-12);
+}
+
 TEST_CASE("every SIMD set's eta = X theta matches the naive product", "[kernels]") {
   // Row counts around the 4-row unroll and column counts around the vector widths (4, 8).
   for (const auto& choice : test::kernel_choices()) {

@@ -290,6 +290,25 @@ std::vector<std::int64_t> dependent_among(const StartSystem& sys, const std::vec
   return dep;
 }
 
+/// Collective: the first column not in \p skip (sorted) whose mean square (the start
+/// system's Gram diagonal over the weight sum) is beyond 2^+-60 or not finite: float
+/// products a_i x_ij of it would under- or overflow (--fisher-precision float32). -1: none.
+std::int64_t column_outside_float(const StartSystem& sys, const std::vector<std::int64_t>& skip,
+                                  const Communicator& comm) {
+  std::int64_t first = -1;
+  if (comm.is_root() && !sys.gram.empty() && sys.weight_sum > 0)
+    for (std::int64_t j = 0, k = 0; j < sys.p && first < 0; ++j) {
+      if (k < std::ssize(skip) && skip[static_cast<std::size_t>(k)] == j) {
+        ++k;
+        continue;
+      }
+      const double ms = sys.gram[static_cast<std::size_t>(j + j * sys.p)] / sys.weight_sum;
+      if (!(ms >= 0x1p-60 && ms <= 0x1p+60)) first = j;
+    }
+  comm.broadcast(&first, 1);
+  return first;
+}
+
 // ---------------------------------------------------------------- negative binomial: theta
 
 /// Collective: K sums over every rank's rows with a positive weight, f(y, w, eta, acc)
@@ -443,11 +462,16 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
   StartSystem sys;
   sys.p = shard.n_cols;
   std::vector<std::int64_t> dep;
+  // With --fisher-precision float32 the first look is a float32 Gram (entries good to
+  // about 1e-6): only a column within 1e-4 of dependent (or one whose squares float
+  // cannot hold) makes the exact float64 Gram decide.
+  const bool rounded_first = fit_in.fisher_precision == FisherPrecision::float32 && !fit_in.sample.active();
   if (gram) {
-    sys = start_system(shard, model, fit_in, comm, fit_in.sample.active());
-    dep = dependent_among(sys, checked, sys.sampled ? 100 * kCollinearTol : kCollinearTol, comm);
+    sys = start_system(shard, model, fit_in, comm, fit_in.sample.active(), rounded_first);
+    dep = dependent_among(sys, checked, sys.rounded ? 1e-4 : sys.sampled ? 100 * kCollinearTol : kCollinearTol, comm);
   }
-  if (gram && sys.sampled && !dep.empty()) {
+  if (gram && ((sys.sampled && !dep.empty()) ||
+               (sys.rounded && (!dep.empty() || !sys.scale.empty() || column_outside_float(sys, {}, comm) >= 0)))) {
     sys = start_system(shard, model, fit_in, comm, false);
     dep = dependent_among(sys, checked, kCollinearTol, comm);
   }
@@ -492,6 +516,19 @@ GlmFit fit_glm(Shard& shard, const GlmOptions& options, const Communicator& comm
 
   FitOptions& fo = out.fit_options;
   fo = fit_in;
+  if (gram && fo.fisher_precision == FisherPrecision::float32) {
+    // --fisher-precision float32 sums products of float copies of a_i x_ij: a column whose
+    // mean square (from the start system's float64 Gram) is beyond 2^+-60 would under- or
+    // overflow there (its Fisher row 0 or infinite). Then the Fisher stays float64.
+    const std::int64_t first_bad = column_outside_float(sys, dep, comm);
+    if (first_bad >= 0) {
+      fo.fisher_precision = FisherPrecision::float64;
+      if (comm.is_root() && hooks.observer.log)
+        hooks.observer.log("--fisher-precision float32: column " + out.all_columns[static_cast<std::size_t>(first_bad)] +
+                           " has values too small or too large for float products (mean square beyond 2^+-60); "
+                           "the Fisher is summed in float64");
+    }
+  }
   out.intercept = !shard.names.empty() && shard.names[0] == "(Intercept)";
   if (fo.l2 > 0 && out.intercept && !options.penalize_intercept) {
     fo.penalized.assign(static_cast<std::size_t>(shard.n_cols * model.n_outputs()), 1);

@@ -1116,6 +1116,20 @@ void accumulate(const Shard& shard, const Model& model, std::span<const double> 
   if (shared_fisher(p, threads, is_full(kind), ws.kernels(), 1)) accumulate_shared(shard, model, theta, kind, threads, ws, rows, out);
   else accumulate_per_thread(shard, model, theta, kind, threads, ws, rows, out);
   out.rows() = static_cast<double>(shard.n_rows);
+  if (ws.f32_) {
+    // A float Fisher whose products left float's range (|a_i x_ij| beyond about 1e19: a
+    // huge column or Fisher weight) has an infinite or NaN entry: this rank's pass is
+    // made again in float64, so the solver never sees a Fisher float could not hold.
+    const double* F = out.fisher();
+    bool finite = true;
+    for (std::size_t k = 0; k < out.fisher_size() && finite; ++k) finite = std::isfinite(F[k]);
+    if (!finite) {
+      ws.fisher_precision = FisherPrecision::float64;
+      std::fill(out.buf.begin(), out.buf.end(), 0.0);
+      accumulate(shard, model, theta, kind, threads, ws, out, sample);
+      ws.fisher_precision = FisherPrecision::float32;
+    }
+  }
 }
 
 void accumulate_loss(const Shard& shard, const Model& model, std::span<const double> theta,

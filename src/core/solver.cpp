@@ -568,6 +568,7 @@ std::string root_matrices_message(const char* what, double count, std::int64_t p
 bool start_sums(const Shard& shard, const Model& model, const FitOptions& options, const FisherSample& sample,
                 const Communicator& comm, StartSystem& sys) {
   Workspace ws;
+  ws.fisher_precision = sys.rounded ? FisherPrecision::float32 : FisherPrecision::float64;
   PackedSums sums;
   prepare_collectively(ws, sums, comm, options.threads, shard.n_cols, options.block_rows, FisherKind::expected, 1, 1,
                        shard.sparse);
@@ -603,9 +604,10 @@ bool extreme_scale(double g) { return !(g > 0x1p-900 && g < 0x1p+900); }
 }  // namespace
 
 StartSystem start_system(const Shard& shard, const Model& model, const FitOptions& options,
-                         const Communicator& comm, bool sampled) {
+                         const Communicator& comm, bool sampled, bool rounded) {
   StartSystem sys;
   sys.p = shard.n_cols;
+  sys.rounded = rounded;
   sys.sampled = sampled && options.sample.active();
   const FisherSample sample = sys.sampled ? options.sample : FisherSample{};
   constexpr const char* kGram = "the start system's p x p Gram matrix";

@@ -118,12 +118,16 @@ struct StartSystem {
   /// formed: set when a column's scale put its squares near the ends of the double range
   /// (e.g. a column of 1e-300s, whose Gram entry would underflow to 0).
   std::vector<double> scale;
+  /// The Gram was summed in float32 (start_system's \p rounded): entries good to about
+  /// 1e-6 relative, for a cheap first look.
+  bool rounded = false;
 };
 
 /// Collective. \p sampled: use options.sample's rows for the Gram (the right-hand side
-/// always comes from every row), as a cheap first look.
+/// always comes from every row), as a cheap first look. \p rounded: the Gram summed in
+/// float32 (FisherPrecision::float32), another cheap first look.
 StartSystem start_system(const Shard& shard, const Model& model, const FitOptions& options,
-                         const Communicator& comm, bool sampled = false);
+                         const Communicator& comm, bool sampled = false, bool rounded = false);
 
 /// Collective. Columns of the system's Gram matrix that depend linearly on earlier
 /// columns (tolerance \p tol on the squared residual in correlation scaling), on every rank.
