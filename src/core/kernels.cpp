@@ -146,6 +146,10 @@ std::size_t g_sparse_triangle_limit = std::size_t{32} << 20;
 
 std::int64_t detail::set_packed_max_p(std::int64_t p) { return std::exchange(g_packed_max_p, p); }
 
+bool detail::shared_fisher_accumulator(std::int64_t d, int threads, int outputs) {
+  return outputs == 1 && shared_fisher(d * outputs, threads, true, detail::active_kernel_set(), outputs);
+}
+
 std::size_t detail::set_sparse_triangle_limit(std::size_t bytes) {
   return std::exchange(g_sparse_triangle_limit, bytes);
 }
@@ -162,7 +166,6 @@ void Workspace::prepare(int threads, std::int64_t d, std::int64_t block, FisherK
   packed_max_ = packed_limit(ks);
   precision_ = fisher_precision;
   ks_ = ks;
-  simd_ = ks != nullptr;
   threads_ = threads;
   p_ = d;
   block_ = block;

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "natgrad/core/model.hpp"
-#include "core/simd.hpp"  // detail::set_simd_kernels
 #include "core/simd_kernels.hpp"
 #include "natgrad/core/fisher.hpp"
 #include "natgrad/core/shard.hpp"
@@ -128,7 +127,6 @@ class Workspace {
   std::vector<std::vector<double>> eta_, nll_, dnll_, fw_, grad_;
   std::int64_t pstride_ = 0, fisher_ld_ = 0;
   std::int64_t sweep_rows_ = 0;  // rows per block of a pass: block(), or less (packed path)
-  bool simd_ = false;  // a kernel set was active when prepared (selects the layout)
   /// The kernel set the workspace was prepared for (nullptr: portable C++ and the BLAS).
   const detail::KernelSet* kernels() const { return ks_; }
   std::vector<std::vector<std::int64_t>> sel_;
@@ -175,6 +173,9 @@ std::size_t set_sparse_triangle_limit(std::size_t bytes);
 /// measured crossover), -1 restores it. Returns the previous override. For tests and
 /// natgrad_bench. Not thread-safe.
 std::int64_t set_packed_max_p(std::int64_t p);
+/// Whether Workspace::prepare of a full Fisher kind with these sizes holds one shared
+/// p x p accumulator (true) or one per thread: what a failed allocation's message sizes.
+bool shared_fisher_accumulator(std::int64_t d, int threads, int outputs);
 std::size_t sparse_triangle_limit();
 }  // namespace detail
 

@@ -15,9 +15,6 @@ namespace {
 const KernelSet* g_override = nullptr;
 }  // namespace
 
-bool set_simd_kernels(bool enabled) { return set_kernel_isa(enabled ? Isa::avx512 : Isa::generic) != Isa::generic; }
-bool simd_kernels_active() { return active_kernel_set() != nullptr; }
-
 const KernelSet* kernel_set(Isa isa) {
 #ifdef NATGRAD_X86_KERNELS
   if (isa > cpu_info().isa) return nullptr;

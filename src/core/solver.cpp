@@ -114,10 +114,10 @@ void prepare_collectively(Workspace& ws, PackedSums& sums, const Communicator& c
     sums.buf.reserve(sums.buf.size() + 1);
   } catch (const std::bad_alloc&) {
     const double p = static_cast<double>(d * outputs);
-    // Dense: one p x p accumulator per thread (one shared above 384 parameters); sparse:
+    // Dense: one p x p accumulator per thread (one shared above the per-thread limit); sparse:
     // packed triangles, one per thread while small, else the output's alone.
     const double slots = sparse ? (ws.split_ ? 0.0 : 0.5 * (threads - 1))
-                                : (threads > 1 && d * outputs > 384 ? 1.0 : static_cast<double>(threads));
+                                : (detail::shared_fisher_accumulator(d, threads, outputs) ? 1.0 : static_cast<double>(threads));
     err = out_of_memory_message(comm.rank(),
                                 "the p x p Fisher accumulators of " + std::to_string(threads) +
                                     " thread(s) and the reduction buffer for " + std::to_string(d * outputs) +

@@ -511,6 +511,12 @@ void put(std::string& s, std::string_view t) {
   put(s, static_cast<std::uint64_t>(t.size()));
   s.append(t);
 }
+/// A list of strings: its length, then each string (Cursor::list reads it back).
+template <class Strings>
+void put_list(std::string& s, const Strings& v) {
+  put(s, static_cast<std::uint64_t>(v.size()));
+  for (const std::string& t : v) put(s, t);
+}
 
 struct Cursor {
   const std::string& s;
@@ -526,6 +532,12 @@ struct Cursor {
     std::string t = s.substr(at, n);
     at += n;
     return t;
+  }
+  /// A put_list's strings, appended to \p into; returns how many.
+  std::uint64_t list(std::vector<std::string>& into) {
+    const std::uint64_t n = u64();
+    for (std::uint64_t j = 0; j < n; ++j) into.push_back(str());
+    return n;
   }
 };
 
@@ -726,13 +738,11 @@ Frame read_frame(const ReadOptions& opts, const FrameRequest& request, const Com
     if (col.fixed) continue;
     if (col.text) {
       put(mine_msg, kText);
-      put(mine_msg, static_cast<std::uint64_t>(col.levels.size()));
-      for (const std::string& s : col.levels.texts()) put(mine_msg, s);
+      put_list(mine_msg, col.levels.texts());
     } else if (col.as_factor) {
       const std::vector<std::string> v = distinct_numbers(col.values);
       put(mine_msg, kNumericFactor);
-      put(mine_msg, static_cast<std::uint64_t>(v.size()));
-      for (const std::string& s : v) put(mine_msg, s);
+      put_list(mine_msg, v);
     } else {
       put(mine_msg, col.numbers ? kNumbers : kNoValue);  // no value: every field missing, or no rows
     }
@@ -758,10 +768,7 @@ Frame read_frame(const ReadOptions& opts, const FrameRequest& request, const Com
           numbers = true;
           continue;
         }
-        std::vector<std::string>& into = k == kText ? text_levels[c] : num_levels[c];
-        const std::uint64_t n = r.u64();
-        if (n > 0) (k == kText ? text : numbers) = true;
-        for (std::uint64_t j = 0; j < n; ++j) into.push_back(r.str());
+        if (r.list(k == kText ? text_levels[c] : num_levels[c]) > 0) (k == kText ? text : numbers) = true;
       }
       if (text) {
         kind[c] = kText;
@@ -777,8 +784,7 @@ Frame read_frame(const ReadOptions& opts, const FrameRequest& request, const Com
       if (cols[c].fixed) continue;
       put(merged, kind[c]);
       put(merged, static_cast<std::uint64_t>(second[c]));
-      put(merged, static_cast<std::uint64_t>(levels[c].size()));
-      for (const std::string& s : levels[c]) put(merged, s);
+      put_list(merged, levels[c]);
     }
   }
   comm.broadcast(merged);
@@ -788,8 +794,7 @@ Frame read_frame(const ReadOptions& opts, const FrameRequest& request, const Com
       if (cols[c].fixed) continue;
       kind[c] = cur.u64();
       second[c] = static_cast<char>(cur.u64());
-      const std::uint64_t n = cur.u64();
-      for (std::uint64_t j = 0; j < n; ++j) levels[c].push_back(cur.str());
+      cur.list(levels[c]);
     }
   }
 
@@ -804,9 +809,10 @@ Frame read_frame(const ReadOptions& opts, const FrameRequest& request, const Com
     for (std::size_t c = 0; c < cols.size(); ++c) {
       if (!second[c]) continue;
       const bool numbers_here = !cols[c].text || which[c];
-      put(msg, static_cast<std::uint64_t>(numbers_here ? cols[c].levels.size() : 0));
       if (numbers_here)
-        for (const std::string& s : cols[c].levels.texts()) put(msg, s);
+        put_list(msg, cols[c].levels.texts());
+      else
+        put(msg, std::uint64_t{0});
     }
     const std::vector<std::string> texts = comm.gather(msg);
     std::string merged2;
@@ -815,13 +821,9 @@ Frame read_frame(const ReadOptions& opts, const FrameRequest& request, const Com
       for (const std::string& s : texts) cur.push_back(Cursor{s});
       for (std::size_t c = 0; c < cols.size(); ++c) {
         if (!second[c]) continue;
-        for (Cursor& r : cur) {
-          const std::uint64_t n = r.u64();
-          for (std::uint64_t j = 0; j < n; ++j) levels[c].push_back(r.str());
-        }
+        for (Cursor& r : cur) r.list(levels[c]);
         sort_text_levels(levels[c]);
-        put(merged2, static_cast<std::uint64_t>(levels[c].size()));
-        for (const std::string& s : levels[c]) put(merged2, s);
+        put_list(merged2, levels[c]);
       }
     }
     comm.broadcast(merged2);
@@ -830,8 +832,7 @@ Frame read_frame(const ReadOptions& opts, const FrameRequest& request, const Com
       for (std::size_t c = 0; c < cols.size(); ++c) {
         if (!second[c]) continue;
         levels[c].clear();
-        const std::uint64_t n = cur.u64();
-        for (std::uint64_t j = 0; j < n; ++j) levels[c].push_back(cur.str());
+        cur.list(levels[c]);
       }
     }
   }

@@ -347,10 +347,12 @@ int cmd_kernels(const Args& a) {
     natgrad::Workspace ws_portable;
     natgrad::PackedSums sums_portable;
     auto f_fp = [&] {
-      const bool was = natgrad::detail::set_simd_kernels(false);
+      const natgrad::Isa was = natgrad::detail::set_kernel_isa(natgrad::Isa::generic);
+      const natgrad::detail::KernelSet* was_override = natgrad::detail::set_kernel_override(nullptr);
       ws_portable.prepare(threads, d, block, natgrad::FisherKind::expected);
       natgrad::accumulate(s, model, theta, natgrad::FisherKind::expected, threads, ws_portable, sums_portable);
-      natgrad::detail::set_simd_kernels(was);
+      natgrad::detail::set_kernel_override(was_override);
+      natgrad::detail::set_kernel_isa(was);
     };
     KernelRow fp{"fisher-portable", d, n, threads, {}, fisher_flop / 1e9};
     // The crossover of the packed kernel (KernelSet::packed_max_p): the same pass with the
